@@ -1,0 +1,31 @@
+# The two commands of the README: `make run` (the main job on the local stack) and `make test`.
+# Both set up what they need themselves, with pinned versions, on a fresh Debian 12 machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+BIN := $(VENV)/bin
+PIP_PIN := pip==25.3
+
+.PHONY: setup run test lint unit clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(PIP_PIN)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+run: setup
+	$(BIN)/sovkit validate
+	$(BIN)/sovkit show local
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/yamllint -s .
+
+# pytest exits 5 when it collected no test: a broken suite, so `make test` fails and says so.
+test: lint
+	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

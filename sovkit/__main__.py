@@ -1,0 +1,3 @@
+from sovkit.cli import run
+
+raise SystemExit(run())

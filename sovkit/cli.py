@@ -1,0 +1,150 @@
+"""The `sovkit` command line. `run(argv=None)` is the one entry point (tests call it too)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sovkit.config import PROJECT, SiteConfig, load_stack
+from sovkit.config.loader import key_index
+from sovkit.errors import StackError
+from sovkit.inventory import inventory_yaml
+from sovkit.scaffold import ScaffoldError, scaffold
+from sovkit.stacks import find_stack, project_root, stack_files
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _load(stack: str) -> SiteConfig:
+    try:
+        return load_stack(find_stack(stack))
+    except StackError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    except FileNotFoundError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(2) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sovkit")
+def main() -> None:
+    """sovkit: one stack file per site becomes hardened machines, served models and compliance evidence."""
+
+
+@main.command()
+@click.argument("stacks", nargs=-1)
+def validate(stacks: tuple[str, ...]) -> None:
+    """Validate stack files (all of stacks/ when none is named). Exit 1 on any problem."""
+    try:
+        paths = [find_stack(s) for s in stacks] if stacks else stack_files()
+    except FileNotFoundError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(2) from None
+    failed = 0
+    started = time.perf_counter()
+    for path in paths:
+        try:
+            site = load_stack(path)
+        except StackError as err:
+            failed += 1
+            errors.print(f"[red]✗[/red] {path}", markup=True)
+            errors.print(str(err), markup=False)
+            continue
+        console.print(f"[green]✓[/green] {path}  ({site.name}, {site.site.country}, {site.profile.law.short_name}, "
+                      f"{site.infrastructure.provider}/{site.platform.mode}/{site.accelerator.accelerator}, "
+                      f"{len(site.nodes)} nodes, {len(site.serving.models)} models)")
+    elapsed = time.perf_counter() - started
+    console.print(f"{len(paths) - failed} valid, {failed} invalid, in {elapsed:.2f} s")
+    if failed or not paths:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("stack")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def show(stack: str, as_json: bool) -> None:
+    """The resolved config of a site, with where each value came from."""
+    site = _load(stack)
+    rows = []
+    for name, (section, field) in key_index().items():
+        value = getattr(getattr(site, section), field)
+        plain = value.model_dump(by_alias=True) if hasattr(value, "model_dump") else value
+        if isinstance(plain, dict):
+            plain = {k: v.model_dump(by_alias=True, exclude_defaults=False) if hasattr(v, "model_dump") else v
+                     for k, v in plain.items()}
+        rows.append((section, f"{PROJECT}:{name}", plain, site.provenance.get(f"{PROJECT}:{name}", "")))
+    if as_json:
+        click.echo(json.dumps({"site": site.name, "source": site.source, "profile": site.profile.id,
+                               "values": [{"section": s, "key": k, "value": v, "from": f} for s, k, v, f in rows]},
+                              indent=2, default=str))
+        return
+    law = site.profile.law
+    console.print(f"[bold]{site.name}[/bold] from {site.source}: {site.profile.country_name}, {law.title} "
+                  f"({law.short_name}), regulator {law.regulator}")
+    table = Table("key", "value", "from", show_lines=False)
+    for section, key, value, origin in rows:
+        if value in (None, {}, []) and origin != "stack file":
+            continue
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        table.add_row(key, text, origin if origin != "stack file" else f"stack file ({section})")
+    console.print(table)
+    clauses = Table("clause", "cites", "title", title="Country-profile clauses the compliance checks cite")
+    for cid, clause in site.profile.clauses.items():
+        clauses.add_row(cid, clause.cite, clause.title)
+    console.print(clauses)
+
+
+@main.command("new-site")
+@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. GH.")
+@click.option("--name", required=True, help="Site name: lower-case letters, digits and '-'.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stacks/Pulumi.NAME.yaml")
+def new_site(country: str, name: str, output: Path | None) -> None:
+    """Scaffold a stack file with TODO markers that `validate` reports until they are filled."""
+    target = output or project_root() / "stacks" / f"Pulumi.{name}.yaml"
+    try:
+        text = scaffold(country=country, name=name)
+    except ScaffoldError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(2) from None
+    if target.exists():
+        errors.print(f"{target} exists already; nothing was written (choose another --name or --output)")
+        raise SystemExit(2)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    todos = text.count('"TODO')
+    console.print(f"wrote {target} with {todos} TODO markers; fill them, then run: sovkit validate {target}")
+
+
+@main.command()
+@click.argument("stack")
+def inventory(stack: str) -> None:
+    """The Ansible inventory and group vars of a site (YAML on stdout)."""
+    click.echo(inventory_yaml(_load(stack)), nl=False)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status instead of exiting (for tests and the console script)."""
+    try:
+        main.main(args=argv, prog_name="sovkit", standalone_mode=False)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except click.exceptions.Exit as exit_:
+        return exit_.exit_code
+    except click.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,291 @@
+"""Cross-field rules of a stack: what no single field can check. Each rule returns every problem it finds."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable
+from urllib.parse import parse_qs, urlparse
+
+from sovkit.config.schema import PROJECT
+from sovkit.config.site import SiteConfig, accelerator_catalogue
+from sovkit.config.types import email_domain, host_of_url, split_host_port
+from sovkit.errors import Problem, short
+
+MAX_HOSTS_MODE_NODES = 4  # DESIGN.md: hosts mode is for 1-4 servers; beyond that, kubernetes
+MIN_JUSTIFICATION = 20
+APPROVED_BACKENDS = "file:// (a path on in-country storage) or s3://BUCKET?endpoint=IN-COUNTRY-HOST (S3-compatible)"
+
+# A rule sees the site and the plain (non-secret) keys of its file, to catch secrets written in the clear.
+Rule = Callable[[SiteConfig, frozenset[str]], Iterable[Problem]]
+
+
+def key(path: str) -> str:
+    return f"{PROJECT}:{path}"
+
+
+def _networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_network(c) for c in cidrs]
+
+
+def _in_networks(address: str, networks: list) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip.version == n.version and ip in n for n in networks)
+
+
+def is_in_country(site: SiteConfig, host: str) -> bool:
+    """An IP inside the in-country CIDRs, or a name under an in-country domain."""
+    try:
+        return _in_networks(host, _networks(site.residency.in_country_cidrs))
+    except ValueError:
+        return any(host == d or host.endswith("." + d) for d in site.residency.in_country_domains)
+
+
+def _in_country_allowed(site: SiteConfig) -> str:
+    cidrs = ", ".join(site.residency.in_country_cidrs)
+    domains = ", ".join(site.residency.in_country_domains) or "none listed"
+    return f"an address in inCountryCidrs ({cidrs}) or a name under inCountryDomains ({domains})"
+
+
+def provider_keys(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    infra = site.infrastructure
+    needed = {
+        "onprem": ["hosts"],
+        "openstack": ["openstack_cloud", "openstack_region", "openstack_availability_zone", "openstack_network",
+                      "openstack_volume_type", "openstack_node_groups"],
+        "local": ["local_nodes", "local_network_cidr"],
+    }
+    camel = {name: f.alias for name, f in type(infra).model_fields.items()}
+    for provider, fields in needed.items():
+        for name in fields:
+            value = getattr(infra, name)
+            if provider == infra.provider and not value:
+                yield Problem(key(camel[name]), short(value), f"required when provider is {provider}")
+            elif provider != infra.provider and value:
+                yield Problem(key(camel[name]), "set", f"only with provider {provider}; this site is {infra.provider}",
+                              fix=f"remove {camel[name]} or change provider")
+    if infra.provider == "local":
+        if site.accelerator.accelerator != "cpu":
+            yield Problem(key("accelerator"), short(site.accelerator.accelerator), "cpu with provider local",
+                          fix="local hosts are containers on this machine, which has no accelerator")
+        if site.platform.mode != "hosts":
+            yield Problem(key("mode"), short(site.platform.mode), "hosts with provider local",
+                          fix="Kubernetes cannot run inside the local test containers")
+    if not site.nodes:
+        yield Problem(key("hosts" if infra.provider == "onprem" else "localNodes"), "no nodes", "at least one node")
+
+
+def accelerators(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    catalogue = accelerator_catalogue()
+    vendor = site.accelerator.accelerator
+    for node in site.nodes:
+        path = _node_path(site, node.name, node.role)
+        if node.accelerator_model is None:
+            if node.accelerator_count:
+                yield Problem(key(f"{path}.accelerator.model"), "nothing", "the model of the counted accelerators")
+            continue
+        if node.accelerator_model not in catalogue:
+            yield Problem(key(f"{path}.accelerator.model"), short(node.accelerator_model),
+                          "one of " + ", ".join(catalogue))
+        elif catalogue[node.accelerator_model]["vendor"] != vendor:
+            yield Problem(key(f"{path}.accelerator.model"), short(node.accelerator_model),
+                          f"a {vendor} accelerator, as the site's accelerator is {vendor}")
+        if node.accelerator_count == 0:
+            yield Problem(key(f"{path}.accelerator.count"), "0", "1 or more when a model is named")
+    if vendor == "cpu":
+        if site.accelerator.accelerator_driver_version or site.accelerator.accelerator_toolkit_version:
+            yield Problem(key("acceleratorDriverVersion"), "set", "nothing for a cpu site")
+    else:
+        versions = {"acceleratorDriverVersion": site.accelerator.accelerator_driver_version,
+                    "acceleratorToolkitVersion": site.accelerator.accelerator_toolkit_version}
+        for field_name, version in versions.items():
+            if not version:
+                yield Problem(key(field_name), "nothing", f"the pinned {vendor} version to install")
+
+
+def _node_path(site: SiteConfig, name: str, role: str) -> str:
+    provider = site.infrastructure.provider
+    return f"hosts.{name}" if provider == "onprem" else f"openstackNodeGroups.{role}"
+
+
+def model_placement(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    vendor = site.accelerator.accelerator
+    for served, model in site.serving.models.items():
+        path = f"models.{served}"
+        role = site.model_role(model)
+        nodes = site.nodes_with_role(role)
+        if not nodes:
+            yield Problem(key(f"{path}.nodeRole"), role, "a role that has nodes: " + _roles_present(site))
+            continue
+        if vendor == "cpu":
+            if model.tensor_parallel not in ("auto", 1):
+                yield Problem(key(f"{path}.tensorParallel"), str(model.tensor_parallel), "auto or 1 on a cpu site")
+            continue
+        bare = [n.name for n in nodes if not n.accelerator_count]
+        if bare:
+            yield Problem(key(f"{path}.nodeRole"), role,
+                          f"nodes with {vendor} accelerators; {', '.join(bare)} have none",
+                          fix="give those hosts accelerators or place the model on gpu_worker nodes")
+            continue
+        tp = model.tensor_parallel
+        if tp == "auto":
+            continue
+        per_node = sorted({n.accelerator_count for n in nodes})
+        total = sum(n.accelerator_count for n in nodes)
+        smallest = per_node[0]
+        if tp <= smallest:
+            if any(c % tp for c in per_node):
+                divisors = [d for d in range(1, smallest + 1) if all(c % d == 0 for c in per_node)]
+                yield Problem(key(f"{path}.tensorParallel"), str(tp),
+                              f"a divisor of the GPUs per {role} node ({', '.join(map(str, per_node))}): "
+                              f"{', '.join(map(str, divisors))}, or auto")
+        elif len(per_node) > 1 or tp % smallest or tp > total:
+            yield Problem(key(f"{path}.tensorParallel"), str(tp),
+                          f"a divisor of {smallest} (GPUs per node), or a multiple of it up to {total} "
+                          "(GPUs of all its nodes) to span nodes, or auto")
+        elif site.platform.mode != "kubernetes":
+            yield Problem(key(f"{path}.tensorParallel"), str(tp),
+                          f"at most {smallest} (one node's GPUs) in hosts mode",
+                          fix="a model spanning nodes needs mode kubernetes (LeaderWorkerSet)")
+        elif model.replicas * tp > total:
+            yield Problem(key(f"{path}.replicas"), str(model.replicas),
+                          f"at most {total // tp} replicas of {tp} GPUs on {total} GPUs")
+
+
+def _roles_present(site: SiteConfig) -> str:
+    return ", ".join(sorted({n.role for n in site.nodes})) or "none"
+
+
+def tenants(site: SiteConfig, plain_keys: frozenset[str]) -> Iterable[Problem]:
+    served = site.serving.models
+    for name, tenant in site.serving.tenants.items():
+        for i, model in enumerate(tenant.models):
+            if model not in served:
+                yield Problem(key(f"tenants.{name}.models[{i}]"), short(model),
+                              "a served model name: " + ", ".join(served))
+        secret = tenant.api_key.pulumi_secret
+        if secret is not None and f"{PROJECT}:{secret}" in plain_keys:
+            yield Problem(key(secret), "an API key in plain text", "a secret config value",
+                          fix=f"remove it and run: pulumi config set --secret {secret} <key>")
+
+
+def networks(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    res = site.residency
+    for field_name, values in (("inCountryCidrs", res.in_country_cidrs), ("adminCidrs", res.admin_cidrs)):
+        seen: set[str] = set()
+        for i, cidr in enumerate(values):
+            if ipaddress.ip_network(cidr).prefixlen == 0:
+                yield Problem(key(f"{field_name}[{i}]"), cidr, "a bounded in-country network, never the whole "
+                              "Internet (0.0.0.0/0 or ::/0)", fix="list the country's own ranges")
+            if cidr in seen:
+                yield Problem(key(f"{field_name}[{i}]"), cidr, "each network once")
+            seen.add(cidr)
+    in_country = _networks(res.in_country_cidrs)
+    for i, cidr in enumerate(res.admin_cidrs):
+        net = ipaddress.ip_network(cidr)
+        if not any(net.version == n.version and net.subnet_of(n) for n in in_country):
+            yield Problem(key(f"adminCidrs[{i}]"), cidr,
+                          "a network inside inCountryCidrs: administrators are in-country")
+    seen_addr: dict[str, str] = {}
+    for node in site.nodes:
+        if node.address is None:
+            continue
+        path = key(f"hosts.{node.name}.address")
+        if node.address in seen_addr:
+            yield Problem(path, node.address, f"an address no other host has (also on {seen_addr[node.address]})")
+        seen_addr[node.address] = node.name
+        if not _in_networks(node.address, in_country):
+            yield Problem(path, node.address, "an address inside inCountryCidrs: the site's hosts are in-country")
+    if site.platform.mode == "kubernetes":
+        internal = {"clusterCidr": site.platform.cluster_cidr, "serviceCidr": site.platform.service_cidr}
+        for name, cidr in internal.items():
+            net = ipaddress.ip_network(cidr)
+            clash = [str(n) for n in in_country if n.version == net.version and n.overlaps(net)]
+            clash += [a for a in seen_addr if _in_networks(a, [net])]
+            if clash:
+                yield Problem(key(name), cidr, f"a network that does not overlap {', '.join(clash)}")
+        if ipaddress.ip_network(internal["clusterCidr"]).overlaps(ipaddress.ip_network(internal["serviceCidr"])):
+            yield Problem(key("serviceCidr"), internal["serviceCidr"], "a network apart from clusterCidr")
+
+
+def in_country_services(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    res = site.residency
+    allowed = _in_country_allowed(site)
+    for field_name, hosts in (("ntpServers", res.ntp_servers), ("dnsResolvers", res.dns_resolvers)):
+        for i, host in enumerate(hosts):
+            if not is_in_country(site, host):
+                yield Problem(key(f"{field_name}[{i}]"), host, allowed)
+    urls = {"aptMirror": res.apt_mirror, "modelStore": res.model_store,
+            "containerRegistry": "oci://" + res.container_registry}
+    for field_name, url in urls.items():
+        if url.startswith(("file://", "/")):
+            continue
+        host = host_of_url(url)
+        if host is None or not is_in_country(site, host):
+            yield Problem(key(field_name), short(url.removeprefix("oci://")), allowed)
+    for name, receiver in site.monitoring.alert_receivers.items():
+        host = email_domain(receiver.email) if receiver.email else host_of_url(receiver.webhook or "")
+        if host is None or not is_in_country(site, host):
+            yield Problem(key(f"alertReceivers.{name}"), short(receiver.email or receiver.webhook), allowed,
+                          fix="alerts carry site details; send them only to in-country receivers")
+
+
+def allowed_endpoints(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    for endpoint, why in site.residency.allowed_endpoints.items():
+        path = key(f"allowedEndpoints.{endpoint}")
+        try:
+            host, _port = split_host_port(endpoint)
+        except ValueError as err:
+            yield Problem(path, short(endpoint), str(err))
+            continue
+        if host in ("0.0.0.0", "::"):
+            yield Problem(path, endpoint, "one named endpoint, never every address")
+        if len(why.strip()) < MIN_JUSTIFICATION or "TODO" in why:
+            yield Problem(path, short(why), f"a written justification of at least {MIN_JUSTIFICATION} characters")
+
+
+def state_backend(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    url = site.residency.state_backend
+    parsed = urlparse(url)
+    approved = False
+    if parsed.scheme == "file" and url.startswith("file://"):
+        approved = True
+    elif parsed.scheme == "s3":
+        endpoint = parse_qs(parsed.query).get("endpoint", [""])[0]
+        approved = bool(endpoint) and is_in_country(site, host_of_url("https://" + endpoint) or "")
+    if not approved and not site.residency.state_backend_waiver:
+        yield Problem(key("stateBackend"), short(url), APPROVED_BACKENDS,
+                      fix="state holds secrets and the whole inventory: keep it in-country, or set "
+                          "stateBackendWaiver to a written justification (40+ characters)")
+
+
+def retention(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    default = site.profile.defaults.log_retention_days
+    if default.minimum is not None and site.log_retention_days < default.minimum:
+        clause = site.profile.citation(default.clause) if default.clause else site.profile.law.short_name
+        yield Problem(key("logRetentionDays"), str(site.log_retention_days),
+                      f"{default.minimum} days or more ({clause})")
+
+
+def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    if site.platform.mode == "hosts":
+        if len(site.nodes) > MAX_HOSTS_MODE_NODES:
+            yield Problem(key("mode"), "hosts", f"kubernetes for more than {MAX_HOSTS_MODE_NODES} nodes "
+                          f"(this site has {len(site.nodes)})")
+        for name in ("rke2Version",):
+            if site.platform.rke2_version:
+                yield Problem(key(name), "set", "only with mode kubernetes")
+        return
+    if not site.platform.rke2_version:
+        yield Problem(key("rke2Version"), "nothing", "a pinned RKE2 release such as v1.33.5+rke2r1")
+    if not site.platform.cis_profile:
+        yield Problem(key("cisProfile"), "false", "true: sovkit runs RKE2 only with its CIS profile")
+    if not site.nodes_with_role("control_plane"):
+        yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
+
+
+RULES: tuple[Rule, ...] = (provider_keys, accelerators, model_placement, tenants, networks, in_country_services,
+                           allowed_endpoints, state_backend, retention, platform)
+
+
+def check(site: SiteConfig, plain_keys: frozenset[str]) -> list[Problem]:
+    return [problem for rule in RULES for problem in rule(site, plain_keys)]

@@ -1,0 +1,202 @@
+"""The stack-file schema: the single source of truth every rendering derives from.
+
+A stack file is a Pulumi stack file: each key below is one Pulumi config key in the project namespace
+(`sovereign-ai:<key>`), so `pulumi config set --path` edits it and the Pulumi program reads it. The keys
+are grouped here into sections (site, infrastructure, residency, ...) for the code that uses them; the
+section a key belongs to is where its field is declared. Field descriptions become the declarations in
+Pulumi.yaml and the help of `sovkit show`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from sovkit.config.types import (
+    Cidr,
+    CountryCode,
+    Email,
+    Host,
+    IpAddress,
+    Language,
+    Revision,
+    Role,
+    Slug,
+    StrictModel,
+)
+
+PROJECT = "sovereign-ai"
+
+Provider = Literal["onprem", "openstack", "local"]
+Mode = Literal["hosts", "kubernetes"]
+Vendor = Literal["nvidia", "amd", "cpu"]
+Quantization = Literal["none", "fp8", "awq", "gptq", "w8a8"]
+
+
+# --- nested objects -------------------------------------------------------------------------------
+
+
+class AcceleratorSlot(StrictModel):
+    model: str | None = Field(None, description="Model from sovkit's accelerator catalogue, e.g. H100-SXM5-80GB")
+    count: int = Field(0, ge=0, le=16, description="Accelerators of that model in one machine")
+
+
+class HostSpec(StrictModel):
+    address: IpAddress = Field(description="Management address the kit reaches the host on")
+    role: Role = Field(description="control_plane | gpu_worker | cpu_worker | storage")
+    accelerator: AcceleratorSlot = Field(default_factory=AcceleratorSlot)
+    ssh_user: str = Field("sovkit", min_length=1, description="Account Ansible logs in with")
+    ssh_port: int = Field(22, ge=1, le=65535)
+
+
+class NodeGroup(StrictModel):
+    flavor: str = Field(min_length=1, description="OpenStack flavor of the group's servers")
+    image: str = Field(min_length=1, description="Glance image (Debian 12) of the group's servers")
+    count: int = Field(ge=0, le=200)
+    accelerator: AcceleratorSlot = Field(default_factory=AcceleratorSlot)
+    volume_gb: int = Field(200, ge=20, le=65536, description="Data volume size, of the encrypted volume type")
+
+
+class ModelSpec(StrictModel):
+    catalogue: str = Field(min_length=1, description="Entry of sovkit's model catalogue this model is")
+    source: str = Field(min_length=1, description="Where the weights lie in the in-country model store")
+    revision: Revision = Field(description="Git commit or sha256 digest of the weights")
+    quantization: Quantization = Field("none", description="none (original weights), fp8, awq, gptq or w8a8")
+    max_context: int = Field(ge=256, le=1_048_576, description="Longest context served, in tokens")
+    languages: list[Language] = Field(min_length=1, description="BCP-47 tags of the languages it serves")
+    replicas: int = Field(1, ge=1, le=64)
+    tensor_parallel: int | Literal["auto"] = Field("auto", description="GPUs one replica spans, or auto")
+    node_role: Role | None = Field(None, description="Nodes it runs on; default gpu_worker, cpu_worker for cpu sites")
+
+    @model_validator(mode="after")
+    def _tensor_parallel_positive(self) -> ModelSpec:
+        if isinstance(self.tensor_parallel, int) and self.tensor_parallel < 1:
+            raise ValueError("tensorParallel must be a positive whole number or auto")
+        return self
+
+
+class RateLimit(StrictModel):
+    requests_per_minute: int = Field(ge=1, le=1_000_000)
+    burst: int = Field(0, ge=0, le=100_000, description="Requests allowed above the rate in a burst")
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class ApiKeyRef(StrictModel):
+    """Where a tenant's API key lives. Never the key itself."""
+
+    pulumi_secret: str | None = Field(None, description="Name of a secret Pulumi config key holding it")
+    file: str | None = Field(None, description="Absolute path of a file holding it on the machine running sovkit")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ApiKeyRef:
+        if (self.pulumi_secret is None) == (self.file is None):
+            raise ValueError("give exactly one of pulumiSecret or file")
+        if self.file is not None and not self.file.startswith("/"):
+            raise ValueError("file must be an absolute path")
+        return self
+
+
+class Tenant(StrictModel):
+    models: list[str] = Field(min_length=1, description="Served model names the tenant may call")
+    rate_limit: RateLimit
+    api_key: ApiKeyRef
+
+
+class AlertReceiver(StrictModel):
+    email: Email | None = None
+    webhook: str | None = Field(None, pattern=r"^https?://", description="http(s) URL of an in-country receiver")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> AlertReceiver:
+        if (self.email is None) == (self.webhook is None):
+            raise ValueError("give exactly one of email or webhook")
+        return self
+
+
+# --- sections: one field per Pulumi config key ------------------------------------------------------
+
+
+class SiteSection(StrictModel):
+    site_name: Slug = Field(description="Short name of the site, used in resource and host names")
+    country: CountryCode = Field(description="ISO 3166-1 alpha-2 code of the country the site is in")
+    region: str = Field(min_length=1, description="Province, state or region")
+    city: str = Field(min_length=1, description="City of the data centre")
+    profile: str = Field(min_length=2, description="Country profile the site follows (sovkit profiles), e.g. za")
+    operator_name: str = Field(min_length=1, description="Team that operates the site")
+    operator_email: Email = Field(description="Contact of the operating team")
+
+
+class InfrastructureSection(StrictModel):
+    provider: Literal["onprem", "openstack", "local"] = Field(description="onprem | openstack | local")
+    hosts: dict[Slug, HostSpec] | None = Field(None, description="onprem: the existing hosts, by name")
+    openstack_cloud: str | None = Field(None, description="openstack: clouds.yaml entry of the in-country cloud")
+    openstack_region: str | None = Field(None, description="openstack: region the servers must be in")
+    openstack_availability_zone: str | None = Field(None, description="openstack: availability zone")
+    openstack_network: str | None = Field(None, description="openstack: tenant network the servers join")
+    openstack_volume_type: str | None = Field(None, description="openstack: encrypted (LUKS) Cinder volume type")
+    openstack_floating_ip: bool = Field(False, description="openstack: give the gateway a floating IP")
+    openstack_node_groups: dict[Role, NodeGroup] | None = Field(None, description="openstack: servers per role")
+    local_nodes: dict[Role, int] | None = Field(None, description="local: containers per role on this machine")
+    local_network_cidr: Cidr | None = Field(None, description="local: subnet of the internal podman network")
+
+
+class ResidencySection(StrictModel):
+    in_country_cidrs: list[Cidr] = Field(min_length=1, description="Networks in the country egress may reach")
+    in_country_domains: list[Host] = Field(
+        default_factory=list, description="DNS suffixes of in-country services (mirror, registry, store, receivers)"
+    )
+    allowed_endpoints: dict[str, str] = Field(
+        default_factory=dict, description="Extra egress, host:port -> written justification"
+    )
+    ntp_servers: list[Host] = Field(min_length=1, description="In-country NTP servers")
+    dns_resolvers: list[IpAddress] = Field(min_length=1, description="Approved DNS resolvers, by address")
+    apt_mirror: str = Field(pattern=r"^(https?|file)://", description="In-country Debian mirror URL")
+    container_registry: str = Field(min_length=1, description="In-country container registry, host[:port][/path]")
+    model_store: str = Field(min_length=1, description="In-country model store: s3://, https:// URL or a path")
+    state_backend: str = Field(description="Pulumi state backend URL: file:// or in-country s3://...?endpoint=")
+    state_backend_waiver: str | None = Field(
+        None, min_length=40, description="Justification for a state backend outside the approved kinds"
+    )
+    log_retention_days: int | None = Field(None, ge=1, le=3650, description="Days logs are kept; profile default")
+    encryption_at_rest_required: bool = Field(True, description="Refuse data volumes not on LUKS/dm-crypt")
+    admin_cidrs: list[Cidr] = Field(min_length=1, description="Networks SSH is admitted from")
+
+
+class PlatformSection(StrictModel):
+    mode: Literal["hosts", "kubernetes"] = Field(description="hosts (1-4 servers, systemd) | kubernetes (RKE2)")
+    rke2_version: str | None = Field(
+        None, pattern=r"^v1\.\d+\.\d+\+rke2r\d+$", description="kubernetes: RKE2 release, e.g. v1.33.5+rke2r1"
+    )
+    cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
+    cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
+    service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")
+
+
+class AcceleratorSection(StrictModel):
+    accelerator: Literal["nvidia", "amd", "cpu"] = Field(description="nvidia | amd | cpu")
+    accelerator_driver_version: str | None = Field(None, description="NVIDIA driver or AMDGPU driver version")
+    accelerator_toolkit_version: str | None = Field(None, description="CUDA or ROCm version")
+
+
+class ServingSection(StrictModel):
+    models: dict[Slug, ModelSpec] = Field(min_length=1, description="Models to serve, by served name")
+    tenants: dict[Slug, Tenant] = Field(min_length=1, description="API consumers, by name")
+
+
+class MonitoringSection(StrictModel):
+    monitoring_retention_days: int = Field(30, ge=1, le=3650, description="Days Prometheus keeps metrics")
+    alert_receivers: dict[Slug, AlertReceiver] = Field(
+        default_factory=dict, description="Where alerts go; in-country receivers only"
+    )
+
+
+SECTIONS: dict[str, type[StrictModel]] = {
+    "site": SiteSection,
+    "infrastructure": InfrastructureSection,
+    "residency": ResidencySection,
+    "platform": PlatformSection,
+    "accelerator": AcceleratorSection,
+    "serving": ServingSection,
+    "monitoring": MonitoringSection,
+}

@@ -1,0 +1,97 @@
+"""SiteConfig: a validated stack file with its country profile, and the facts every renderer derives from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sovkit.config.profiles import CountryProfile
+from sovkit.config.schema import (
+    AcceleratorSection,
+    InfrastructureSection,
+    ModelSpec,
+    MonitoringSection,
+    PlatformSection,
+    ResidencySection,
+    ServingSection,
+    SiteSection,
+)
+from sovkit.config.types import ROLES
+from sovkit.data import load_yaml
+
+
+@dataclass(frozen=True)
+class Node:
+    """One machine of the site, whatever the provider."""
+
+    name: str
+    role: str
+    address: str | None  # None until the cloud gives one (openstack)
+    accelerator_model: str | None
+    accelerator_count: int
+    ssh_user: str = "sovkit"
+    ssh_port: int = 22
+
+
+def accelerator_catalogue() -> dict[str, dict]:
+    return load_yaml("accelerators.yaml")  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    source: str  # the stack file (or "pulumi config") it was read from
+    site: SiteSection
+    infrastructure: InfrastructureSection
+    residency: ResidencySection
+    platform: PlatformSection
+    accelerator: AcceleratorSection
+    serving: ServingSection
+    monitoring: MonitoringSection
+    profile: CountryProfile
+    provenance: dict[str, str] = field(default_factory=dict, compare=False)  # key -> where its value came from
+
+    @property
+    def name(self) -> str:
+        return self.site.site_name
+
+    @property
+    def log_retention_days(self) -> int:
+        """The stack's value, or the country profile's default (filled in by the loader)."""
+        assert self.residency.log_retention_days is not None  # the loader always resolves it
+        return self.residency.log_retention_days
+
+    @cached_property
+    def nodes(self) -> tuple[Node, ...]:
+        infra = self.infrastructure
+        if infra.provider == "onprem":
+            return tuple(
+                Node(name, h.role, h.address, h.accelerator.model, h.accelerator.count, h.ssh_user, h.ssh_port)
+                for name, h in (infra.hosts or {}).items()
+            )
+        if infra.provider == "openstack":
+            return tuple(
+                Node(f"{self.name}-{role.replace('_', '-')}-{i}", role, None, g.accelerator.model, g.accelerator.count)
+                for role, g in (infra.openstack_node_groups or {}).items()
+                for i in range(1, g.count + 1)
+            )
+        return tuple(
+            Node(f"{self.name}-{role.replace('_', '-')}-{i}", role, None, None, 0, "root", 22)
+            for role in ROLES
+            for i in range(1, (infra.local_nodes or {}).get(role, 0) + 1)
+        )
+
+    def nodes_with_role(self, role: str) -> list[Node]:
+        return [n for n in self.nodes if n.role == role]
+
+    def model_role(self, model: ModelSpec) -> str:
+        """The node role a model runs on: its own setting, else by the site's accelerator."""
+        if model.node_role:
+            return model.node_role
+        return "cpu_worker" if self.accelerator.accelerator == "cpu" else "gpu_worker"
+
+    def tenants_of(self, served_name: str) -> list[str]:
+        """Tenants allowed to call a model (tenants list their models: one place holds the grant)."""
+        return sorted(t for t, spec in self.serving.tenants.items() if served_name in spec.models)
+
+    def accelerator_memory_mib(self, model_name: str) -> int:
+        return int(accelerator_catalogue()[model_name]["memory_mib"])

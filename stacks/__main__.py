@@ -1,0 +1,17 @@
+"""The Pulumi program of a sovkit site: `pulumi up` in the project root runs it for the selected stack.
+
+It stays thin: the site comes from the stack config through sovkit's schema (a mistake stops the run with
+the message `sovkit validate` gives), and sovkit's components build everything else.
+"""
+
+import pulumi
+
+from sovkit.config.pulumi_config import site_from_pulumi
+from sovkit.errors import StackError
+
+try:
+    site = site_from_pulumi()
+except StackError as err:
+    raise pulumi.RunError(str(err)) from None
+
+pulumi.export("site", {"name": site.name, "country": site.site.country, "profile": site.profile.id})
