@@ -1,0 +1,129 @@
+"""The sovkit command line as an operator uses it: exit codes, messages, files written."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sovkit.cli import run
+from sovkit.config import load_stack
+
+ROOT = Path(__file__).parents[2]
+BAD = ROOT / "tests" / "data" / "bad-stacks"
+
+
+@pytest.fixture(autouse=True)
+def in_project(monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+
+def test_validate_all_shipped_stacks(capsys):
+    assert run(["validate"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^5 valid, 0 invalid", out, re.M), out
+
+
+def test_validate_reports_a_bad_stack_and_fails(capsys):
+    assert run(["validate", "stacks/Pulumi.local.yaml", str(BAD / "05-tensor-parallel-not-dividing.yaml")]) == 1
+    captured = capsys.readouterr()
+    assert "1 valid, 1 invalid" in captured.out
+    assert "sovereign-ai:models.qwen2-5-14b.tensorParallel" in captured.err
+
+
+def test_validate_unknown_stack_names_the_known_ones(capsys):
+    assert run(["validate", "atlantis"]) == 2
+    known = "stacks here: br-ministerio-cpu, id-sulsel-cloud, in-mh-pune, local, za-national-dc"
+    assert known in capsys.readouterr().err
+
+
+def test_show_tells_where_each_value_came_from(capsys):
+    assert run(["show", "local", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    values = {v["key"]: v for v in shown["values"]}
+    assert values["sovereign-ai:country"] == {"section": "site", "key": "sovereign-ai:country", "value": "KE",
+                                              "from": "stack file"}
+    assert values["sovereign-ai:logRetentionDays"]["from"].startswith("country profile ke")
+    assert values["sovereign-ai:cisProfile"]["from"] == "sovkit default"
+
+
+def test_show_prints_the_law_and_its_clauses(capsys):
+    assert run(["show", "za-national-dc"]) == 0
+    out = capsys.readouterr().out
+    assert "Protection of Personal Information Act" in out and "POPIA s. 72" in out
+
+
+def test_new_site_scaffold_is_refused_until_filled_then_validates(tmp_path, capsys):
+    target = tmp_path / "Pulumi.ke-kisumu.yaml"
+    assert run(["new-site", "--country", "KE", "--name", "ke-kisumu", "--output", str(target)]) == 0
+    assert run(["validate", str(target)]) == 1
+    err = capsys.readouterr().err
+    todo_count = target.read_text().count('"TODO')
+    assert err.count("in place of the TODO marker") == todo_count > 15
+    filled = target.read_text()
+    for todo, value in FILLED.items():
+        filled = filled.replace(f'"TODO: {todo}"', value)
+    assert "TODO:" not in filled
+    target.write_text(filled)
+    assert run(["validate", str(target)]) == 0, capsys.readouterr().err
+    assert load_stack(target).site.country == "KE"
+
+
+def test_new_site_never_overwrites(tmp_path, capsys):
+    target = tmp_path / "Pulumi.x-site.yaml"
+    target.write_text("keep me")
+    assert run(["new-site", "--country", "KE", "--name", "x-site", "--output", str(target)]) == 2
+    assert target.read_text() == "keep me"
+
+
+def test_new_site_refuses_a_bad_country(capsys):
+    assert run(["new-site", "--country", "XX", "--name", "x-site", "--output", "/nonexistent/x"]) == 2
+    assert "ISO 3166-1 alpha-2" in capsys.readouterr().err
+
+
+def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
+    assert run(["inventory", "za-national-dc"]) == 0
+    first = capsys.readouterr().out
+    assert run(["inventory", "za-national-dc"]) == 0
+    assert capsys.readouterr().out == first
+    inventory = yaml.safe_load(first)["all"]
+    assert sorted(inventory["children"]) == ["control_plane", "gpu_worker", "storage"]
+    gpu = inventory["children"]["gpu_worker"]["hosts"]["gpu-02"]
+    assert gpu == {"ansible_host": "198.51.100.22", "ansible_user": "sovkit", "ansible_port": 22,
+                   "sovkit_role": "gpu_worker", "sovkit_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
+    residency = inventory["vars"]["sovkit_residency"]
+    assert residency["log_retention_days"] == 400
+    assert residency["allowed_endpoints"][0]["host"] == "ocsp.pki.gov.example"
+    assert inventory["vars"]["sovkit_profile"]["clauses"]["cross_border_transfer"] == "POPIA s. 72"
+
+
+def test_local_inventory_reaches_containers_through_podman(capsys):
+    assert run(["inventory", "local"]) == 0
+    hosts = yaml.safe_load(capsys.readouterr().out)["all"]["children"]["cpu_worker"]["hosts"]
+    assert hosts["local-cpu-worker-1"]["ansible_connection"] == "containers.podman.podman"
+
+
+FILLED = {
+    "province or state": "Kisumu County",
+    "city of the data centre": "Kisumu",
+    "team that operates the site": "County ICT",
+    "contact address of that team": "ict@kisumu.go.example",
+    "management address": "198.51.100.40",
+    "accelerator model (see sovkit/data/accelerators.yaml)": "L4-24GB",
+    "in-country network the hosts and their users are on, CIDR": "198.51.100.0/24",
+    "DNS suffix of in-country services, e.g. dc.gov.xx": "kisumu.go.example",
+    "in-country NTP server": "ntp.kisumu.go.example",
+    "approved DNS resolver address": "198.51.100.53",
+    "in-country Debian mirror URL": "http://mirror.kisumu.go.example/debian",
+    "in-country container registry host": "registry.kisumu.go.example",
+    "in-country model store, s3:// URL or path": "/srv/sovkit/models",
+    "file:///path or s3://bucket?endpoint=in-country-host": "file:///srv/sovkit/state",
+    "network administrators reach SSH from, inside inCountryCidrs": "198.51.100.0/28",
+    "NVIDIA driver version to install": '"570.172.08"',
+    "CUDA version": '"12.8"',
+    "model catalogue entry": "llama-3.1-8b-instruct",
+    "where the weights are in the model store": "/srv/sovkit/models/llama-3.1-8b-instruct",
+    "git commit or sha256 digest of the weights": "0e9e39f249a16976918f6564b8830bc894c89659",
+    "BCP-47 tag": "sw",
+}
