@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import click
+import yaml
 from rich.console import Console
-from rich.table import Table
 
 from sovkit.config import PROJECT, SiteConfig, load_stack
-from sovkit.config.loader import key_index
+from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError
 from sovkit.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
@@ -76,30 +76,37 @@ def show(stack: str, as_json: bool) -> None:
     rows = []
     for name, (section, field) in key_index().items():
         value = getattr(getattr(site, section), field)
-        plain = value.model_dump(by_alias=True) if hasattr(value, "model_dump") else value
-        if isinstance(plain, dict):
-            plain = {k: v.model_dump(by_alias=True, exclude_defaults=False) if hasattr(v, "model_dump") else v
-                     for k, v in plain.items()}
-        rows.append((section, f"{PROJECT}:{name}", plain, site.provenance.get(f"{PROJECT}:{name}", "")))
+        rows.append((section, f"{PROJECT}:{name}", _plain(value), site.provenance.get(f"{PROJECT}:{name}", "")))
     if as_json:
         click.echo(json.dumps({"site": site.name, "source": site.source, "profile": site.profile.id,
                                "values": [{"section": s, "key": k, "value": v, "from": f} for s, k, v, f in rows]},
                               indent=2, default=str))
         return
     law = site.profile.law
-    console.print(f"[bold]{site.name}[/bold] from {site.source}: {site.profile.country_name}, {law.title} "
-                  f"({law.short_name}), regulator {law.regulator}")
-    table = Table("key", "value", "from", show_lines=False)
-    for section, key, value, origin in rows:
-        if value in (None, {}, []) and origin != "stack file":
-            continue
-        text = value if isinstance(value, str) else json.dumps(value, default=str)
-        table.add_row(key, text, origin if origin != "stack file" else f"stack file ({section})")
-    console.print(table)
-    clauses = Table("clause", "cites", "title", title="Country-profile clauses the compliance checks cite")
+    console.print(f"[bold]{site.name}[/bold] ({site.source}): {site.profile.country_name}, {law.title} "
+                  f"({law.short_name}); regulator: {law.regulator}")
+    for section in dict.fromkeys(r[0] for r in rows):
+        console.print(f"\n[bold]{section}[/bold]")
+        for _, key, value, origin in (r for r in rows if r[0] == section):
+            if value in (None, {}, []) and origin != FROM_STACK:
+                continue
+            text = yaml.safe_dump({key: value}, sort_keys=False, width=100, allow_unicode=True).rstrip()
+            first, *rest = text.splitlines()
+            console.print(f"  {first}  [dim]# {origin}[/dim]")
+            for line in rest:
+                console.print(f"  {line}", markup=False)
+    console.print("\n[bold]clauses the compliance checks cite[/bold]")
     for cid, clause in site.profile.clauses.items():
-        clauses.add_row(cid, clause.cite, clause.title)
-    console.print(clauses)
+        console.print(f"  {cid}: {clause.cite} ({clause.title})", markup=False)
+
+
+def _plain(value: object) -> object:
+    """Config values as plain data, with the stack file's key names; unset optional fields left out."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(by_alias=True, exclude_none=True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 @main.command("new-site")

@@ -156,7 +156,7 @@ def build_site(config: dict[str, object], label: str, lines: dict | None) -> Sit
         default = profile.defaults.log_retention_days
         residency = residency.model_copy(update={"log_retention_days": default.value})
         provenance[f"{PROJECT}:logRetentionDays"] = f"country profile {profile.id} ({default.set_by}: " + (
-            profile.citation(default.clause) if default.clause else "left to the operator") + ")"
+            profile.citation(default.clause) if default.clause else "the law leaves it to the operator") + ")"
     site = SiteConfig(source=label, profile=profile, provenance=provenance,
                       **{**validated, "residency": residency})  # type: ignore[arg-type]
     problems = [_with_line(p, lines) for p in rules.check(site, frozenset(plain_secrets))]

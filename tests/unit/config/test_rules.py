@@ -52,7 +52,7 @@ def test_retention_comes_from_the_profile_when_unset_and_says_so():
     assert site.log_retention_days == 365
     assert site.provenance["sovereign-ai:logRetentionDays"] == "country profile in (regulation: DPDP Rules r. 6(1)(e))"
     local = load_stack(STACKS / "Pulumi.local.yaml")
-    assert "left to the operator" in local.provenance["sovereign-ai:logRetentionDays"]
+    assert "the law leaves it to the operator" in local.provenance["sovereign-ai:logRetentionDays"]
 
 
 def test_a_waiver_admits_another_state_backend(tmp_path):
