@@ -1,0 +1,1 @@
+"""Offline bundles: everything a site installs, and nothing else, with a manifest that proves it."""
