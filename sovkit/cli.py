@@ -16,6 +16,7 @@ from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError
 from sovkit.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
+from sovkit.serving.cli import plan, values
 from sovkit.stacks import find_stack, project_root, stack_files
 
 console = Console(highlight=False, soft_wrap=True)
@@ -135,6 +136,10 @@ def new_site(country: str, name: str, output: Path | None) -> None:
 def inventory(stack: str) -> None:
     """The Ansible inventory and group vars of a site (YAML on stdout)."""
     click.echo(inventory_yaml(_load(stack)), nl=False)
+
+
+main.add_command(plan)
+main.add_command(values)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.config.types import email_domain, host_of_url, split_host_port
 from sovkit.errors import Problem, short
+from sovkit.serving.catalogue import check_models
 
 MAX_HOSTS_MODE_NODES = 4  # DESIGN.md: hosts mode is for 1-4 servers; beyond that, kubernetes
 MIN_JUSTIFICATION = 20
@@ -283,8 +284,8 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, accelerators, model_placement, tenants, networks, in_country_services,
-                           allowed_endpoints, state_backend, retention, platform)
+RULES: tuple[Rule, ...] = (provider_keys, accelerators, check_models, model_placement, tenants, networks,
+                           in_country_services, allowed_endpoints, state_backend, retention, platform)
 
 
 def check(site: SiteConfig, plain_keys: frozenset[str]) -> list[Problem]:

@@ -125,5 +125,5 @@ FILLED = {
     "model catalogue entry": "llama-3.1-8b-instruct",
     "where the weights are in the model store": "/srv/sovkit/models/llama-3.1-8b-instruct",
     "git commit or sha256 digest of the weights": "0e9e39f249a16976918f6564b8830bc894c89659",
-    "BCP-47 tag": "sw",
+    "BCP-47 tag": "en",
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install, idempotently, the Debian tools the test suite drives for real: promtool (package prometheus)
+# checks and unit-tests the alert rules. Versions are Debian 12's.
+set -euo pipefail
+
+packages=(prometheus)
+missing=()
+for name in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")
+done
+if ((${#missing[@]} == 0)); then
+  echo "tool-deps: all present"
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get -o Acquire::Retries=5 update -qq
+apt-get -o Acquire::Retries=5 install -y -qq --no-install-recommends "${missing[@]}"
+# The package starts a Prometheus on this machine; the tests need only its promtool.
+systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+echo "tool-deps: installed ${missing[*]}"

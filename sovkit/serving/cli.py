@@ -1,0 +1,106 @@
+"""`sovkit plan STACK` and `sovkit values STACK` (click commands; the main CLI registers them)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from sovkit.config import SiteConfig, load_stack
+from sovkit.errors import StackError
+from sovkit.serving.planner import ModelPlan, plan_site
+from sovkit.serving.vllm_args import PlanError
+from sovkit.stacks import find_stack
+
+console = Console(highlight=False, soft_wrap=True)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _load(stack: str) -> SiteConfig:
+    try:
+        return load_stack(find_stack(stack))
+    except StackError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    except FileNotFoundError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(2) from None
+
+
+def _gpus(p: ModelPlan) -> str:
+    span = f" on each of {p.pipeline_parallel} nodes (pipeline parallel {p.pipeline_parallel})" \
+        if p.pipeline_parallel > 1 else ""
+    return f"{p.tensor_parallel} x {p.accelerator_model} per replica (tensor parallel {p.tensor_parallel}){span}"
+
+
+def _describe(p: ModelPlan) -> list[str]:
+    rows = [
+        ("weights", f"{p.weights_gib:.{2 if p.weights_gib >= 0.01 else 5}f} GiB ({p.quantization})"),
+        ("KV cache", f"{p.kv_kib_per_token:g} KiB per token; {p.kv_cache_gib:.1f} GiB per replica = "
+                     f"{p.kv_tokens} tokens" + (" (VLLM_CPU_KVCACHE_SPACE)" if p.accelerator == "cpu" else "")),
+        ("concurrency", f"{p.concurrent_sequences} sequences of {p.max_context} tokens "
+                        f"(max-num-seqs {p.max_num_seqs})"),
+    ]
+    if p.accelerator == "cpu":
+        rows.append(("CPU", f"{p.memory_gib:.1f} GiB of RAM per replica, {p.replicas} replicas"))
+    else:
+        rows += [("GPUs", f"{_gpus(p)}, {p.replicas} replicas"),
+                 ("gpu-mem-util", f"{p.gpu_memory_utilization:.2f}")]
+    return [f"  {k:<13}{v}" for k, v in rows]
+
+
+@click.command()
+@click.argument("stacks", nargs=-1, required=True, metavar="STACK...")
+def plan(stacks: tuple[str, ...]) -> None:
+    """Sizing of every model of a site: weights, KV cache, concurrency, GPUs, tensor parallel and memory
+    utilisation. Exit 1 when a model does not fit, naming a quantization or a smaller model that would."""
+    failed = 0
+    for i, stack in enumerate(stacks):
+        if i:
+            console.print()
+        failed += _plan_one(_load(stack))
+    if failed:
+        raise SystemExit(1)
+
+
+def _plan_one(site: SiteConfig) -> int:
+    plans = plan_site(site)
+    console.print(f"[bold]{site.name}[/bold]: {site.accelerator.accelerator}, {site.platform.mode} mode")
+    for p in plans:
+        state = "[green]fits[/green]" if p.fits else "[red]does not fit[/red]"
+        console.print(f"[bold]{p.served_name}[/bold]  {p.catalogue_id}  {state}")
+        if p.fits:
+            console.print("\n".join(_describe(p)), markup=False)
+    failed = [p for p in plans if not p.fits]
+    for p in failed:
+        errors.print(f"{site.source}: sovereign-ai:models.{p.served_name}", markup=False)
+        errors.print(f"  problem: {p.problem}", markup=False)
+        for s in p.suggestions:
+            errors.print(f"  would fit: {s}", markup=False)
+        if not p.suggestions:
+            errors.print("  would fit: no catalogue model or quantization fits this hardware; add accelerators",
+                         markup=False)
+    if not failed:
+        gpus = sum(p.gpus_per_replica * p.replicas for p in plans)
+        console.print(f"{len(plans)} models fit" + (f", {gpus} GPUs in use" if gpus else ""))
+    return len(failed)
+
+
+@click.command()
+@click.argument("stack")
+def values(stack: str) -> None:
+    """The values of charts/sovkit-serving for a site, as YAML on stdout."""
+    from sovkit.serving.values import dump_values, render_values
+
+    site = _load(stack)
+    if site.platform.mode != "kubernetes":
+        errors.print(f"note: {site.name} runs in {site.platform.mode} mode (systemd units, no chart); these are the "
+                     "values it would get on Kubernetes", markup=False)
+    try:
+        rendered = render_values(site)
+    except PlanError as err:
+        errors.print(f"{site.source}: {err}\n  run `sovkit plan {stack}` for what would fit", markup=False)
+        raise SystemExit(1) from None
+    sys.stdout.write(f"# values of charts/sovkit-serving for {site.name}, rendered by `sovkit values`; do not edit\n")
+    sys.stdout.write(dump_values(rendered))

@@ -1,0 +1,104 @@
+"""The chart values of a site: `render_values(site)` is what `sovkit values STACK` prints and what Pulumi
+installs charts/sovkit-serving with. Every model's arguments come from the one vLLM renderer."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import yaml
+
+from sovkit.config.site import SiteConfig
+from sovkit.serving.planner import ModelPlan
+from sovkit.serving.vllm_args import PORT, render_vllm
+
+GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+EXISTING_CLAIM = "sovkit-models"  # path stores: the PVC the platform creates over the store's export
+CPU_CORES_PER_GPU = 4  # host cores requested per GPU (tokenisation, scheduling, the API server)
+HOST_MEMORY_GIB = 16  # host RAM per pod besides the weights it stages while loading
+CPU_SITE_CORES = 8  # cores a CPU-only replica requests
+
+
+def api_key_secret(served_name: str) -> dict[str, str]:
+    """The Secret holding the key the gateway presents to this model (created by the platform, never a value)."""
+    return {"name": f"sovkit-vllm-{served_name}", "key": "api-key"}
+
+
+def split_source(source: str) -> tuple[str, str]:
+    """(source for the fetcher, S3 endpoint): s3://HOST/BUCKET/PATH -> (s3://BUCKET/PATH, https://HOST)."""
+    match = re.match(r"^s3://([^/]+)/(.+)$", source)
+    if match and "." in match.group(1):
+        return f"s3://{match.group(2)}", f"https://{match.group(1)}"
+    return source, ""
+
+
+def _resources(vendor: str, plan: ModelPlan) -> dict:
+    if vendor == "cpu":
+        memory = f"{math.ceil(plan.memory_gib)}Gi"
+        return {"requests": {"cpu": str(CPU_SITE_CORES), "memory": memory}, "limits": {"memory": memory}}
+    gpus = plan.tensor_parallel
+    memory = f"{math.ceil(plan.weights_gib / plan.pipeline_parallel) + HOST_MEMORY_GIB}Gi"
+    return {
+        "requests": {"cpu": str(CPU_CORES_PER_GPU * gpus), "memory": memory, GPU_RESOURCE[vendor]: gpus},
+        "limits": {"memory": memory, GPU_RESOURCE[vendor]: gpus},
+    }
+
+
+def render_values(site: SiteConfig) -> dict:
+    """Values of charts/sovkit-serving for the site. Raises vllm_args.PlanError for a model that does not fit."""
+    vendor = site.accelerator.accelerator
+    store = site.residency.model_store
+    path_store = not re.match(r"^(s3|https?)://", store)
+    endpoint = ""
+    models = {}
+    for served, spec in site.serving.models.items():
+        launch = render_vllm(site, served, host="0.0.0.0", port=PORT)  # pods listen on their own address
+        plan = launch.plan
+        source, endpoint_of = split_source(spec.source)
+        endpoint = endpoint or endpoint_of
+        model: dict = {
+            "catalogue": spec.catalogue,
+            "source": source,
+            "revision": spec.revision,
+            "replicas": spec.replicas,
+            "nodesPerReplica": plan.pipeline_parallel,
+            "gpusPerNode": plan.gpus_per_replica // plan.pipeline_parallel if vendor != "cpu" else 0,
+            "args": launch.args,
+            "env": launch.env,
+            "resources": _resources(vendor, plan),
+            "weightsSizeLimit": f"{math.ceil(plan.weights_gib * 1.1) + 1}Gi",
+            "apiKeySecret": api_key_secret(served),
+            "nodeSelector": {"sovkit.io/role": plan.node_role},
+        }
+        if vendor != "cpu":
+            model["tolerations"] = [{"key": GPU_RESOURCE[vendor], "operator": "Exists", "effect": "NoSchedule"}]
+        models[served] = model
+    monitoring = {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "sovkit-monitoring"}},
+        "prometheusRule": {"enabled": True, "labels": {"release": "sovkit-monitoring"}},
+        "dashboard": {"enabled": True},
+    }
+    return {
+        "accelerator": vendor,
+        "imageRegistry": site.residency.container_registry,
+        "modelStore": {
+            "existingClaim": EXISTING_CLAIM if path_store else "",
+            "s3Endpoint": endpoint,
+            "credentialsSecret": "" if path_store else "sovkit-model-store",
+            "cidrs": list(site.residency.in_country_cidrs),
+            "ports": [443],
+        },
+        "models": models,
+        "monitoring": monitoring,
+    }
+
+
+class _IndentedDumper(yaml.SafeDumper):
+    """Lists indented under their key, as yamllint's default style wants."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def dump_values(values: dict) -> str:
+    return yaml.dump(values, Dumper=_IndentedDumper, sort_keys=False, width=1000, allow_unicode=True)

@@ -1,0 +1,94 @@
+"""The one renderer of vLLM's serve arguments and environment: the chart values and the hosts mode's
+systemd units both call `render_vllm`, so the two modes can never disagree about how a model is served."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sovkit.config.site import SiteConfig
+from sovkit.serving.planner import ModelPlan, plan_model
+
+MODEL_ROOT = "/models"  # where a model's weights are mounted (kubernetes) or unpacked (hosts): MODEL_ROOT/<served name>
+PORT = 8000  # kubernetes: every pod's port; hosts: the first model's, the next one +1, ...
+API_KEY_ENV = "VLLM_API_KEY"  # vLLM reads its API key from this variable; it is never an argument
+
+# Telemetry off and the hub unreachable by configuration, on every accelerator (DESIGN.md: residency).
+TELEMETRY_ENV = {
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+# Which of vLLM's --quantization methods serves a stack's quantization on each vendor: Marlin kernels on
+# NVIDIA; ROCm runs AWQ through its Triton kernel (VLLM_USE_TRITON_AWQ); w8a8 checkpoints are compressed-tensors.
+QUANTIZATION_METHOD = {
+    "nvidia": {"fp8": "fp8", "w8a8": "compressed-tensors", "awq": "awq_marlin", "gptq": "gptq_marlin"},
+    "amd": {"fp8": "fp8", "w8a8": "compressed-tensors", "awq": "awq", "gptq": "gptq"},
+    "cpu": {"w8a8": "compressed-tensors", "awq": "awq", "gptq": "gptq"},
+}
+
+
+class PlanError(ValueError):
+    """A model that cannot be served as the stack says; the message names what would fit."""
+
+
+@dataclass(frozen=True)
+class VllmLaunch:
+    served_name: str
+    args: list[str]  # after `vllm serve` / `python -m vllm.entrypoints.openai.api_server`
+    env: dict[str, str]  # plain settings; the API key comes separately, from a secret, as API_KEY_ENV
+    port: int
+    model_path: str
+    plan: ModelPlan
+    api_key_env: str = API_KEY_ENV
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def default_port(site: SiteConfig, served_name: str) -> int:
+    if site.platform.mode == "kubernetes":
+        return PORT
+    return PORT + list(site.serving.models).index(served_name)
+
+
+def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = None, host: str | None = None,
+                port: int | None = None) -> VllmLaunch:
+    """Arguments and environment that serve one model of the site. Raises PlanError when it does not fit."""
+    spec = site.serving.models[served_name]
+    plan = plan_model(site, served_name)
+    if not plan.fits:
+        raise PlanError(f"{served_name}: {plan.problem}")
+    vendor = site.accelerator.accelerator
+    model_path = model_path or f"{MODEL_ROOT}/{served_name}"
+    port = port or default_port(site, served_name)
+    # Kubernetes pods listen on their pod address (NetworkPolicy fences them); hosts-mode servers on loopback
+    # only, behind the TLS gateway.
+    host = host or ("0.0.0.0" if site.platform.mode == "kubernetes" else "127.0.0.1")
+    args = [
+        "--model", model_path,
+        "--served-model-name", served_name,
+        "--host", host,
+        "--port", str(port),
+        "--max-model-len", str(spec.max_context),
+        "--max-num-seqs", str(plan.max_num_seqs),
+        "--enable-prefix-caching",
+        "--dtype", "bfloat16" if vendor == "cpu" else "auto",
+        "--generation-config", "vllm",  # never look for a generation config anywhere but vLLM's defaults
+    ]
+    method = QUANTIZATION_METHOD[vendor].get(spec.quantization)
+    if method:
+        args += ["--quantization", method]
+    env = dict(TELEMETRY_ENV)
+    if vendor == "cpu":
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(int(plan.kv_cache_gib))
+    else:
+        args += [
+            "--tensor-parallel-size", str(plan.tensor_parallel),
+            "--gpu-memory-utilization", f"{plan.gpu_memory_utilization:.2f}",
+        ]
+        if plan.pipeline_parallel > 1:
+            args += ["--pipeline-parallel-size", str(plan.pipeline_parallel), "--distributed-executor-backend", "ray"]
+    if vendor == "amd" and spec.quantization == "awq":
+        env["VLLM_USE_TRITON_AWQ"] = "1"
+    return VllmLaunch(served_name, args, env, port, model_path, plan)

@@ -1,0 +1,73 @@
+"""The one vLLM-arguments renderer, per accelerator."""
+
+from __future__ import annotations
+
+import pytest
+from serving_helpers import gpu_host, model
+
+from sovkit.serving.vllm_args import PlanError, render_vllm
+
+
+def _opts(args: list[str]) -> dict[str, str | None]:
+    """--flag value pairs (flags without a value map to None)."""
+    out: dict[str, str | None] = {}
+    for i, arg in enumerate(args):
+        if arg.startswith("--"):
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            out[arg] = None if nxt is None or nxt.startswith("--") else nxt
+    return out
+
+
+def test_nvidia_awq_tensor_parallel(stacks):
+    launch = render_vllm(stacks["in-mh-pune"], "llama-3-1-8b")
+    opts = _opts(launch.args)
+    assert opts["--served-model-name"] == "llama-3-1-8b"
+    assert opts["--model"] == "/models/llama-3-1-8b"
+    assert opts["--quantization"] == "awq_marlin"
+    assert opts["--tensor-parallel-size"] == "2"
+    assert opts["--gpu-memory-utilization"] == "0.90"
+    assert opts["--max-model-len"] == "16384"
+    assert opts["--max-num-seqs"] == str(launch.plan.max_num_seqs) == "36"
+    assert "--enable-prefix-caching" in opts
+    # hosts mode: loopback only (the gateway fronts it), one port per model in stack order
+    assert (opts["--host"], opts["--port"], launch.port) == ("127.0.0.1", "8001", 8001)
+
+
+def test_kubernetes_pods_listen_on_their_address(stacks):
+    opts = _opts(render_vllm(stacks["za-national-dc"], "aya-expanse-8b").args)
+    assert (opts["--host"], opts["--port"]) == ("0.0.0.0", "8000")
+    assert "--quantization" not in opts
+    assert _opts(render_vllm(stacks["za-national-dc"], "llama-3-1-8b").args)["--quantization"] == "fp8"
+
+
+def test_amd_awq_uses_the_triton_kernel(variant):
+    site = variant("id-sulsel-cloud", models={"llama": model("llama-3.1-8b-instruct", "awq", tensorParallel=1)})
+    launch = render_vllm(site, "llama")
+    assert _opts(launch.args)["--quantization"] == "awq"
+    assert launch.env["VLLM_USE_TRITON_AWQ"] == "1"
+
+
+def test_cpu_sizes_the_kv_cache_in_the_environment(stacks):
+    launch = render_vllm(stacks["br-ministerio-cpu"], "qwen2-5-1-5b")
+    opts = _opts(launch.args)
+    assert launch.env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert opts["--dtype"] == "bfloat16"
+    assert "--tensor-parallel-size" not in opts and "--gpu-memory-utilization" not in opts
+    assert opts["--quantization"] == "awq"
+
+
+@pytest.mark.parametrize("site_name", ["local", "za-national-dc", "in-mh-pune", "br-ministerio-cpu", "id-sulsel-cloud"])
+def test_telemetry_off_and_no_secret_in_arguments(stacks, site_name):
+    site = stacks[site_name]
+    for served in site.serving.models:
+        launch = render_vllm(site, served)
+        assert {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}.items() <= launch.env.items()
+        assert "--api-key" not in launch.args and "VLLM_API_KEY" not in launch.env
+        assert launch.api_key_env == "VLLM_API_KEY"
+
+
+def test_a_model_that_does_not_fit_raises_with_the_way_out(variant):
+    site = variant("in-mh-pune", hosts=gpu_host("L4-24GB", 1),
+                   models={"big": model("qwen2.5-14b-instruct", context=32768, tensorParallel=1)})
+    with pytest.raises(PlanError, match="does not fit"):
+        render_vllm(site, "big")
