@@ -1,17 +1,20 @@
 """The Pulumi program of a sovkit site: `pulumi up` in the project root runs it for the selected stack.
 
 It stays thin: the site comes from the stack config through sovkit's schema (a mistake stops the run with
-the message `sovkit validate` gives), and sovkit's components build everything else.
+the message `sovkit validate` gives), and sovkit's components build everything else (sovkit/infra/).
 """
+
+from pathlib import Path
 
 import pulumi
 
 from sovkit.config.pulumi_config import site_from_pulumi
 from sovkit.errors import StackError
+from sovkit.infra.program import build, export
 
 try:
     site = site_from_pulumi()
 except StackError as err:
     raise pulumi.RunError(str(err)) from None
 
-pulumi.export("site", {"name": site.name, "country": site.site.country, "profile": site.profile.id})
+export(build(site, root=Path(__file__).resolve().parent.parent))

@@ -1,0 +1,151 @@
+"""The Pulumi program of a site: `build(site, root=...)` creates every component and returns the stack outputs.
+
+Order matters and is explicit: the state backend is checked and the residency transform installed before any
+resource exists; the machines come first, then the site play on them, then (kubernetes mode) the platform on the
+cluster the play bootstrapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from sovkit import ports
+from sovkit.config.schema import PROJECT
+from sovkit.config.site import SiteConfig
+from sovkit.infra import residency
+from sovkit.infra.host_configuration import HostConfiguration, HostConfigurationArgs, with_addresses, workdir
+from sovkit.infra.kubernetes_platform import KubernetesPlatform, KubernetesPlatformArgs
+from sovkit.infra.nodes import Nodes, NodesArgs
+from sovkit.inventory import inventory_yaml, render_inventory
+from sovkit.serving.values import render_values
+from sovkit.serving.vllm_args import PlanError
+
+SERVING_CHART = "charts/sovkit-serving"
+
+
+@dataclass(frozen=True)
+class ServingInputs:
+    """The serving chart and its values (kubernetes mode)."""
+
+    chart_path: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Program:
+    """What `build` made, for the stack outputs and for tests."""
+
+    site: SiteConfig
+    policy: residency.ResidencyPolicy
+    nodes: Nodes
+    hosts: HostConfiguration
+    platform: KubernetesPlatform | None
+    outputs: dict[str, Any]
+
+
+def serving_inputs(site: SiteConfig, root: Path) -> ServingInputs:
+    """The serving chart of this checkout and its values: exactly what `sovkit values STACK` prints."""
+    chart = root / SERVING_CHART
+    if not (chart / "Chart.yaml").is_file():
+        raise pulumi.RunError(f"{site.source}: mode kubernetes installs the serving chart {SERVING_CHART}, but "
+                              f"{chart}/Chart.yaml does not exist in this checkout. Nothing was changed.")
+    try:
+        values = render_values(site)
+    except PlanError as err:  # the same words `sovkit values` uses, before any resource is planned
+        raise pulumi.RunError(f"{site.source}: {err}\n  run `sovkit plan {site.name}` for what would fit. "
+                              "Nothing was changed.") from None
+    return ServingInputs(str(chart), values)
+
+
+def stack_config() -> dict[str, str]:
+    """The program's plain (non-secret) stack config: part of the site play's trigger."""
+    values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = {k for k in values if runtime_config.is_config_secret(k)}
+    secret |= set(runtime_config.get_config_secret_keys_env())
+    return {k: str(v) for k, v in sorted(values.items()) if k.startswith(PROJECT + ":") and k not in secret}
+
+
+def tenant_keys(site: SiteConfig, *, include_files: bool) -> dict[str, pulumi.Output[str]]:
+    """API keys as Pulumi secrets: those named by pulumiSecret, and (kubernetes mode) those kept in files."""
+    config = pulumi.Config()
+    keys: dict[str, pulumi.Output[str]] = {}
+    for tenant, spec in sorted(site.serving.tenants.items()):
+        if spec.api_key.pulumi_secret:
+            keys[tenant] = config.require_secret(spec.api_key.pulumi_secret)
+        elif include_files and spec.api_key.file:
+            path = Path(spec.api_key.file)
+            try:
+                keys[tenant] = pulumi.Output.secret(path.read_text(encoding="utf-8").strip())
+            except OSError as err:
+                raise pulumi.RunError(
+                    f"{site.source}: {PROJECT}:tenants.{tenant}.apiKey.file names {path}, which cannot be read "
+                    f"({err.strerror}); allowed: a readable file on this machine, or pulumiSecret. "
+                    "Nothing was changed.") from None
+    return keys
+
+
+def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = None) -> Program:
+    """Create the site's resources from the validated site and the checkout at `root`."""
+    pulumi.log.info(residency.check_backend(site, environ))
+    policy = residency.install(site)
+    kubernetes = site.platform.mode == "kubernetes"
+    serving = serving_inputs(site, root) if kubernetes else None
+
+    nodes = Nodes(site.name, NodesArgs.from_site(site))
+    if site.infrastructure.provider == "openstack":
+        inventory: pulumi.Input[str] = pulumi.Output.all(**nodes.addresses).apply(
+            lambda addresses: with_addresses(render_inventory(site), addresses))
+    else:
+        inventory = inventory_yaml(site)
+    keys = tenant_keys(site, include_files=kubernetes)
+    hosts = HostConfiguration(site.name, HostConfigurationArgs(
+        site_name=site.name, inventory=inventory, stack_config=stack_config(), root=root,
+        tenant_keys={} if kubernetes else keys, fetch_kubeconfig=kubernetes),
+        opts=pulumi.ResourceOptions(depends_on=[nodes]))
+
+    platform = None
+    serving_nodes = [n.name for n in site.serving_nodes()]
+    endpoints = pulumi.Output.all(**{n: nodes.addresses[n] for n in serving_nodes}).apply(
+        lambda addresses: {n: f"https://{_host(a)}/v1" for n, a in sorted(addresses.items())})
+    first = nodes.addresses[serving_nodes[0]]
+    monitoring: pulumi.Input[dict] = first.apply(lambda a: {"prometheus": f"http://{_host(a)}:{ports.PROMETHEUS}"})
+    if kubernetes:
+        assert serving is not None and hosts.kubeconfig is not None
+        res = site.residency
+        platform = KubernetesPlatform(site.name, KubernetesPlatformArgs(
+            site_name=site.name, kubeconfig=hosts.kubeconfig, container_registry=res.container_registry,
+            chart_path=serving.chart_path, serving_values=serving.values,
+            in_country_cidrs=list(res.in_country_cidrs), cluster_cidr=site.platform.cluster_cidr,
+            monitoring_retention_days=site.monitoring.monitoring_retention_days,
+            alert_webhooks={n: r.webhook for n, r in site.monitoring.alert_receivers.items() if r.webhook},
+            tenant_keys=keys), opts=pulumi.ResourceOptions(depends_on=[hosts]))
+        monitoring = platform.monitoring_urls
+
+    outputs: dict[str, Any] = {
+        "site": {"name": site.name, "country": site.site.country, "profile": site.profile.id,
+                 "provider": site.infrastructure.provider, "mode": site.platform.mode},
+        "nodes": nodes.hosts,
+        "inventory": inventory,
+        "endpoints": endpoints,
+        "monitoring": monitoring,
+        "complianceReport": f"{workdir(site.name)}/compliance/report.html",
+        "sitePlayTrigger": hosts.trigger,
+    }
+    if platform is not None:
+        outputs["kubeconfig"] = platform.kubeconfig  # a secret: `pulumi stack output kubeconfig --show-secrets`
+    return Program(site, policy, nodes, hosts, platform, outputs)
+
+
+def _host(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def export(program: Program) -> None:
+    for name, value in program.outputs.items():
+        pulumi.export(name, value)

@@ -1,0 +1,204 @@
+"""Run the Pulumi program of a stack under Pulumi's own mocks, with the config the engine would hand it.
+
+Used by sovkit's tests and bench, and by an integrator's tests of a forked country.
+
+`pulumi up` gives the program every config value as a string (objects and lists as JSON) and names the secret
+keys separately; under mocks the SDK reads both from PULUMI_CONFIG and PULUMI_CONFIG_SECRET_KEYS
+(pulumi/pulumi#4472), so `stack_environment` renders a stack file exactly that way. The mock monitor does not
+run stack transforms itself; `RecordingMocks` runs the registered ones on every resource, as the engine would,
+so a resource that breaks residency fails the run here as it would fail `pulumi up`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import runpy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.resource import ResourceOptions, ResourceTransformArgs
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from sovkit.config.schema import PROJECT
+from sovkit.stacks import project_root
+
+ROOT = project_root(Path(__file__).resolve().parent)
+STACKS_DIR = ROOT / "stacks"
+MAIN = STACKS_DIR / "__main__.py"
+FAKE_KEY_PREFIX = "sk-test-secret-"
+FAKE_TOKEN = "kubeconfig-token-must-stay-secret"
+FAKE_RANDOM_PREFIX = "random-secret-"
+FAKE_KUBECONFIG = f"""apiVersion: v1
+kind: Config
+clusters: [{{name: default, cluster: {{server: "https://198.51.100.11:6443"}}}}]
+users: [{{name: default, user: {{token: {FAKE_TOKEN}}}}}]
+"""
+
+
+def stack_names() -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+
+
+def _as_config_string(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)
+    return str(value)
+
+
+def stack_environment(stack_file: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
+    """(PULUMI_CONFIG map, secret keys, fake secret values) for a stack file.
+
+    The API keys tenants name with pulumiSecret are set by the operator with `pulumi config set --secret`, never
+    written in the file; here each gets a fake value, marked secret as the engine marks it."""
+    document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
+    config = {k: _as_config_string(v) for k, v in document["config"].items()}
+    secret_values: dict[str, str] = {}
+    tenants = document["config"].get(f"{PROJECT}:tenants") or {}
+    for spec in tenants.values():
+        name = (spec.get("apiKey") or {}).get("pulumiSecret")
+        if name:
+            secret_values[f"{PROJECT}:{name}"] = FAKE_KEY_PREFIX + name
+    config.update(secret_values)
+    return config, sorted(secret_values), secret_values
+
+
+@dataclass
+class Registered:
+    type_: str
+    name: str
+    inputs: dict[str, Any]
+    custom: bool
+
+    def plain(self, key: str, default: object = None) -> Any:
+        return unwrap(self.inputs.get(key, default))
+
+
+def unwrap(value: object) -> Any:
+    """An input value with the secret wrappers the mock monitor keeps removed."""
+    if rpc.is_rpc_secret(value):
+        return unwrap(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Realistic ids and outputs per resource type; every registered stack transform runs on every resource."""
+
+    def __init__(self) -> None:
+        self.resources: list[Registered] = []
+        self.transforms: list[Callable] = []
+        self._addresses = iter(ipaddress.ip_network("198.51.100.0/24").hosts())
+
+    def register_transform(self, transform: Callable) -> None:
+        self.transforms.append(transform)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        for transform in self.transforms:
+            transform(ResourceTransformArgs(bool(args.custom), args.typ, args.name, args.inputs, ResourceOptions()))
+        self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
+        outputs = dict(args.inputs)
+        if args.typ == "openstack:compute/instance:Instance":
+            address = str(next(self._addresses))
+            outputs |= {"accessIpV4": address, "networks": [{"name": "sovkit-internal", "fixedIpV4": address,
+                                                              "port": f"port-{args.name}"}]}
+        elif args.typ == "openstack:networking/floatingIp:FloatingIp":
+            outputs["address"] = "203.0.113.200"
+        elif args.typ == "command:local:Command":
+            outputs["stdout"] = FAKE_KUBECONFIG if args.name.endswith("-kubeconfig") else "PLAY RECAP ok=1 failed=0"
+            outputs["stderr"] = ""
+        elif args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = FAKE_RANDOM_PREFIX + args.name
+        elif args.typ.startswith("kubernetes:helm.sh/"):
+            outputs["status"] = {"status": "deployed", "name": args.inputs.get("name")}
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+    def of_type(self, type_: str) -> list[Registered]:
+        return [r for r in self.resources if r.type_ == type_]
+
+    def named(self, name: str) -> Registered:
+        matches = [r for r in self.resources if r.name == name]
+        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
+        return matches[0]
+
+
+@dataclass
+class Run:
+    """One mocked run of the program: the resources it registered and its resolved outputs."""
+
+    stack: str
+    mocks: RecordingMocks
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+    result: Any = None
+    secret_values: dict[str, str] = field(default_factory=dict)
+    monitor: MockMonitor | None = None
+
+    def urns(self) -> list[str]:
+        assert self.monitor is not None
+        return list(self.monitor.get_registered_resources())
+
+
+def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[str, str] | None = None,
+                secret_keys: list[str] | None = None, environ: dict[str, str] | None = None) -> Run:
+    """Run `body` (default: stacks/__main__.py) as the program of `stack` under mocks; resolve its outputs."""
+    if config is None:
+        config, secret_keys, secret_values = stack_environment(STACKS_DIR / f"Pulumi.{stack}.yaml")
+    else:
+        secret_values = {}
+    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", *(environ or {}))}
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys or [])
+    os.environ.pop("PULUMI_BACKEND_URL", None)
+    os.environ.update(environ or {})
+    mocks = RecordingMocks()
+    run = Run(stack, mocks, secret_values=secret_values)
+    # A fresh event loop per run: a failed run leaves registrations queued on its loop, and they must never
+    # resume inside the next run.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    settings.ROOT.set(None)
+    run.monitor = MockMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=run.monitor)
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()  # outputs a failed run left behind belong to its (abandoned) loop
+
+    async def resolve() -> None:
+        for name, value in settings.get_root_resource().outputs.items():  # type: ignore[union-attr]
+            output = pulumi.Output.from_input(value)
+            run.outputs[name] = await output.future()
+            if await output.is_secret():
+                run.secret_outputs.add(name)
+
+    def program() -> Any:
+        if body is None:
+            runpy.run_path(str(MAIN), run_name="__main__")
+        else:
+            run.result = body()
+        return resolve()
+
+    try:
+        _sync_await(run_pulumi_func(program))
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+    return run
