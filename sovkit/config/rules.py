@@ -188,7 +188,7 @@ def networks(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
                           "a network inside inCountryCidrs: administrators are in-country")
     seen_addr: dict[str, str] = {}
     for node in site.nodes:
-        if node.address is None:
+        if node.address is None or site.infrastructure.provider != "onprem":
             continue
         path = key(f"hosts.{node.name}.address")
         if node.address in seen_addr:

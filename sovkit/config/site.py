@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -18,6 +19,9 @@ from sovkit.config.schema import (
 )
 from sovkit.config.types import ROLES
 from sovkit.data import load_yaml
+
+LOCAL_NETWORK_DEFAULT = "198.18.0.0/24"
+LOCAL_FIRST_HOST = 10
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,13 @@ class SiteConfig:
                 for role, g in (infra.openstack_node_groups or {}).items()
                 for i in range(1, g.count + 1)
             )
-        return tuple(
-            Node(f"{self.name}-{role.replace('_', '-')}-{i}", role, None, None, 0, "root", 22)
-            for role in ROLES
-            for i in range(1, (infra.local_nodes or {}).get(role, 0) + 1)
-        )
+        # local: podman hosts on the internal network localNetworkCidr, from its 10th address on (the
+        # first is the bridge, this machine's side of it).
+        names = [(f"{self.name}-{role.replace('_', '-')}-{i}", role)
+                 for role in ROLES for i in range(1, (infra.local_nodes or {}).get(role, 0) + 1)]
+        network = ipaddress.ip_network(infra.local_network_cidr or LOCAL_NETWORK_DEFAULT)
+        return tuple(Node(name, role, str(network[LOCAL_FIRST_HOST + i]), None, 0, "root", 22)
+                     for i, (name, role) in enumerate(names))
 
     def nodes_with_role(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
@@ -88,6 +94,11 @@ class SiteConfig:
         if model.node_role:
             return model.node_role
         return "cpu_worker" if self.accelerator.accelerator == "cpu" else "gpu_worker"
+
+    def serving_nodes(self) -> list[Node]:
+        """The nodes that run models (and, in hosts mode, each its gateway), in stack order."""
+        roles = {self.model_role(m) for m in self.serving.models.values()}
+        return [n for n in self.nodes if n.role in roles]
 
     def tenants_of(self, served_name: str) -> list[str]:
         """Tenants allowed to call a model (tenants list their models: one place holds the grant)."""

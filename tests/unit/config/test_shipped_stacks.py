@@ -10,8 +10,10 @@ from sovkit.config import load_stack
 from sovkit.stacks import stack_files, stack_name
 
 STACKS = stack_files(Path(__file__).parents[3])
+# RFC 5737/3849 documentation ranges, plus RFC 2544's benchmarking range for the local stack's own hosts
+# (192.0.2.0/24 is the uplink of many CI runners, so podman cannot create a network on it there).
 DOCUMENTATION_RANGES = [ipaddress.ip_network(n) for n in
-                        ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+                        ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "198.18.0.0/15")]
 ADDRESS = re.compile(r"(?<![\w.:])(\d{1,3}(?:\.\d{1,3}){3}(?:/\d+)?|[0-9a-f]{1,4}(?::[0-9a-f]{0,4}){2,7}(?:/\d+)?)"
                      r"(?![\w.:])")
 

@@ -1,0 +1,104 @@
+"""The `sovkit verify STACK` command (registered in sovkit.cli with ``main.add_command(verify)``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sovkit.verify.runner import HostRun, run_verify
+
+# Exit codes: 0 every check passed or was skipped with its reason; 1 a check failed (not compliant);
+# 2 the stack could not be loaded or the suite could not run on a host (nothing proven either way).
+EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+@click.command("verify")
+@click.argument("stack")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("compliance-report"),
+              show_default=True, help="Where report.json, report.html and junit.xml are written.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Hosts checked in parallel.")
+@click.option("--host", "hosts", multiple=True, help="Check only this host (repeatable).")
+@click.option("--identity", "-i", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SSH private key for real sites (default: the ssh agent and ~/.ssh).")
+def verify(stack: str, output_dir: Path, jobs: int, hosts: tuple[str, ...], identity: Path | None) -> None:
+    """Prove a site's hosts comply: run the compliance suite against every host of STACK (a stack
+    file, or a site name such as `local`), in parallel, over ssh for real sites and podman for
+    `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir.
+
+    Exit status: 0 compliant, 1 not compliant (a check failed), 2 nothing could be proven (bad stack,
+    unknown host, or the suite could not run on a host)."""
+    from sovkit.config import load_stack
+    from sovkit.errors import StackError
+    from sovkit.inventory import render_inventory
+    from sovkit.stacks import find_stack
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        site = load_stack(find_stack(stack))
+    except (StackError, FileNotFoundError) as err:
+        console.print(str(err), markup=False)
+        raise SystemExit(EXIT_CANNOT_RUN) from None
+    inventory = render_inventory(site)
+    env: dict[str, str] = {}
+    if identity:
+        env["SOVKIT_SSH_IDENTITY"] = str(identity.resolve())
+    if site.infrastructure.provider == "local" and "CONTAINERS_CONF" not in os.environ:
+        from sovkit.hosts import default_cache_dir
+
+        conf = default_cache_dir() / "podman" / "containers.conf"
+        if conf.exists():  # the hosts were started with sovkit's podman settings (runc)
+            env["CONTAINERS_CONF"] = str(conf)
+
+    def progress(host: str, run: HostRun) -> None:
+        counts = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
+        state = "[red]could not run[/red]" if run.broken else (
+            "[red]NOT COMPLIANT[/red]" if counts["failed"] or counts["error"] else "[green]compliant[/green]")
+        console.print(f"  {escape(host)}: {state}: {counts['passed']} passed, {counts['failed']} failed, "
+                      f"{counts['error']} errors, {counts['skipped']} skipped ({run.seconds:.1f} s)")
+
+    console.print(f"Verifying {escape(site.name)} ({stack}): {jobs} hosts at a time...")
+    try:
+        report = run_verify(inventory, output_dir, jobs=jobs, hosts=list(hosts) or None, env=env, progress=progress)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(str(err), markup=False)
+        raise SystemExit(EXIT_CANNOT_RUN) from None
+    table = Table(title=f"{report.law}: evidence per clause")
+    for col in ("clause", "citation", "status", "controls"):
+        table.add_column(col)
+    for clause, c in report.by_clause().items():
+        table.add_row(clause, c["citation"], c["status"], ", ".join(c["controls"]) or "-")
+    console.print(table)
+    for host, err in report.host_errors.items():
+        console.print(f"[red]{escape(host)}: the suite could not run[/red]")
+        console.print(err[-1500:], markup=False)
+    totals = report.totals()
+    verdict = "COMPLIANT" if report.ok else ("NOT PROVEN" if report.host_errors else "NOT COMPLIANT")
+    console.print(f"{verdict}: {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
+                  f"{totals['skipped']} skipped, {len(report.hosts)} hosts, in {report.duration_s:.1f} s")
+    console.print(f"Report: {output_dir / 'report.html'} (JSON: {output_dir / 'report.json'}, "
+                  f"JUnit: {output_dir / 'junit.xml'})", markup=False)
+    if report.host_errors:
+        raise SystemExit(EXIT_CANNOT_RUN)
+    raise SystemExit(EXIT_COMPLIANT if report.ok else EXIT_NOT_COMPLIANT)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the command alone (tests; `python -m sovkit.verify.cli`), returning its exit status."""
+    try:
+        verify.main(args=argv, prog_name="sovkit verify", standalone_mode=False)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run())

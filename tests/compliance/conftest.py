@@ -1,0 +1,120 @@
+"""The sovkit compliance suite: checks on live hosts, with expectations from the site's own inventory.
+
+Run it through `sovkit verify STACK` (parallel across hosts, JUnit + JSON + HTML reports), or by hand
+against one host of a rendered inventory:
+
+    sovkit inventory stacks/Pulumi.<site>.yaml > inventory.yml
+    SOVKIT_INVENTORY=inventory.yml SOVKIT_VERIFY_HOST=<host> pytest tests/compliance
+
+Hosts of the `local` provider are reached with testinfra's podman:// backend, others over ssh://
+(as ansible_user, with sudo; SOVKIT_SSH_IDENTITY names the key). Each check carries a control id
+(@pytest.mark.control) from sovkit/data/controls.yaml; checks that a container cannot prove skip
+there with the reason, and run live on real hosts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+import yaml
+
+ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
+CONTAINER_TYPES = {"podman", "docker", "lxc", "container-other", "systemd-nspawn", "containerd"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "control(id): the sovkit control (SOV-*) a check evidences")
+    config.addinivalue_line("markers", "live_only(reason): needs a real host (not a container)")
+
+
+def load_inventory(path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def inventory_hosts(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{host name: its variables}: all.vars, then its group's vars, then its own (Ansible's order)."""
+    top = inventory["all"]
+    hosts: dict[str, dict[str, Any]] = {}
+    for group, body in (top.get("children") or {}).items():
+        for name, hvars in ((body or {}).get("hosts") or {}).items():
+            merged = {**(top.get("vars") or {}), **((body or {}).get("vars") or {}), **(hvars or {})}
+            groups = [*hosts.get(name, {}).get("group_names", []), group]
+            hosts[name] = {**hosts.get(name, {}), **merged, "group_names": groups}
+    return hosts
+
+
+def host_url(hvars: dict[str, Any]) -> str:
+    """testinfra connection URL of a host: podman:// for local containers, ssh:// (with sudo) otherwise."""
+    if hvars.get("ansible_connection") in ("containers.podman.podman", "podman"):
+        return f"podman://{hvars['ansible_host']}"  # podman exec runs as root: no sudo needed
+    user = hvars.get("ansible_user", "root")
+    port = hvars.get("ansible_port", 22)
+    url = f"ssh://{user}@{hvars['ansible_host']}:{port}"
+    params = []
+    if user != "root":
+        params.append("sudo=true")
+    key = os.environ.get("SOVKIT_SSH_IDENTITY")
+    if key:
+        params.append(f"ssh_identity_file={key}")
+    return url + ("?" + "&".join(params) if params else "")
+
+
+def role_defaults() -> dict[str, Any]:
+    """Every role's defaults: the kit-wide values the playbooks used where the stack sets none."""
+    out: dict[str, Any] = {}
+    for path in sorted(ROLES_DIR.glob("*/defaults/main.yml")):
+        out.update(yaml.safe_load(path.read_text()) or {})
+    return out
+
+
+@pytest.fixture(scope="session")
+def target() -> tuple[str, dict[str, Any]]:
+    inv_path = os.environ.get("SOVKIT_INVENTORY")
+    if not inv_path:
+        pytest.skip("SOVKIT_INVENTORY is not set: run through `sovkit verify STACK` or export a rendered inventory")
+    hosts = inventory_hosts(load_inventory(inv_path))
+    name = os.environ.get("SOVKIT_VERIFY_HOST") or next(iter(hosts))
+    if name not in hosts:
+        pytest.fail(f"SOVKIT_VERIFY_HOST={name} is not in {inv_path} (hosts: {', '.join(hosts)})")
+    return name, hosts[name]
+
+
+@pytest.fixture(scope="session")
+def site(target: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """The host's inventory variables over the roles' defaults: what the playbooks were given."""
+    return {**role_defaults(), **target[1]}
+
+
+@pytest.fixture(scope="session")
+def host(target: tuple[str, dict[str, Any]]) -> testinfra.host.Host:
+    return testinfra.get_host(host_url(target[1]))
+
+
+@pytest.fixture(scope="session")
+def in_container(host: testinfra.host.Host) -> bool:
+    return host.run("systemd-detect-virt --container").stdout.strip() in CONTAINER_TYPES
+
+
+@pytest.fixture(scope="session")
+def forwarding(site: dict[str, Any]) -> bool:
+    """Same rule as playbooks/vars/harden.yml: Kubernetes or container hosts keep IP forwarding on."""
+    return site["sovkit_platform"]["mode"] == "kubernetes" or bool(site.get("sovkit_runs_containers", False))
+
+
+@pytest.fixture
+def evidence(record_property: Any):
+    """Record what a check saw; it lands in the report next to the result."""
+    def _record(text: object) -> None:
+        record_property("evidence", str(text)[:2000])
+    return _record
+
+
+@pytest.fixture(autouse=True)
+def _live_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("live_only")
+    if marker and request.getfixturevalue("in_container"):
+        pytest.skip(f"container host: {marker.args[0]}; runs on real hosts")

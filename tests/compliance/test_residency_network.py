@@ -1,0 +1,159 @@
+"""residency_network: the nftables allowlist in force (SOV-NET-*), read from the live kernel ruleset."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ruleset(host) -> dict:
+    """The live ruleset of table inet sovkit, as nft -j prints it: chains, sets, rules, counters."""
+    doc = json.loads(host.check_output("nft -j list table inet sovkit"))["nftables"]
+    out: dict = {"chains": {}, "sets": {}, "rules": {}, "counters": {}}
+    for item in doc:
+        if "chain" in item:
+            out["chains"][item["chain"]["name"]] = item["chain"]
+        elif "set" in item:
+            out["sets"][item["set"]["name"]] = _elements(item["set"].get("elem", []))
+        elif "rule" in item:
+            out["rules"].setdefault(item["rule"]["chain"], []).append(item["rule"])
+        elif "counter" in item:
+            out["counters"][item["counter"]["name"]] = item["counter"]
+    return out
+
+
+def _elements(elems: list) -> set[str]:
+    out = set()
+    for e in elems:
+        if isinstance(e, str):
+            out.add(str(ipaddress.ip_network(e)))
+        elif "prefix" in e:
+            out.add(f"{ipaddress.ip_address(e['prefix']['addr'])}/{e['prefix']['len']}")
+        elif "range" in e:
+            lo, hi = e["range"]
+            out.update(str(n) for n in ipaddress.summarize_address_range(ipaddress.ip_address(lo),
+                                                                           ipaddress.ip_address(hi)))
+    return out
+
+
+def _norm(items: list[str], v6: bool) -> set[str]:
+    return {str(ipaddress.ip_network(i, strict=False)) for i in items if (":" in i) == v6}
+
+
+def _text(rule: dict) -> str:
+    return json.dumps(rule["expr"])
+
+
+@pytest.mark.control("SOV-NET-001")
+@pytest.mark.parametrize("chain", ["input", "output", "forward"])
+def test_default_drop(ruleset, evidence, chain):
+    """Anything not allowed is dropped, in each direction (CIS 4.3.8)."""
+    c = ruleset["chains"].get(chain, {})
+    evidence(f"chain {chain}: hook={c.get('hook')} policy={c.get('policy')}")
+    assert (c.get("hook"), c.get("policy")) == (chain, "drop")
+
+
+@pytest.mark.control("SOV-NET-001")
+def test_ruleset_loaded_at_boot(host, evidence):
+    """The ruleset survives a reboot: nftables.service is enabled and loads /etc/nftables.conf (CIS 4.3.10)."""
+    svc = host.service("nftables")
+    evidence(f"nftables enabled={svc.is_enabled}; conf check rc={host.run('nft -c -f /etc/nftables.conf').rc}")
+    assert svc.is_enabled
+    assert host.run("nft -c -f /etc/nftables.conf").rc == 0
+    assert host.file("/etc/nftables.conf").contains("table inet sovkit")
+
+
+@pytest.mark.control("SOV-NET-001")
+def test_established_accepted_before_drop(ruleset, evidence):
+    """Replies of allowed connections pass, and SSH replies always do: a run never cuts its own session."""
+    first_in = _text(ruleset["rules"]["input"][0])
+    out_rules = [_text(r) for r in ruleset["rules"]["output"]]
+    evidence(f"input[0]={first_in}")
+    assert "established" in first_in and "accept" in first_in
+    assert any('"sport"' in r and "accept" in r for r in out_rules)
+
+
+@pytest.mark.control("SOV-NET-002")
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_ssh_only_from_admin_cidrs(ruleset, site, evidence, family):
+    """SSH is accepted from the stack's admin networks only (CIS 4.3.9)."""
+    expected = _norm(site["sovkit_residency"]["admin_cidrs"], family == "v6")
+    found = ruleset["sets"].get(f"admin_{family}", set())
+    evidence(f"admin_{family}={sorted(found)}")
+    assert found == expected
+    rules = [_text(r) for r in ruleset["rules"]["input"]]
+    ssh_rules = [t for t in rules if '"dport"' in t and f"@admin_{family}" in t]
+    assert len(ssh_rules) == (1 if expected else 0)
+
+
+@pytest.mark.control("SOV-NET-003")
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_egress_in_country(ruleset, site, evidence, family):
+    """Egress is allowed to the in-country networks of the stack and nowhere else by default
+    (evidences the cross-border transfer clause)."""
+    expected = _norm(site["sovkit_residency"]["in_country_cidrs"], family == "v6")
+    found = ruleset["sets"].get(f"in_country_{family}", set())
+    evidence(f"in_country_{family}={sorted(found)}")
+    assert found == expected
+
+
+@pytest.mark.control("SOV-NET-003")
+def test_listed_endpoints_only(ruleset, site, evidence):
+    """Exceptions are exactly the stack's allowed endpoints, each with its justification."""
+    found = set()
+    for rule in ruleset["rules"]["output"]:
+        text = _text(rule)
+        if '"daddr"' in text and '"dport"' in text and "@" not in text and "accept" in text:
+            exprs = rule["expr"]
+            fields = {e["match"]["left"].get("payload", {}).get("field"): e["match"]["right"]
+                      for e in exprs if "match" in e and isinstance(e["match"]["left"], dict)}
+            addr, port = fields["daddr"], fields["dport"]
+            found.add((addr, int(port)))
+    expected = {(e["host"], int(e["port"])) for e in site["sovkit_residency"]["allowed_endpoints"]}
+    evidence(f"endpoints in ruleset: {sorted(found)}")
+    assert found == expected
+
+
+@pytest.mark.control("SOV-NET-003")
+def test_final_drop_in_output(ruleset, evidence):
+    """The output chain ends in a counted drop: what is not listed does not leave."""
+    last = _text(ruleset["rules"]["output"][-1])
+    evidence(last)
+    assert "drop" in last and "egress_dropped" in last
+
+
+@pytest.mark.control("SOV-NET-004")
+def test_dns_only_to_resolvers(ruleset, site, evidence):
+    """DNS (53, and DNS-over-TLS 853) goes only to the approved resolvers; other DNS is dropped even
+    inside the country, so names cannot leak to another resolver."""
+    expected = _norm([f"{r}/{128 if ':' in r else 32}" for r in site["sovkit_residency"]["dns_resolvers"]], False)
+    found = ruleset["sets"].get("resolvers_v4", set())
+    rules = [_text(r) for r in ruleset["rules"]["output"]]
+    idx_dns_drop = next(i for i, r in enumerate(rules) if "853" in r and "drop" in r)
+    idx_in_country = next(i for i, r in enumerate(rules) if "@in_country_v4" in r)
+    evidence(f"resolvers_v4={sorted(found)}; dns drop at {idx_dns_drop}, in-country accept at {idx_in_country}")
+    assert found == expected
+    assert idx_dns_drop < idx_in_country
+
+
+@pytest.mark.control("SOV-NET-005")
+@pytest.mark.parametrize("counter", ["input_dropped", "egress_dropped", "forward_dropped"])
+def test_drops_counted(ruleset, evidence, counter):
+    """Drops are counted per direction, so operators see attempted exfiltration (nft list counters)."""
+    c = ruleset["counters"].get(counter)
+    evidence(f"{counter}: {c}")
+    assert c is not None
+
+
+@pytest.mark.control("SOV-NET-005")
+@pytest.mark.parametrize("chain", ["input", "output", "forward"])
+def test_drops_logged_rate_limited(ruleset, site, evidence, chain):
+    """Each chain logs what it drops, rate-limited so a flood cannot fill the disk."""
+    texts = [_text(r) for r in ruleset["rules"][chain]]
+    logged = [t for t in texts if '"log"' in t and '"limit"' in t]
+    evidence(logged[:1])
+    assert len(logged) >= 1
+    assert site["residency_network_log_prefix"] in logged[-1]
