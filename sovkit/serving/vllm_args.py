@@ -82,6 +82,9 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
     env = dict(TELEMETRY_ENV)
     if vendor == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(int(plan.kv_cache_gib))
+        # No torch.compile on CPU: its inductor backend needs a C++ compiler, which a hardened server does not
+        # carry, and it would add minutes to every start.
+        args.append("--enforce-eager")
     else:
         args += [
             "--tensor-parallel-size", str(plan.tensor_parallel),
