@@ -9,29 +9,17 @@ from pathlib import Path
 
 import click
 import yaml
-from rich.console import Console
 
-from sovkit.config import PROJECT, SiteConfig, load_stack
+from sovkit.bundle.cli import bundle
+from sovkit.clitools import console, errors, load_site
+from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError
 from sovkit.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
 from sovkit.stacks import find_stack, project_root, stack_files
-
-console = Console(highlight=False, soft_wrap=True)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _load(stack: str) -> SiteConfig:
-    try:
-        return load_stack(find_stack(stack))
-    except StackError as err:
-        errors.print(str(err), markup=False)
-        raise SystemExit(1) from None
-    except FileNotFoundError as err:
-        errors.print(str(err), markup=False)
-        raise SystemExit(2) from None
+from sovkit.verify.cli import verify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,7 +61,7 @@ def validate(stacks: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def show(stack: str, as_json: bool) -> None:
     """The resolved config of a site, with where each value came from."""
-    site = _load(stack)
+    site = load_site(stack)
     rows = []
     for name, (section, field) in key_index().items():
         value = getattr(getattr(site, section), field)
@@ -135,11 +123,13 @@ def new_site(country: str, name: str, output: Path | None) -> None:
 @click.argument("stack")
 def inventory(stack: str) -> None:
     """The Ansible inventory and group vars of a site (YAML on stdout)."""
-    click.echo(inventory_yaml(_load(stack)), nl=False)
+    click.echo(inventory_yaml(load_site(stack)), nl=False)
 
 
+main.add_command(bundle)
 main.add_command(plan)
 main.add_command(values)
+main.add_command(verify)
 
 
 def run(argv: list[str] | None = None) -> int:

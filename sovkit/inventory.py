@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import yaml
 
+from sovkit import ports
 from sovkit.config import SiteConfig
 from sovkit.config.types import ROLES, split_host_port
+from sovkit.serving.vllm_args import render_vllm
 
 # Where data lives on every host: the roles place it there and data_at_rest inspects these volumes.
 DATA_PATHS = {"model_store": "/srv/sovkit/models", "logs": "/var/log/sovkit", "kubernetes": "/var/lib/rancher"}
@@ -24,18 +26,27 @@ def render_inventory(site: SiteConfig) -> dict:
         hosts = {}
         for node in site.nodes_with_role(role):
             host: dict[str, object] = {
-                "ansible_host": node.address if node.address else local_container_name(node.name),
+                "ansible_host": node.address or node.name,
+                "sovkit_address": node.address or node.name,
                 "ansible_user": node.ssh_user,
                 "ansible_port": node.ssh_port,
                 "sovkit_role": role,
-                "sovkit_accelerator": {"model": node.accelerator_model, "count": node.accelerator_count},
+                "sovkit_node_accelerator": {"model": node.accelerator_model, "count": node.accelerator_count},
             }
             if site.infrastructure.provider == "local":
+                host["ansible_host"] = local_container_name(node.name)
                 host["ansible_connection"] = "containers.podman.podman"
                 del host["ansible_port"]
             hosts[node.name] = host
         if hosts:
             groups[role] = {"hosts": hosts}
+    serving = [n.name for n in site.serving_nodes()]
+    if site.platform.mode == "hosts" and serving:
+        # Each serving node runs its models and the gateway in front of them; the first also Prometheus,
+        # which scrapes every node (monitored).
+        groups["serving"] = {"hosts": {name: {} for name in serving}}
+        groups["monitoring"] = {"hosts": {serving[0]: {}}}
+        groups["monitored"] = {"hosts": {n.name: {} for n in site.nodes}}
     endpoints = []
     for endpoint, why in sorted(res.allowed_endpoints.items()):
         host, port = split_host_port(endpoint)
@@ -74,8 +85,25 @@ def render_inventory(site: SiteConfig) -> dict:
                                 for name, r in sorted(site.monitoring.alert_receivers.items())],
         },
         "sovkit_data_paths": dict(DATA_PATHS),
+        "sovkit_ports": {"gateway": ports.GATEWAY, "prometheus": ports.PROMETHEUS,
+                         "node_exporter": ports.NODE_EXPORTER},
+        "sovkit_serving": render_serving(site) if site.platform.mode == "hosts" else None,
     }
     return {"all": {"vars": variables, "children": groups}}
+
+
+def render_serving(site: SiteConfig) -> dict:
+    """Hosts mode: each model's vLLM launch (from the one renderer) and each tenant's grant and limits.
+    API keys are secrets and never here: `sovkit up` and Pulumi pass them to the play separately."""
+    models = {}
+    for served, spec in site.serving.models.items():
+        launch = render_vllm(site, served, model_path=f"{DATA_PATHS['model_store']}/{served}")
+        models[served] = {"port": launch.port, "args": launch.args, "env": launch.env, "path": launch.model_path,
+                          "source": spec.source, "revision": spec.revision}
+    tenants = {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
+                      "burst": t.rate_limit.burst, **({"key_file": t.api_key.file} if t.api_key.file else {})}
+               for name, t in site.serving.tenants.items()}
+    return {"models": models, "tenants": tenants}
 
 
 def inventory_yaml(site: SiteConfig) -> str:

@@ -42,12 +42,13 @@ def inventory_path(site_name: str) -> str:
 
 
 def with_addresses(inventory: dict, addresses: Mapping[str, str]) -> str:
-    """The rendered inventory with each host's `ansible_host` set to the address its provider gave it."""
+    """The rendered inventory with each host's `ansible_host` and `sovkit_address` (the address its services bind
+    and its certificate names) set to the address its provider gave it."""
     doc = json.loads(json.dumps(inventory))  # a deep copy the caller's dict never sees
     for group in doc["all"].get("children", {}).values():
         for host, host_vars in group.get("hosts", {}).items():
             if addresses.get(host):
-                host_vars["ansible_host"] = addresses[host]
+                host_vars["ansible_host"] = host_vars["sovkit_address"] = addresses[host]
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
 
 

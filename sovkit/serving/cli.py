@@ -5,27 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 
-from sovkit.config import SiteConfig, load_stack
-from sovkit.errors import StackError
+from sovkit.clitools import console, errors, load_site
+from sovkit.config import SiteConfig
 from sovkit.serving.planner import ModelPlan, plan_site
 from sovkit.serving.vllm_args import PlanError
-from sovkit.stacks import find_stack
-
-console = Console(highlight=False, soft_wrap=True)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _load(stack: str) -> SiteConfig:
-    try:
-        return load_stack(find_stack(stack))
-    except StackError as err:
-        errors.print(str(err), markup=False)
-        raise SystemExit(1) from None
-    except FileNotFoundError as err:
-        errors.print(str(err), markup=False)
-        raise SystemExit(2) from None
 
 
 def _gpus(p: ModelPlan) -> str:
@@ -59,7 +43,7 @@ def plan(stacks: tuple[str, ...]) -> None:
     for i, stack in enumerate(stacks):
         if i:
             console.print()
-        failed += _plan_one(_load(stack))
+        failed += _plan_one(load_site(stack))
     if failed:
         raise SystemExit(1)
 
@@ -93,7 +77,7 @@ def values(stack: str) -> None:
     """The values of charts/sovkit-serving for a site, as YAML on stdout."""
     from sovkit.serving.values import dump_values, render_values
 
-    site = _load(stack)
+    site = load_site(stack)
     if site.platform.mode != "kubernetes":
         errors.print(f"note: {site.name} runs in {site.platform.mode} mode (systemd units, no chart); these are the "
                      "values it would get on Kubernetes", markup=False)

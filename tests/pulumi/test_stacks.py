@@ -74,6 +74,7 @@ def test_site_play_command_and_trigger(shipped):
         hosts = [h for g in yaml.safe_load(inventory)["all"]["children"].values() for h in g["hosts"].values()]
         assert len(hosts) == len(site.nodes)
         assert all(ipaddress.ip_address(h["ansible_host"]) for h in hosts)  # the cloud's addresses, not names
+        assert all(h["sovkit_address"] == h["ansible_host"] for h in hosts)  # services bind, certificates name it
     else:
         assert inventory == inventory_yaml(site)
     assert inventory == shipped.run.outputs["inventory"]

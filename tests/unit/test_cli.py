@@ -90,8 +90,9 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
     inventory = yaml.safe_load(first)["all"]
     assert sorted(inventory["children"]) == ["control_plane", "gpu_worker", "storage"]
     gpu = inventory["children"]["gpu_worker"]["hosts"]["gpu-02"]
-    assert gpu == {"ansible_host": "198.51.100.22", "ansible_user": "sovkit", "ansible_port": 22,
-                   "sovkit_role": "gpu_worker", "sovkit_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
+    assert gpu == {"ansible_host": "198.51.100.22", "sovkit_address": "198.51.100.22", "ansible_user": "sovkit",
+                   "ansible_port": 22,
+                   "sovkit_role": "gpu_worker", "sovkit_node_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
     residency = inventory["vars"]["sovkit_residency"]
     assert residency["log_retention_days"] == 400
     assert residency["allowed_endpoints"][0]["host"] == "ocsp.pki.gov.example"

@@ -1,0 +1,210 @@
+"""`sovkit bundle STACK`: everything a site's hosts install, and nothing else, in one folder with a manifest.
+
+    <bundle>/apt/        a flat apt repository: the packages the roles install, with every dependency a
+                         minimal Debian 12 host lacks (the in-country mirror of an air-gapped site)
+    <bundle>/wheels/     hosts mode: the serving runtime's wheels and requirements.txt (every package pinned)
+    <bundle>/models/     models the kit makes offline (the local stack's tiny model); real weights come from
+                         the in-country model store, checked against their revision by the model_store role
+    <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site
+    <bundle>/manifest.json   sha256 and size of every file, and what the bundle was built from
+
+Downloads are cached per machine (~/.cache/sovkit), and files already in the bundle are kept, so a re-run
+costs a manifest check. The hosts mount the bundle read-only and reach no other package source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sovkit.bundle.manifest import MANIFEST, write_manifest
+from sovkit.bundle.packages import host_packages
+from sovkit.config import SiteConfig
+from sovkit.serving.values import render_values
+from sovkit.stacks import project_root
+
+RUNTIME_LOCKS = Path(__file__).resolve().parents[1] / "data" / "runtime"
+TINY_MODEL = "sovkit-tiny-llama"  # the catalogue entry the kit can make offline
+CHART = "sovkit-serving"
+ALERT_RULES = "chart/alert-rules.yml"  # {namespace, groups}: what the hosts' Prometheus loads
+Progress = Callable[[str], None]
+
+
+class BundleError(RuntimeError):
+    """A bundle that cannot be built for this site; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    manifest: dict
+    seconds: dict[str, float]
+
+    @property
+    def bytes(self) -> int:
+        return sum(f["bytes"] for f in self.manifest["files"].values())
+
+
+def default_bundle_dir(site: SiteConfig) -> Path:
+    return project_root() / ".sovkit" / site.name / "bundle"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sovkit"
+
+
+def refuse_gpu_sites(site: SiteConfig) -> None:
+    vendor = site.accelerator.accelerator
+    if vendor != "cpu":
+        raise BundleError(
+            f"{site.source}: accelerator {vendor!r}: the GPU driver and runtime come from the site's in-country "
+            f"mirror of the vendor's repository (roles/accelerator/tasks/{vendor}.yml), which sovkit does not "
+            "assemble; `sovkit bundle` builds offline bundles for cpu sites. Nothing was changed.")
+
+
+def runtime_lock(site: SiteConfig) -> Path | None:
+    """The pinned serving runtime the site's hosts install (hosts mode), or None (kubernetes: images)."""
+    if site.platform.mode != "hosts":
+        return None
+    vendor = site.accelerator.accelerator
+    lock = RUNTIME_LOCKS / f"{vendor}.txt"
+    if not lock.is_file():
+        shipped = ", ".join(sorted(p.stem for p in RUNTIME_LOCKS.glob("*.txt")))
+        raise BundleError(
+            f"{site.source}: accelerator {vendor!r} in hosts mode needs a pinned serving runtime "
+            f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. Add the lock file (one "
+            "`name==version` per line, the whole runtime) or run this site in kubernetes mode. Nothing was changed.")
+    return lock
+
+
+def _place(source: Path, target: Path) -> bool:
+    """Put `source` at `target` (a hard link where the file systems allow); False if already identical."""
+    if target.exists() and target.stat().st_size == source.stat().st_size:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return True
+
+
+def _sync_folder(files: list[Path], target: Path) -> int:
+    """Make `target` hold exactly `files` (by name); returns how many were placed."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = {f.name for f in files}
+    for stale in target.iterdir():
+        if stale.name not in wanted:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    return sum(_place(f, target / f.name) for f in files)
+
+
+def build_apt(root: Path, progress: Progress) -> None:
+    """The packages every role installs, plus what a minimal Debian 12 host (sovkit's host image) lacks."""
+    from sovkit.hosts import build_apt_repo, build_rootfs  # needs root and Debian tools: imported on use
+
+    packages = host_packages(project_root() / "roles")
+    progress(f"apt: {len(packages)} packages the roles install, with their dependencies")
+    image = build_rootfs()
+    repo = build_apt_repo(packages, image.installed_packages(), cache_dir() / "hosts")
+    _sync_folder(sorted(p for p in repo.path.iterdir() if p.is_file()), root / "apt")
+
+
+def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
+    """The runtime's wheels, downloaded once per lock into the cache, exactly the pinned files."""
+    key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    cached = cache_dir() / "wheels" / f"{lock.stem}-{key}"
+    if not (cached / ".complete").exists():
+        progress(f"wheels: downloading the {lock.stem} serving runtime ({lock.name}, about 900 MB once)")
+        partial = cached.with_name(cached.name + ".partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--dest", str(partial), "--requirement", str(lock)], check=True)
+        shutil.rmtree(cached, ignore_errors=True)
+        partial.rename(cached)
+        (cached / ".complete").touch()
+    wheels = sorted(cached.glob("*.whl"))
+    _sync_folder(wheels, root / "wheels")
+    requirements = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
+    (root / "wheels" / "requirements.txt").write_text("\n".join(requirements) + "\n")
+
+
+def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
+    """Models the kit makes offline, checked against the revision the stack pins; returns their names."""
+    from sovkit.serving import tinymodel
+
+    made = []
+    for served, spec in site.serving.models.items():
+        if spec.catalogue != TINY_MODEL:
+            continue
+        target = root / "models" / served
+        revision = tinymodel.build(target)
+        if spec.revision and spec.revision != revision:
+            raise BundleError(f"{site.source}: models.{served}.revision is {spec.revision}, but the model the kit "
+                              f"makes is {revision}. Set that revision in the stack file. Nothing was installed.")
+        made.append(served)
+    if made:
+        progress(f"models: {', '.join(made)} made offline")
+    return made
+
+
+def build_chart(site: SiteConfig, root: Path) -> None:
+    """The chart, the site's values, and the chart's alert rules as Prometheus rule groups: hosts mode's
+    Prometheus loads those very rules (ALERT_RULES), so both modes alert alike from one source."""
+    from sovkit.serving import chart as helm  # needs the helm binary (scripts/helm.sh): imported on use
+
+    source = project_root() / "charts" / CHART
+    target = root / "chart" / CHART
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    values = render_values(site)
+    (root / "chart" / f"{site.name}-values.yaml").write_text(yaml.safe_dump(values, sort_keys=True, width=120))
+    rules = [o for o in helm.template(values) if o.get("kind") == "PrometheusRule"]
+    if len(rules) != 1:
+        raise BundleError(f"charts/{CHART} rendered {len(rules)} PrometheusRule objects for {site.name}, not one")
+    alert_rules = {"namespace": rules[0]["metadata"]["namespace"], "groups": rules[0]["spec"]["groups"]}
+    (root / ALERT_RULES).write_text(yaml.safe_dump(alert_rules, sort_keys=False, width=120))
+
+
+def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress = lambda _: None) -> Bundle:
+    """Build (or bring up to date) the site's bundle and write its manifest."""
+    refuse_gpu_sites(site)  # refuse an impossible bundle before downloading anything
+    lock = runtime_lock(site)
+    root = root or default_bundle_dir(site)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST).unlink(missing_ok=True)  # a bundle being rebuilt is never vouched for half-way
+    seconds: dict[str, float] = {}
+
+    def phase(name: str, step: Callable[[], object]) -> None:
+        started = time.monotonic()
+        step()
+        seconds[name] = round(time.monotonic() - started, 1)
+
+    phase("apt", lambda: build_apt(root, progress))
+    if lock:
+        phase("wheels", lambda: build_wheels(root, lock, progress))
+    else:
+        shutil.rmtree(root / "wheels", ignore_errors=True)
+    made: list[str] = []
+    phase("models", lambda: made.extend(build_models(site, root, progress)))
+    phase("chart", lambda: build_chart(site, root))
+    started = time.monotonic()
+    manifest = write_manifest(root, {
+        "site": site.name, "country": site.site.country, "mode": site.platform.mode,
+        "accelerator": site.accelerator.accelerator,
+        "runtime_lock": lock.name if lock else None,
+        "models_made_offline": made,
+        "models_from_store": sorted(set(site.serving.models) - set(made)),
+    })
+    seconds["manifest"] = round(time.monotonic() - started, 1)
+    return Bundle(root, manifest, seconds)
