@@ -1,6 +1,6 @@
 // sovkit gateway: authenticates a tenant by the SHA-256 of its API key, lets it reach only its models,
 // and hands the request to that model's vLLM. Tenants come from tenants.json (hashes, never keys):
-// {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "upstreams": {model: "host:port"}}
+// {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "upstreams": {model: upstream pool}}
 // (maps, not lists: njs preloads objects frozen, without array methods).
 var crypto = require('crypto');
 
