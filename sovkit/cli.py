@@ -16,6 +16,7 @@ from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError
 from sovkit.inventory import inventory_yaml
+from sovkit.local.cli import down_command, up_command
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
 from sovkit.stacks import find_stack, project_root, stack_files
@@ -130,6 +131,8 @@ main.add_command(bundle)
 main.add_command(plan)
 main.add_command(values)
 main.add_command(verify)
+main.add_command(up_command)
+main.add_command(down_command)
 
 
 def run(argv: list[str] | None = None) -> int:

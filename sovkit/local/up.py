@@ -1,0 +1,224 @@
+"""`sovkit up --stack local` and `sovkit down --stack local`: the whole kit on this machine.
+
+up: the host image (built once, cached), the offline bundle, the tenants' keys, the site's hosts as podman
+containers with systemd on an internal network (no way out), `playbooks/site.yml` (harden, serve, monitor),
+then `sovkit verify`. Every phase is idempotent, so a re-run converges with nothing to change.
+down: the hosts and the network go, and the settings podman changed on this machine come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sovkit import ports
+from sovkit.bundle.build import build_bundle
+from sovkit.config import SiteConfig
+from sovkit.hosts import Attachment, HostSpec, MachineSnapshot, NetworkSpec, Podman, default_cache_dir, ensure_image
+from sovkit.hosts.lab import LabLock
+from sovkit.inventory import inventory_yaml
+from sovkit.stacks import project_root
+
+BUNDLE_MOUNT = "/srv/sovkit/bundle"  # where the hosts see the bundle (read-only), as the local stack says
+Progress = Callable[[str], None]
+
+
+class UpError(RuntimeError):
+    """A phase of up/down that failed; the message says which, why, and where the log is."""
+
+
+@dataclass
+class Phases:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, name: str, progress: Progress):
+        progress(f"[{name}] ...")
+        started = time.monotonic()
+        yield
+        self.seconds[name] = round(time.monotonic() - started, 1)
+        progress(f"[{name}] done in {self.seconds[name]:.1f} s")
+
+
+@dataclass(frozen=True)
+class LocalSite:
+    """Names and paths of a local site on this machine, all derived from its stack."""
+
+    site: SiteConfig
+
+    @property
+    def state_dir(self) -> Path:
+        return project_root() / ".sovkit" / self.site.name
+
+    @property
+    def network(self) -> NetworkSpec:
+        cidr = self.site.infrastructure.local_network_cidr
+        assert cidr, "the schema requires localNetworkCidr for provider local"
+        return NetworkSpec(f"sovkit-{self.site.name}", cidr)
+
+    @property
+    def snapshot_file(self) -> Path:
+        return self.state_dir / "machine-snapshot.json"
+
+    @property
+    def serving_address(self) -> str:
+        node = self.site.serving_nodes()[0]
+        assert node.address
+        return node.address
+
+
+def _require_local(site: SiteConfig) -> None:
+    if site.infrastructure.provider != "local":
+        raise UpError(f"{site.source}: provider is {site.infrastructure.provider!r}; `sovkit up` runs only "
+                      "provider local stacks on this machine (real sites: `pulumi up`). Nothing was changed.")
+
+
+def ensure_tenant_keys(site: SiteConfig) -> list[Path]:
+    """Make each tenant's key file that does not exist yet (0600 in a 0700 folder); returns those made."""
+    made = []
+    for tenant in site.serving.tenants.values():
+        if not tenant.api_key.file:
+            continue
+        path = Path(tenant.api_key.file)
+        if path.exists():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(32) + "\n")
+        made.append(path)
+    return made
+
+
+def _save_snapshot(local: LocalSite) -> None:
+    """The machine's settings before the site's first network: what `down` puts back."""
+    if local.snapshot_file.exists():
+        return
+    snap = MachineSnapshot.capture()
+    data = {**asdict(snap), "tables": sorted(snap.tables), "containers": sorted(snap.containers),
+            "networks": sorted(snap.networks)}
+    local.snapshot_file.parent.mkdir(parents=True, exist_ok=True)
+    local.snapshot_file.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _load_snapshot(local: LocalSite) -> MachineSnapshot | None:
+    if not local.snapshot_file.exists():
+        return None
+    data = json.loads(local.snapshot_file.read_text())
+    return MachineSnapshot(data["sysctls"], set(data["tables"]), set(data["containers"]), set(data["networks"]))
+
+
+def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, progress: Progress) -> None:
+    """The site's network and hosts; hosts already running are kept (a re-run changes nothing)."""
+    podman.create_network(local.network)
+    for node in local.site.nodes:
+        if podman.container_exists(node.name) and podman("container", "inspect", "--format",
+                                                          "{{.State.Running}}", node.name).strip() == "true":
+            continue
+        progress(f"starting host {node.name} ({node.role}, {node.address})")
+        assert node.address
+        podman.start_host(HostSpec(node.name, image_tag, (Attachment(local.network.name, node.address),),
+                                   (f"{bundle}:{BUNDLE_MOUNT}:ro",), labels={"io.sovkit.site": local.site.name}))
+
+
+def converge(local: LocalSite, podman: Podman, progress: Progress) -> Path:
+    """ansible-playbook playbooks/site.yml on the hosts; returns the log. Raises UpError on failure."""
+    root = project_root()
+    inventory = local.state_dir / "inventory.yml"
+    inventory.write_text(inventory_yaml(local.site))
+    log_path = local.state_dir / "logs" / "converge.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = {**podman.env(), "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = ["ansible-playbook", "-i", str(inventory), str(root / "playbooks" / "site.yml")]
+    with log_path.open("w") as log, subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout
+        for line in proc.stdout:
+            log.write(line)
+            if line.startswith(("PLAY [", "TASK [")):
+                progress("  " + line.strip(" *\n"))
+    if proc.returncode != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
+        raise UpError(f"converge failed (ansible-playbook exit {proc.returncode}); log: {log_path}\n{tail}")
+    return log_path
+
+
+def run_verify(local: LocalSite) -> tuple[int, Path]:
+    from sovkit.verify.cli import run as verify_run
+
+    out = local.state_dir / "compliance"
+    return verify_run([str(local.site.source), "--output-dir", str(out)]), out
+
+
+@dataclass(frozen=True)
+class UpResult:
+    endpoint: str
+    prometheus: str
+    curl: str
+    report: Path
+    verify_status: int
+    seconds: dict[str, float]
+    converge_log: Path
+
+
+def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
+    _require_local(site)
+    local = LocalSite(site)
+    phases = Phases()
+    podman = Podman(default_cache_dir() / "podman")
+    with phases.timed("host image", progress):
+        image = ensure_image(podman)
+    with phases.timed("bundle", progress):
+        bundle = build_bundle(site, local.state_dir / "bundle", progress)
+    with phases.timed("keys", progress):
+        for path in ensure_tenant_keys(site):
+            progress(f"made tenant key {path} (0600)")
+    with LabLock(), phases.timed("hosts", progress):
+        _save_snapshot(local)
+        start_hosts(local, podman, image.tag, bundle.root, progress)
+    with phases.timed("converge", progress):
+        log_path = converge(local, podman, progress)
+    with phases.timed("verify", progress):
+        status, report = run_verify(local)
+    # The curl's tenant: the most generous rate limit, so pasting it a few times does not meet a 429.
+    spec = max((t for t in site.serving.tenants.values() if t.api_key.file),
+               key=lambda t: t.rate_limit.requests_per_minute)
+    model = spec.models[0]
+    endpoint = f"https://{local.serving_address}:{ports.GATEWAY}/v1"
+    curl = (f"curl --cacert {local.state_dir / 'pki' / 'ca.crt'} -H \"Authorization: Bearer $(cat "
+            f"{spec.api_key.file})\" -H 'Content-Type: application/json' {endpoint}/chat/completions "
+            f"-d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Habari\"}}], "
+            f"\"max_tokens\": 16}}'")
+    return UpResult(endpoint, f"http://{local.serving_address}:{ports.PROMETHEUS}", curl, report / "report.html",
+                    status, phases.seconds, log_path)
+
+
+def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:
+    """Remove the site's hosts and network and restore this machine's settings; returns what was done."""
+    _require_local(site)
+    local = LocalSite(site)
+    podman = Podman(default_cache_dir() / "podman")
+    done = []
+    with LabLock():
+        for node in reversed(site.nodes):
+            if podman.container_exists(node.name):
+                progress(f"removing host {node.name}")
+                podman.stop_host(node.name)
+                done.append(f"removed host {node.name}")
+        if podman.network_exists(local.network.name):
+            podman.remove_network(local.network.name)
+            done.append(f"removed network {local.network.name}")
+        snapshot = _load_snapshot(local)
+        if snapshot:
+            done += snapshot.restore()
+            local.snapshot_file.unlink()
+    return done

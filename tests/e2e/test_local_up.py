@@ -1,0 +1,201 @@
+"""`sovkit up --stack local`, then the kit is used as a ministry would: through the gateway, with tenant keys;
+Prometheus, the firewall and the compliance report are checked on the live hosts; `sovkit down` leaves
+this machine as it found it. The README's main command, run for real (several minutes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sovkit import ports
+from sovkit.config import load_stack
+from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
+from sovkit.local.up import LocalSite
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
+LOCAL = LocalSite(SITE)
+SERVING = SITE.serving_nodes()[0]
+API = f"https://{SERVING.address}:{ports.GATEWAY}/v1"
+
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
+
+
+def sovkit(*args: str, timeout: float = 1500) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sovkit", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="module")
+def site_up() -> Iterator[str]:
+    """The local site, up; `down` afterwards must leave no container, network or changed setting."""
+    before = MachineSnapshot.capture()
+    proc = sovkit("up", "--stack", "local")
+    try:
+        assert proc.returncode == 0, f"sovkit up failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+        yield proc.stdout
+    finally:
+        down = sovkit("down", "--stack", "local", timeout=300)
+        assert down.returncode == 0, down.stdout + down.stderr
+        leftover = before.changes()
+        assert not leftover, f"sovkit down left this behind: {leftover}"
+
+
+def key_of(tenant: str) -> str:
+    path = SITE.serving.tenants[tenant].api_key.file
+    assert path
+    return Path(path).read_text().strip()
+
+
+def call(path: str, body: dict | None = None, key: str | None = None) -> tuple[int, bytes]:
+    context = ssl.create_default_context(cafile=str(LOCAL.state_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(f"{API}{path}", data=json.dumps(body).encode() if body else None,
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {key}"} if key else {})})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def chat(model: str, stream: bool = False) -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": "Habari ya asubuhi"}], "max_tokens": 8,
+            "stream": stream}
+
+
+def allowed_and_denied() -> tuple[str, str, str]:
+    """(tenant, a model it may use, a model it may not), from the stack."""
+    for tenant, spec in sorted(SITE.serving.tenants.items()):
+        others = sorted(set(SITE.serving.models) - set(spec.models))
+        if others:
+            return tenant, spec.models[0], others[0]
+    raise AssertionError("the local stack must have a tenant that is not allowed every model")
+
+
+def test_up_prints_endpoint_curl_prometheus_report_and_phases(site_up: str) -> None:
+    for expected in (API, "curl --cacert", f":{ports.PROMETHEUS}", "report.html (compliant)", "phases: "):
+        assert expected in site_up, site_up
+
+
+def test_chat_completion_with_a_valid_key(site_up: str) -> None:
+    tenant, model, _ = allowed_and_denied()
+    status, body = call("/chat/completions", chat(model), key_of(tenant))
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["model"] == model and answer["choices"][0]["message"]["role"] == "assistant"
+
+
+def test_streaming_chat_completion(site_up: str) -> None:
+    tenant, model, _ = allowed_and_denied()
+    status, body = call("/chat/completions", chat(model, stream=True), key_of(tenant))
+    assert status == 200, body
+    events = [line for line in body.decode().splitlines() if line.startswith("data: ")]
+    assert len(events) >= 2 and events[-1] == "data: [DONE]", body[-500:]
+
+
+def test_no_key_is_refused(site_up: str) -> None:
+    _, model, _ = allowed_and_denied()
+    status, body = call("/chat/completions", chat(model))
+    assert status == 401, body
+
+
+def test_a_tenant_cannot_use_a_model_it_is_not_allowed(site_up: str) -> None:
+    tenant, _, denied = allowed_and_denied()
+    status, body = call("/chat/completions", chat(denied), key_of(tenant))
+    assert status == 403, body
+
+
+def test_rate_limit_answers_429(site_up: str) -> None:
+    tenant = min(SITE.serving.tenants, key=lambda t: SITE.serving.tenants[t].rate_limit.requests_per_minute)
+    limit = SITE.serving.tenants[tenant].rate_limit
+    model = SITE.serving.tenants[tenant].models[0]
+    statuses = [call("/chat/completions", chat(model), key_of(tenant))[0] for _ in range(limit.burst + 3)]
+    assert statuses[0] == 200, statuses
+    assert 429 in statuses, statuses
+
+
+def test_prometheus_has_its_vllm_and_node_targets_up(site_up: str) -> None:
+    url = f"http://{SERVING.address}:{ports.PROMETHEUS}/api/v1/targets"
+    deadline = time.monotonic() + 120
+    while True:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+        health = {(t["labels"]["job"], t["labels"]["instance"]): t["health"] for t in targets}
+        if (health and all(h == "up" for h in health.values())) or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    jobs = {job for job, _ in health}
+    assert "node" in jobs and {f"vllm-{m}" for m in SITE.serving.models} <= jobs, health
+    assert all(h == "up" for h in health.values()), health
+    assert len([1 for job, _ in health if job == "node"]) == len(SITE.nodes), health
+
+
+def test_serving_host_cannot_reach_a_foreign_peer(site_up: str) -> None:
+    """A peer on a network outside the in-country CIDRs, which a host without the firewall does reach."""
+    podman = Podman(default_cache_dir() / "podman")
+    net, peer, probe = "sovkit-e2e-foreign", "sovkit-e2e-peer", "sovkit-e2e-probe"
+    image = podman("container", "inspect", "--format", "{{.ImageName}}", SERVING.name).strip()
+    try:
+        podman("network", "create", "--internal", "--subnet", "203.0.113.0/24", net)
+        for name, ip in ((peer, "203.0.113.80"), (probe, "203.0.113.81")):
+            podman("run", "--detach", "--name", name, "--network", f"{net}:ip={ip}", image, "sleep", "600")
+        podman("exec", "--detach", peer, "python3", "-m", "http.server", "8080", "--bind", "203.0.113.80")
+        podman("network", "connect", "--ip", "203.0.113.82", net, SERVING.name)
+        connect = ("import socket,sys; s=socket.socket(); s.settimeout(3); "
+                   "sys.exit(s.connect_ex(('203.0.113.80', 8080)))")
+        deadline = time.monotonic() + 20  # the peer's server needs a moment to listen
+        control = subprocess.run(["podman", "exec", probe, "python3", "-c", connect], env=podman.env(),
+                                 capture_output=True, check=False)
+        while control.returncode != 0 and time.monotonic() < deadline:
+            time.sleep(1)
+            control = subprocess.run(["podman", "exec", probe, "python3", "-c", connect], env=podman.env(),
+                                     capture_output=True, check=False)
+        assert control.returncode == 0, "the foreign peer is not reachable even without the firewall"
+        blocked = subprocess.run(["podman", "exec", SERVING.name, "python3", "-c", connect], env=podman.env(),
+                                 capture_output=True, check=False)
+        assert blocked.returncode != 0, "the serving host reached a foreign address"
+    finally:
+        subprocess.run(["podman", "network", "disconnect", "--force", net, SERVING.name], env=podman.env(),
+                       capture_output=True, check=False)
+        for name in (peer, probe):
+            subprocess.run(["podman", "rm", "--force", "--time", "1", name], env=podman.env(),
+                           capture_output=True, check=False)
+        subprocess.run(["podman", "network", "rm", "--force", net], env=podman.env(), capture_output=True,
+                       check=False)
+
+
+def test_compliance_report_has_no_failure(site_up: str) -> None:
+    report = json.loads((LOCAL.state_dir / "compliance" / "report.json").read_text())
+    assert sorted(report["hosts"]) == sorted(n.name for n in SITE.nodes)
+    failing = {host: [cid for cid, entry in controls.items() if entry["failed"] or entry["error"]]
+               for host, controls in report["results"].items()}
+    assert report["ok"] and not any(failing.values()) and not report["host_errors"], failing
+    assert report["totals"]["passed"] > 0
+    assert (LOCAL.state_dir / "compliance" / "report.html").is_file()
+
+
+def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
+    ok = sovkit("bundle", "local", "--verify", timeout=300)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    copy = LOCAL.state_dir / "bundle-tampered"  # hard links need the bundle's own file system
+    shutil.rmtree(copy, ignore_errors=True)
+    try:
+        subprocess.run(["cp", "-al", str(LOCAL.state_dir / "bundle"), str(copy)], check=True)
+        changed = copy / "wheels" / "requirements.txt"
+        changed.unlink()  # a new file, so the real bundle's hard-linked one stays as it was
+        changed.write_text("torch==0.0.0\n")
+        bad = sovkit("bundle", "local", "-o", str(copy), "--verify", timeout=300)
+        assert bad.returncode == 1 and "wheels/requirements.txt" in bad.stdout + bad.stderr, bad.stdout
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
