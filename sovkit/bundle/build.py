@@ -128,8 +128,13 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
         progress(f"wheels: downloading the {lock.stem} serving runtime ({lock.name}, about 900 MB once)")
         partial = cached.with_name(cached.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "--dest", str(partial), "--requirement", str(lock)], check=True)
+        download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                                   "--only-binary=:all:", "--dest", str(partial), "--requirement", str(lock)],
+                                  capture_output=True, text=True, check=False)
+        if download.returncode != 0:
+            raise BundleError(f"wheels: pip could not download every pin of {lock} (exit {download.returncode}); "
+                              f"the files already fetched stay in {partial} for the next try.\n"
+                              f"{download.stderr.strip()[-2000:]}")
         shutil.rmtree(cached, ignore_errors=True)
         partial.rename(cached)
         (cached / ".complete").touch()
