@@ -13,6 +13,11 @@ from sovkit.serving.vllm_args import render_vllm
 DATA_PATHS = {"model_store": "/srv/sovkit/models", "logs": "/var/log/sovkit", "kubernetes": "/var/lib/rancher"}
 
 
+# How Ansible reaches the `local` stack's hosts (podman containers on this machine): the kit's own
+# connection plugin, playbooks/connection_plugins/sovkit_podman.py (podman exec with pipelining).
+LOCAL_CONNECTION = "sovkit_podman"
+
+
 def local_container_name(node_name: str) -> str:
     return node_name
 
@@ -35,7 +40,10 @@ def render_inventory(site: SiteConfig) -> dict:
             }
             if site.infrastructure.provider == "local":
                 host["ansible_host"] = local_container_name(node.name)
-                host["ansible_connection"] = "containers.podman.podman"
+                host["ansible_connection"] = LOCAL_CONNECTION
+                # local hosts are logged into as root (SiteConfig.nodes): naming its home saves asking the
+                # host for it before every task that sends a file
+                host["ansible_remote_tmp"] = "/root/.ansible/tmp"
                 del host["ansible_port"]
             hosts[node.name] = host
         if hosts:

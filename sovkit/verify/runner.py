@@ -21,11 +21,14 @@ from typing import Any
 
 import yaml
 
+from sovkit.inventory import LOCAL_CONNECTION
 from sovkit.verify.plugin import RESULTS_ENV
 from sovkit.verify.report import CheckResult, Report
 
 KIT_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ENV = "SOVKIT_COMPLIANCE_SUITE"
+# Connections that reach a podman container on this machine (testinfra reaches those with podman://).
+PODMAN_CONNECTIONS = (LOCAL_CONNECTION, "containers.podman.podman", "podman")
 
 
 def suite_path() -> Path:
@@ -154,6 +157,6 @@ def run_verify(inventory: dict[str, Any], output_dir: str | Path, jobs: int = 4,
 
 
 def _reach(hvars: dict[str, Any]) -> str:
-    if hvars.get("ansible_connection") in ("containers.podman.podman", "podman"):
+    if hvars.get("ansible_connection") in PODMAN_CONNECTIONS:
         return f"podman://{hvars.get('ansible_host')}"
     return f"ssh://{hvars.get('ansible_user', 'root')}@{hvars.get('ansible_host')}:{hvars.get('ansible_port', 22)}"

@@ -49,7 +49,8 @@ def inventory_hosts(inventory: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def host_url(hvars: dict[str, Any]) -> str:
     """testinfra connection URL of a host: podman:// for local containers, ssh:// (with sudo) otherwise."""
-    if hvars.get("ansible_connection") in ("containers.podman.podman", "podman"):
+    # sovkit_podman: the kit's connection to the local stack's hosts (playbooks/connection_plugins)
+    if hvars.get("ansible_connection") in ("sovkit_podman", "containers.podman.podman", "podman"):
         return f"podman://{hvars['ansible_host']}"  # podman exec runs as root: no sudo needed
     user = hvars.get("ansible_user", "root")
     port = hvars.get("ansible_port", 22)

@@ -102,7 +102,7 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
 def test_local_inventory_reaches_containers_through_podman(capsys):
     assert run(["inventory", "local"]) == 0
     hosts = yaml.safe_load(capsys.readouterr().out)["all"]["children"]["cpu_worker"]["hosts"]
-    assert hosts["local-cpu-worker-1"]["ansible_connection"] == "containers.podman.podman"
+    assert hosts["local-cpu-worker-1"]["ansible_connection"] == "sovkit_podman"
 
 
 FILLED = {

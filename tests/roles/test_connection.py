@@ -1,0 +1,107 @@
+"""playbooks/connection_plugins/sovkit_podman.py, the connection `sovkit up` and `sovkit verify` reach the local
+stack's hosts with: modules run pipelined, files go in and come back byte for byte, root goes through runc
+and any other user through podman exec, and a failing command's exit status and output come back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
+from sovkit.inventory import LOCAL_CONNECTION
+
+sys.path.insert(0, str(Path(__file__).parent))
+from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env
+
+pytestmark = [pytest.mark.hosts, pytest.mark.slow]
+
+HOST = "sovkit-conn-host"
+
+
+@pytest.fixture(scope="module")
+def host(podman: Podman, host_image: BuiltImage, lab: Lab) -> Iterator[str]:
+    lab.add_network(HOSTS_NETWORK)
+    lab.start(HostSpec(HOST, host_image.tag, (Attachment(HOSTS_NETWORK.name, "198.51.100.39"),)))
+    try:
+        yield HOST
+    finally:
+        lab.stop(HOST)
+
+
+def play(podman: Podman, workdir: Path, tasks: list[dict], user: str = "root") -> subprocess.CompletedProcess:
+    """Run ``tasks`` on the host through sovkit_podman, as the local stack's inventory reaches it, with -vvv."""
+    inventory = {"all": {"hosts": {HOST: {"ansible_connection": LOCAL_CONNECTION, "ansible_host": HOST,
+                                          "ansible_user": user}}}}
+    (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory))
+    (workdir / "play.yml").write_text(yaml.safe_dump([{"hosts": "all", "gather_facts": False, "tasks": tasks}]))
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-vvv", "-i", str(workdir / "inventory.yml"),
+         str(workdir / "play.yml")],
+        cwd=REPO_ROOT, env=ansible_env(podman), capture_output=True, text=True, check=False, timeout=300)
+
+
+def runs(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(f"<{HOST}> RUN ")]
+
+
+def test_root_modules_run_pipelined_through_runc(host, podman: Podman, tmp_path: Path):
+    """A module is one exec with the module on standard input (no copy into a remote folder first)."""
+    proc = play(podman, tmp_path, [
+        {"name": "stdin reaches the command", "ansible.builtin.command": {"cmd": "cat", "stdin": "habari"},
+         "register": "echoed"},
+        {"ansible.builtin.assert": {"that": ["echoed.stdout == 'habari'"]}},
+        {"name": "who", "ansible.builtin.command": "id -un", "register": "who"},
+        {"ansible.builtin.assert": {"that": ["who.stdout == 'root'"]}},
+    ])
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    module_runs = [r for r in runs(proc.stdout) if "python3" in r and "FOUND" not in r]
+    assert len(module_runs) == 2, runs(proc.stdout)
+    assert all("'runc'" in r and "'exec'" in r for r in module_runs), module_runs
+    assert "AnsiballZ" not in proc.stdout  # pipelined: no module file is put on the host
+
+
+def test_files_go_in_and_come_back_unchanged(host, podman: Podman, tmp_path: Path):
+    """copy and fetch move a binary file (every byte value, 1 MiB) without a change."""
+    payload = bytes(range(256)) * 4096
+    source = tmp_path / "payload.bin"
+    source.write_bytes(payload)
+    fetched = tmp_path / "fetched.bin"
+    proc = play(podman, tmp_path, [
+        {"ansible.builtin.copy": {"src": str(source), "dest": "/root/payload.bin", "mode": "0600"}},
+        {"ansible.builtin.fetch": {"src": "/root/payload.bin", "dest": str(fetched), "flat": True}},
+        {"ansible.builtin.stat": {"path": "/root/payload.bin", "checksum_algorithm": "sha256"}, "register": "st"},
+        {"ansible.builtin.copy": {"content": "{{ st.stat | to_json }}", "dest": "/root/stat.json"}},
+        {"ansible.builtin.fetch": {"src": "/root/stat.json", "dest": str(tmp_path / "stat.json"), "flat": True}},
+    ])
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert fetched.read_bytes() == payload
+    stat = json.loads((tmp_path / "stat.json").read_text())
+    assert stat["checksum"] == hashlib.sha256(payload).hexdigest()
+    assert stat["mode"] == "0600" and stat["pw_name"] == "root"
+
+
+def test_other_users_go_through_podman_exec(host, podman: Podman, tmp_path: Path):
+    """A user other than root is resolved by podman (runc would need numeric ids): the command runs as them."""
+    proc = play(podman, tmp_path, [
+        {"ansible.builtin.command": "id -un", "register": "who"},
+        {"ansible.builtin.assert": {"that": ["who.stdout == 'nobody'"]}},
+    ], user="nobody")
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    module_runs = [r for r in runs(proc.stdout) if "python3" in r and "FOUND" not in r]
+    assert module_runs and all("'podman'" in r or "/podman'" in r for r in module_runs), module_runs
+    assert all("'-i'" in r for r in module_runs)
+
+
+def test_failures_come_back_with_status_and_output(host, podman: Podman, tmp_path: Path):
+    """A failing command fails its task with its exit status and what it wrote."""
+    proc = play(podman, tmp_path, [{"ansible.builtin.shell": "echo to-stderr >&2; exit 3"}])
+    assert proc.returncode == 2
+    assert '"rc": 3' in proc.stdout or "rc: 3" in proc.stdout, proc.stdout[-3000:]
+    assert "to-stderr" in proc.stdout
