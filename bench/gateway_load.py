@@ -2,9 +2,13 @@
 the gateway (TLS, tenant key, rate limit, JSON log) and directly to vLLM on localhost, at concurrency 1 and 16.
 
     SOVKIT_TENANT_KEY=... SOVKIT_UPSTREAM_KEY=... \
-        python3 gateway_load.py GATEWAY_URL DIRECT_URL MODEL CA_FILE REQUESTS MAX_TOKENS
+        python3 gateway_load.py GATEWAY_URL DIRECT_URL MODEL CA_FILE REQUESTS MAX_TOKENS ROUNDS
 
-Prints one JSON object: {"gateway": {"1": {...}, "16": {...}}, "direct": {...}}.
+At each concurrency: one untimed warm-up pair, then ROUNDS pairs (direct, then gateway, back to back).
+Prints one JSON object: {"gateway": {"1": {...}, "16": {...}}, "direct": {...}, "paired": {...}}: each
+side's figures are the median over the rounds; "paired" holds the median, over the rounds, of the gateway's
+p50 overhead and throughput ratio against the direct run just before it, so drift on the machine between
+rounds (another tenant of these two cores, a warm cache) falls on both sides of every pair alike.
 """
 
 from __future__ import annotations
@@ -64,17 +68,30 @@ def run(url: str, key: str, body: bytes, requests: int, concurrency: int, contex
 
 
 def main() -> None:
-    gateway, direct, model, ca_file, requests, max_tokens = sys.argv[1:7]
+    gateway, direct, model, ca_file, requests, max_tokens, n_rounds = sys.argv[1:8]
     tenant_key, upstream_key = os.environ["SOVKIT_TENANT_KEY"], os.environ["SOVKIT_UPSTREAM_KEY"]
     context = ssl.create_default_context(cafile=ca_file)
     body = json.dumps({"model": model, "prompt": "Habari", "max_tokens": int(max_tokens),
                        "temperature": 0, "ignore_eos": True}).encode()
-    out: dict[str, dict] = {"gateway": {}, "direct": {}}
+    out: dict[str, dict] = {"gateway": {}, "direct": {}, "paired": {}}
     for concurrency in (1, 16):
-        # Interleave, so drift on the host (a warm cache, another process) falls on both sides alike.
-        for label, url, key in (("direct", direct, upstream_key), ("gateway", gateway, tenant_key)) * 2:
-            result = run(url, key, body, int(requests), concurrency, context)
-            out[label][str(concurrency)] = result  # the second (warm) round is the one kept
+        sides = (("direct", direct, upstream_key), ("gateway", gateway, tenant_key))
+        for _label, url, key in sides:  # warm-up: connections, caches
+            run(url, key, body, int(requests), concurrency, context)
+        rounds: dict[str, list[dict]] = {"direct": [], "gateway": []}
+        for _ in range(int(n_rounds)):
+            for label, url, key in sides:
+                rounds[label].append(run(url, key, body, int(requests), concurrency, context))
+        for label, results in rounds.items():
+            out[label][str(concurrency)] = {
+                figure: statistics.median(r[figure] for r in results)
+                for figure in ("p50_ms", "p99_ms", "throughput_rps")} | {
+                "requests": sum(r["requests"] for r in results), "failures": sum(r["failures"] for r in results)}
+        pairs = list(zip(rounds["direct"], rounds["gateway"], strict=True))
+        out["paired"][str(concurrency)] = {
+            "p50_overhead_ms": statistics.median(g["p50_ms"] - d["p50_ms"] for d, g in pairs),
+            "throughput_ratio": statistics.median(g["throughput_rps"] / d["throughput_rps"] for d, g in pairs),
+            "rounds": len(pairs)}
     print(json.dumps(out))
 
 
