@@ -20,6 +20,7 @@ import pytest
 from sovkit import ports
 from sovkit.config import load_stack
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
+from sovkit.inventory import DATA_PATHS
 from sovkit.local.up import LocalSite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,29 @@ def allowed_and_denied() -> tuple[str, str, str]:
 def test_up_prints_endpoint_curl_prometheus_report_and_phases(site_up: str) -> None:
     for expected in (API, "curl --cacert", f":{ports.PROMETHEUS}", "report.html (compliant)", "phases: "):
         assert expected in site_up, site_up
+
+
+def test_a_rerun_repairs_a_damaged_model_and_changes_nothing_else(site_up: str) -> None:
+    """Re-running `sovkit up` puts back a model file that no longer matches its SHA256SUMS, and one whose mode
+    was changed, and changes nothing else on any host. (It runs before the tests that attach the serving host
+    to other networks: podman rewrites a host's resolv.conf then, which a re-run rightly puts back.)"""
+    podman = Podman(default_cache_dir() / "podman")
+    model = sorted(SITE.serving.models)[0]
+    model_dir = f"{DATA_PATHS['model_store']}/{model}"
+    podman("exec", SERVING.name, "sh", "-c",
+           f"echo damaged >> {model_dir}/config.json && chmod 0600 {model_dir}/tokenizer.json")
+    proc = sovkit("up", "--stack", "local")
+    assert proc.returncode == 0, f"sovkit up failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    changed, task = [], ""
+    for line in (LOCAL.state_dir / "logs" / "converge.log").read_text().splitlines():
+        if line.startswith("TASK ["):
+            task = line.split("[", 1)[1].rsplit("]", 1)[0]
+        elif line.startswith("changed: ["):
+            changed.append((task, line.split("[", 1)[1].split("]", 1)[0]))
+    assert changed == [(f"model_store : Place each listed file from the folder source | {model}", SERVING.name)]
+    podman("exec", "--workdir", model_dir, SERVING.name, "sha256sum", "--check", "--strict", "--quiet", "SHA256SUMS")
+    modes = podman("exec", SERVING.name, "stat", "-c", "%a", f"{model_dir}/tokenizer.json").strip()
+    assert modes == "644"
 
 
 def test_chat_completion_with_a_valid_key(site_up: str) -> None:
@@ -199,3 +223,4 @@ def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
         assert bad.returncode == 1 and "wheels/requirements.txt" in bad.stdout + bad.stderr, bad.stdout
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
