@@ -94,8 +94,10 @@ class Connection(ConnectionBase):
             container, _, runtime = proc.stdout.strip().partition(" ")
             state = os.path.join(RUNC_STATE_ROOT, container, "state.json")
             found = container if proc.returncode == 0 and runtime == "runc" and os.path.exists(state) else ""
-            with open(cache, "w", encoding="utf-8") as f:
+            partial = f"{cache}.{os.getpid()}"  # written whole, then renamed: a reader never sees half an id
+            with open(partial, "w", encoding="utf-8") as f:
                 f.write(found)
+            os.replace(partial, cache)
         return found or None
 
     def _exec_argv(self, command: list[str], stdin: bool) -> list[bytes]:
