@@ -23,6 +23,9 @@ from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
 from sovkit.inventory import DATA_PATHS
 from sovkit.local.up import LocalSite
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "roles"))
+from harden_lab import PlayRun  # the play-output reader the hardening tests use
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
 LOCAL = LocalSite(SITE)
@@ -100,13 +103,9 @@ def test_a_rerun_repairs_a_damaged_model_and_changes_nothing_else(site_up: str) 
            f"echo damaged >> {model_dir}/config.json && chmod 0600 {model_dir}/tokenizer.json")
     proc = sovkit("up", "--stack", "local")
     assert proc.returncode == 0, f"sovkit up failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
-    changed, task = [], ""
-    for line in (LOCAL.state_dir / "logs" / "converge.log").read_text().splitlines():
-        if line.startswith("TASK ["):
-            task = line.split("[", 1)[1].rsplit("]", 1)[0]
-        elif line.startswith("changed: ["):
-            changed.append((task, line.split("[", 1)[1].split("]", 1)[0]))
-    assert changed == [(f"model_store : Place each listed file from the folder source | {model}", SERVING.name)]
+    converge = PlayRun(proc.returncode, 0.0, (LOCAL.state_dir / "logs" / "converge.log").read_text())
+    placed = f"model_store : Place each listed file from the folder source | {model}: {SERVING.name}"
+    assert converge.changed_tasks() == [placed], converge.changed_tasks()
     podman("exec", "--workdir", model_dir, SERVING.name, "sha256sum", "--check", "--strict", "--quiet", "SHA256SUMS")
     modes = podman("exec", SERVING.name, "stat", "-c", "%a", f"{model_dir}/tokenizer.json").strip()
     assert modes == "644"
