@@ -166,6 +166,8 @@ class Nodes(pulumi.ComponentResource):
             rule(f"ssh-{_slug(cidr)}", "ingress", cidr, SSH_PORT)
             if args.mode == "kubernetes":
                 rule(f"kube-api-{_slug(cidr)}", "ingress", cidr, KUBE_API_PORT)
+            else:  # hosts mode: the operators' Prometheus on the first serving node (`sovkit up` prints its URL)
+                rule(f"prometheus-{_slug(cidr)}", "ingress", cidr, ports.PROMETHEUS)
         for cidr in args.api_cidrs:
             rule(f"api-{_slug(cidr)}", "ingress", cidr, API_PORT)
             rule(f"egress-{_slug(cidr)}", "egress", cidr, protocol=None)  # in-country only; the rest is dropped

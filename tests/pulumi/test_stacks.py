@@ -7,6 +7,7 @@ import json
 
 import yaml
 
+from sovkit.config import load_stack
 from sovkit.infra.host_configuration import PLAYBOOK, config_hash, inventory_path, with_addresses
 from sovkit.infra.kubernetes_platform import (
     GATEWAY_NAMESPACE,
@@ -15,7 +16,7 @@ from sovkit.infra.kubernetes_platform import (
     SERVING_NAMESPACE,
 )
 from sovkit.infra.program import SERVING_CHART, stack_config
-from sovkit.infra.testing import ROOT, stack_environment
+from sovkit.infra.testing import ROOT, run_program, stack_environment
 from sovkit.inventory import inventory_yaml, render_inventory
 
 COMMAND = "command:local:Command"
@@ -147,7 +148,24 @@ def test_openstack_volumes_are_of_the_encrypted_type(openstack_stack):
 
 def test_openstack_security_group_rules(openstack_stack):
     """SSH only from the admin networks, the API only from in-country networks, egress only in-country."""
-    site, mocks = openstack_stack.site, openstack_stack.run.mocks
+    site = openstack_stack.site
+    assert_security_group_rules(openstack_stack.run.mocks, site.residency, site.platform.mode)
+
+
+def test_openstack_hosts_mode_security_group_opens_prometheus_to_admins():
+    """The shipped OpenStack site runs Kubernetes; the same site in hosts mode (its GPU workers only, no RKE2)
+    serves Prometheus (9090) on its first node, for the admin networks only, and has no Kubernetes API rule."""
+    stack = "id-sulsel-cloud"
+    config, secret_keys, _ = stack_environment(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    groups = json.loads(config.pop("sovereign-ai:openstackNodeGroups"))
+    del groups["control_plane"]  # hosts mode serves at most 4 nodes
+    del config["sovereign-ai:rke2Version"]
+    config |= {"sovereign-ai:mode": "hosts", "sovereign-ai:openstackNodeGroups": json.dumps(groups)}
+    run = run_program(stack, config=config, secret_keys=secret_keys)
+    assert_security_group_rules(run.mocks, load_stack(ROOT / "stacks" / f"Pulumi.{stack}.yaml").residency, "hosts")
+
+
+def assert_security_group_rules(mocks, residency, mode: str) -> None:
     groups = mocks.of_type("openstack:networking/secGroup:SecGroup")
     assert len(groups) == 1
     assert groups[0].plain("deleteDefaultRules") is True  # no default egress to everywhere
@@ -159,11 +177,13 @@ def test_openstack_security_group_rules(openstack_stack):
             assert rule.get("remoteGroupId"), rule  # only the site's own nodes
             continue
         by_port.setdefault((rule["direction"], rule.get("portRangeMin")), set()).add(rule["remoteIpPrefix"])
-    assert by_port.pop(("ingress", 22)) == set(site.residency.admin_cidrs)
-    assert by_port.pop(("ingress", 443)) == set(site.residency.in_country_cidrs)
-    assert by_port.pop(("egress", None)) == set(site.residency.in_country_cidrs)
-    if site.platform.mode == "kubernetes":
-        assert by_port.pop(("ingress", 6443)) == set(site.residency.admin_cidrs)
+    assert by_port.pop(("ingress", 22)) == set(residency.admin_cidrs)
+    assert by_port.pop(("ingress", 443)) == set(residency.in_country_cidrs)
+    assert by_port.pop(("egress", None)) == set(residency.in_country_cidrs)
+    if mode == "kubernetes":
+        assert by_port.pop(("ingress", 6443)) == set(residency.admin_cidrs)
+    else:
+        assert by_port.pop(("ingress", 9090)) == set(residency.admin_cidrs)  # Prometheus, operators only
     assert by_port == {}
 
 
