@@ -1,8 +1,9 @@
 """Time `sovkit up --stack local` cold (host image cached, no site running) and warm (a re-run), then the
 gateway's cost: p50/p99 latency and throughput through the gateway and directly to vLLM, at concurrency 1 and
-16, in the same run, measured from inside the serving host (vLLM listens on its localhost only).
+16, in the same run, with wrk inside the serving host's network (vLLM listens on its localhost only; see
+gateway_load.py). Needs root (podman, nsenter) and wrk: scripts/bench-deps.sh installs it, pinned.
 
-    .venv/bin/python bench/bench_up.py [--requests N] [--max-tokens N] [--rounds N] [--keep] [--load-only]
+    .venv/bin/python bench/bench_up.py [--seconds S] [--pairs N] [--max-tokens N] [--keep] [--load-only]
 
 Targets: cold <= 480 s, warm <= 90 s, gateway p50 overhead <= 2 ms, throughput >= 95 % of direct.
 Exits 1 when a target is missed. Leaves the site down unless --keep.
@@ -19,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from gateway_load import Load, measure, wrk_script  # noqa: E402 - bench/ is the script's folder
 
 from sovkit import ports  # noqa: E402 - after the path set-up, so the bench runs from a checkout
 from sovkit.config import load_stack  # noqa: E402
@@ -38,7 +41,7 @@ def sovkit(*args: str) -> float:
     return time.monotonic() - started
 
 
-def gateway_load(requests: int, max_tokens: int, rounds: int) -> dict:
+def gateway_load(seconds: float, max_tokens: int, pairs: int) -> dict:
     site = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
     local = LocalSite(site)
     host = site.serving_nodes()[0]
@@ -48,33 +51,29 @@ def gateway_load(requests: int, max_tokens: int, rounds: int) -> dict:
     tenant_key = Path(spec.api_key.file).read_text().strip()
     upstream_key = (local.state_dir / "secrets" / "upstream-api-key").read_text().strip()
     podman = Podman(default_cache_dir() / "podman")
-    podman("cp", str(ROOT / "bench" / "gateway_load.py"), f"{host.name}:/tmp/gateway_load.py")
-    port = default_port(site, model)
-    # The keys travel in the environment (`--env NAME` passes the value through), never in an argument list
-    # that an error message or `ps` would show.
-    proc = subprocess.run(
-        ["podman", "exec", "--env", "SOVKIT_TENANT_KEY", "--env", "SOVKIT_UPSTREAM_KEY", host.name, "python3",
-         "/tmp/gateway_load.py", f"https://{host.address}:{ports.GATEWAY}/v1/completions",
-         f"http://127.0.0.1:{port}/v1/completions", model, "/etc/sovkit/tls/site-ca.crt", str(requests),
-         str(max_tokens), str(rounds)],
-        env={**podman.env(), "SOVKIT_TENANT_KEY": tenant_key, "SOVKIT_UPSTREAM_KEY": upstream_key},
-        capture_output=True, text=True, timeout=1800, check=False)
-    if proc.returncode != 0:
-        sys.exit(f"the load run failed:\n{proc.stderr[-4000:]}")
-    print(f"gateway tenant {tenant}, model {model}, {max_tokens}-token completions, {rounds} rounds of {requests}"
-          " requests a side at each concurrency (direct then gateway; medians over the rounds)", flush=True)
-    return json.loads(proc.stdout)
+    container_id, netns_pid = podman("inspect", "--format", "{{.Id}} {{.State.Pid}}", host.name).split()
+    sides = {"direct": (f"http://127.0.0.1:{default_port(site, model)}/v1/completions", upstream_key),
+             "gateway": (f"https://{host.address}:{ports.GATEWAY}/v1/completions", tenant_key)}
+    body = json.dumps({"model": model, "prompt": "Habari", "max_tokens": max_tokens, "temperature": 0,
+                       "ignore_eos": True}).encode()
+    units = {"gateway": "nginx.service", "model server": f"sovkit-vllm-{model}.service"}
+    print(f"gateway tenant {tenant}, model {model}, {max_tokens}-token completions, wrk in {host.name}'s network;"
+          f" {pairs} pairs of {seconds:g} s runs a concurrency (direct then gateway; medians)", flush=True)
+    with wrk_script() as script:
+        load = Load(int(netns_pid), script, body)
+        return {str(c): measure(load, sides, c, seconds, pairs, (container_id, units)) for c in (1, 16)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=320, help="requests per run (a multiple of 16)")
+    parser.add_argument("--seconds", type=float, default=3, help="length of each direct or gateway run")
+    parser.add_argument("--pairs", type=int, default=20, help="measured direct/gateway pairs per concurrency")
     parser.add_argument("--max-tokens", type=int, default=1,
                         help="tokens each completion generates (1: the gateway's fixed cost shows most)")
-    parser.add_argument("--rounds", type=int, default=7, help="measured direct/gateway pairs per concurrency")
     parser.add_argument("--keep", action="store_true", help="leave the site up afterwards")
     parser.add_argument("--load-only", action="store_true", help="only the gateway figures, on the running site")
     args = parser.parse_args()
+    subprocess.run(["bash", str(ROOT / "scripts" / "bench-deps.sh")], check=True, stdout=subprocess.DEVNULL)
 
     figures: dict[str, float] = {}
     if not args.load_only:
@@ -85,24 +84,27 @@ def main() -> int:
         figures["warm_s"] = sovkit("up", "--stack", "local")
         print(f"up warm re-run:              {figures['warm_s']:6.1f} s   target <= {TARGETS['warm_s']:.0f} s",
               flush=True)
-    load = gateway_load(args.requests, args.max_tokens, args.rounds)
+    load = gateway_load(args.seconds, args.max_tokens, args.pairs)
     print(f"{'':>16}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>9}{'fail':>6}")
-    for concurrency in ("1", "16"):
-        for label in ("direct", "gateway"):
-            r = load[label][concurrency]
-            print(f"{label:>8} c={concurrency:<4}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}{r['throughput_rps']:9.1f}"
+    for concurrency, result in load.items():
+        for side in ("direct", "gateway"):
+            r = result[side]
+            print(f"{side:>8} c={concurrency:<4}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}{r['throughput_rps']:9.1f}"
                   f"{r['failures']:6d}")
-        direct, gateway = load["direct"][concurrency], load["gateway"][concurrency]
-        overhead = load["paired"][concurrency]["p50_overhead_ms"]
-        ratio = load["paired"][concurrency]["throughput_ratio"]
+        overhead, ratio = result["paired"]["p50_overhead_ms"], result["paired"]["throughput_ratio"]
         figures[f"p50_overhead_ms_c{concurrency}"] = overhead
         figures[f"throughput_ratio_c{concurrency}"] = ratio
-        print(f"  c={concurrency}, paired medians: gateway p50 overhead {overhead:+.2f} ms "
-              f"(target <= {TARGETS['p50_overhead_ms']}), throughput {ratio:.1%} of direct "
-              f"(target >= {TARGETS['throughput_ratio']:.0%}), p50 ratio {gateway['p50_ms'] / direct['p50_ms']:.2f}")
+        gateway_cpu = result["gateway"]["cpu_us_per_request"]
+        share = gateway_cpu["gateway"] / sum(gateway_cpu.values())
+        print(f"  c={concurrency}, medians of {result['paired']['pairs']} pairs: gateway p50 overhead "
+              f"{overhead:+.2f} ms (target <= {TARGETS['p50_overhead_ms']}), throughput {ratio:.1%} of direct "
+              f"(target >= {TARGETS['throughput_ratio']:.0%})\n"
+              f"  CPU per request: gateway {gateway_cpu['gateway']:.0f} us ({share:.1%} of the gateway path's), "
+              f"model server {gateway_cpu['model server']:.0f} us behind the gateway, "
+              f"{result['direct']['cpu_us_per_request']['model server']:.0f} us direct", flush=True)
     if not args.keep and not args.load_only:
         sovkit("down", "--stack", "local")
-    failures = sum(load[side][c]["failures"] for side in ("direct", "gateway") for c in load[side])
+    failures = sum(result[side]["failures"] for result in load.values() for side in ("direct", "gateway"))
     missed = [k for k in ("cold_s", "warm_s") if k in figures and figures[k] > TARGETS[k]]
     missed += [k for k in figures if k.startswith("p50_overhead") and figures[k] > TARGETS["p50_overhead_ms"]]
     missed += [k for k in figures if k.startswith("throughput_ratio") and figures[k] < TARGETS["throughput_ratio"]]
