@@ -58,7 +58,7 @@ def gateway_load(seconds: float, max_tokens: int, pairs: int) -> dict:
                        "ignore_eos": True}).encode()
     units = {"gateway": "nginx.service", "model server": f"sovkit-vllm-{model}.service"}
     print(f"gateway tenant {tenant}, model {model}, {max_tokens}-token completions, wrk in {host.name}'s network;"
-          f" {pairs} pairs of {seconds:g} s runs a concurrency (direct then gateway; medians)", flush=True)
+          f" {pairs} pairs of {seconds:g} s runs at each concurrency (each pair's first side alternates)", flush=True)
     with wrk_script() as script:
         load = Load(int(netns_pid), script, body)
         return {str(c): measure(load, sides, c, seconds, pairs, (container_id, units)) for c in (1, 16)}
