@@ -222,4 +222,3 @@ def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
         assert bad.returncode == 1 and "wheels/requirements.txt" in bad.stdout + bad.stderr, bad.stdout
     finally:
         shutil.rmtree(copy, ignore_errors=True)
-
