@@ -55,7 +55,7 @@ def gateway_load(seconds: float, max_tokens: int, pairs: int) -> dict:
     sides = {"direct": (f"http://127.0.0.1:{default_port(site, model)}/v1/completions", upstream_key),
              "gateway": (f"https://{host.address}:{ports.GATEWAY}/v1/completions", tenant_key)}
     body = json.dumps({"model": model, "prompt": "Habari", "max_tokens": max_tokens, "temperature": 0,
-                       "ignore_eos": True}).encode()
+                       "ignore_eos": True})
     units = {"gateway": "nginx.service", "model server": f"sovkit-vllm-{model}.service"}
     print(f"gateway tenant {tenant}, model {model}, {max_tokens}-token completions, wrk in {host.name}'s network;"
           f" {pairs} pairs of {seconds:g} s runs at each concurrency (each pair's first side alternates)", flush=True)

@@ -71,7 +71,7 @@ def unit_cpu_seconds(container_id: str, units: tuple[str, ...]) -> dict[str, flo
 class Load:
     """wrk against one URL in the serving host's network namespace."""
 
-    def __init__(self, netns_pid: int, script: Path, body: bytes) -> None:
+    def __init__(self, netns_pid: int, script: Path, body: str) -> None:
         self.netns_pid, self.script, self.body = netns_pid, script, body
 
     def __call__(self, url: str, key: str, concurrency: int, seconds: float) -> dict:
@@ -80,7 +80,7 @@ class Load:
             ["nsenter", f"--target={self.netns_pid}", "--net", "wrk", "--threads=1",
              f"--connections={concurrency}", f"--duration={seconds}s", "--timeout=60s",
              f"--script={self.script}", url],
-            env={**os.environ, "SOVKIT_LOAD_KEY": key, "SOVKIT_LOAD_BODY": self.body.decode()},
+            env={**os.environ, "SOVKIT_LOAD_KEY": key, "SOVKIT_LOAD_BODY": self.body},
             capture_output=True, text=True, timeout=seconds + 120, check=True)
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         return {"requests": result["requests"], "failures": result["errors"],
