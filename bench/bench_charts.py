@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sovkit.config import load_stack  # noqa: E402 - after the path set-up above
+from sovkit.render.values import render_values  # noqa: E402
 from sovkit.serving import CHART_DIR, chart  # noqa: E402
-from sovkit.serving.values import render_values  # noqa: E402
 
 TARGET_S = 20.0
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sovkit.config import load_stack
-from sovkit.config.pulumi_config import site_from_pulumi
 from sovkit.config.schema import PROJECT
 from sovkit.infra.program import build, export
+from sovkit.infra.pulumi_config import site_from_pulumi
 from sovkit.infra.testing import run_program, stack_environment, stack_names
 
 ROOT = Path(__file__).resolve().parents[1]

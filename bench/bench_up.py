@@ -27,7 +27,7 @@ from sovkit import ports  # noqa: E402 - after the path set-up, so the bench run
 from sovkit.config import load_stack  # noqa: E402
 from sovkit.hosts import Podman, default_cache_dir  # noqa: E402
 from sovkit.local.up import LocalSite  # noqa: E402
-from sovkit.serving.vllm_args import default_port  # noqa: E402
+from sovkit.render.vllm_args import default_port  # noqa: E402
 
 TARGETS = {"cold_s": 480.0, "warm_s": 90.0, "p50_overhead_ms": 2.0, "throughput_ratio": 0.95}
 

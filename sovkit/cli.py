@@ -15,11 +15,11 @@ from sovkit.clitools import console, errors, load_site
 from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError
-from sovkit.inventory import inventory_yaml
 from sovkit.local.cli import down_command, up_command
+from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
-from sovkit.stacks import find_stack, project_root, stack_files
+from sovkit.stacks import find_stack, stack_files, stack_path
 from sovkit.verify.cli import verify
 
 
@@ -105,7 +105,7 @@ def _plain(value: object) -> object:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: stacks/Pulumi.NAME.yaml")
 def new_site(country: str, name: str, output: Path | None) -> None:
     """Scaffold a stack file with TODO markers that `validate` reports until they are filled."""
-    target = output or project_root() / "stacks" / f"Pulumi.{name}.yaml"
+    target = output or stack_path(name)
     try:
         text = scaffold(country=country, name=name)
     except ScaffoldError as err:

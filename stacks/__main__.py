@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pulumi
 
-from sovkit.config.pulumi_config import site_from_pulumi
 from sovkit.errors import StackError
 from sovkit.infra.program import build, export
+from sovkit.infra.pulumi_config import site_from_pulumi
 
 try:
     site = site_from_pulumi()

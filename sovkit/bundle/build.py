@@ -27,10 +27,11 @@ from pathlib import Path
 import yaml
 
 from sovkit.bundle.manifest import MANIFEST, write_manifest
-from sovkit.bundle.packages import host_packages
 from sovkit.config import SiteConfig
-from sovkit.serving.values import render_values
+from sovkit.render.packages import host_packages
+from sovkit.render.values import render_values
 from sovkit.stacks import project_root
+from sovkit.workspace import SiteWorkspace
 
 RUNTIME_LOCKS = Path(__file__).resolve().parents[1] / "data" / "runtime"
 TINY_MODEL = "sovkit-tiny-llama"  # the catalogue entry the kit can make offline
@@ -55,7 +56,7 @@ class Bundle:
 
 
 def default_bundle_dir(site: SiteConfig) -> Path:
-    return project_root() / ".sovkit" / site.name / "bundle"
+    return SiteWorkspace.of(site.name).bundle
 
 
 def cache_dir() -> Path:

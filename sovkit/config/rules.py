@@ -6,11 +6,11 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
+from sovkit.config.catalogue import check_models
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.config.types import email_domain, host_of_url, split_host_port
 from sovkit.errors import Problem, short
-from sovkit.serving.catalogue import check_models
 
 MAX_HOSTS_MODE_NODES = 4  # DESIGN.md: hosts mode is for 1-4 servers; beyond that, kubernetes
 MIN_JUSTIFICATION = 20

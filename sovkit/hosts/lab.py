@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sovkit.bundle.packages import host_packages
 from sovkit.hosts._run import HostsError, log
 from sovkit.hosts.aptrepo import AptRepo, build_apt_repo
 from sovkit.hosts.image import BuiltImage, ImageSpec, build_rootfs, default_cache_dir
 from sovkit.hosts.machine import MachineSnapshot
 from sovkit.hosts.podman import HostSpec, NetworkSpec, Podman
+from sovkit.render.packages import host_packages
 from sovkit.stacks import project_root
 
 # Everything the sovkit roles install on a host (read from their apt tasks), so an air-gapped host can

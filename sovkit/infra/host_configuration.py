@@ -23,6 +23,8 @@ import pulumi_command as command
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from sovkit.workspace import SiteWorkspace
+
 TYPE = "sovkit:hosts:HostConfiguration"
 PLAYBOOK = "playbooks/site.yml"
 HASHED_DIRS = ("roles", "playbooks")
@@ -33,12 +35,13 @@ TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose k
 
 
 def workdir(site_name: str) -> str:
-    """Per-site working folder under the project root (git-ignored): inventory, fetched kubeconfig."""
-    return f".sovkit/{site_name}"
+    """Per-site working folder, relative to the project root the commands run in (git-ignored)."""
+    return SiteWorkspace.of(site_name).relative
 
 
 def inventory_path(site_name: str) -> str:
-    return f"{workdir(site_name)}/inventory.yml"
+    workspace = SiteWorkspace.of(site_name)
+    return workspace.inventory.relative_to(workspace.root).as_posix()
 
 
 def with_addresses(inventory: dict, addresses: Mapping[str, str]) -> str:

@@ -22,9 +22,9 @@ from sovkit.infra import residency
 from sovkit.infra.host_configuration import HostConfiguration, HostConfigurationArgs, with_addresses, workdir
 from sovkit.infra.kubernetes_platform import KubernetesPlatform, KubernetesPlatformArgs
 from sovkit.infra.nodes import Nodes, NodesArgs
-from sovkit.inventory import inventory_yaml, render_inventory
-from sovkit.serving.values import render_values
-from sovkit.serving.vllm_args import PlanError
+from sovkit.render.inventory import inventory_yaml, render_inventory
+from sovkit.render.values import render_values
+from sovkit.render.vllm_args import PlanError
 
 SERVING_CHART = "charts/sovkit-serving"
 

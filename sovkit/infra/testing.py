@@ -30,11 +30,11 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from sovkit.config.schema import PROJECT
-from sovkit.stacks import project_root
+from sovkit.stacks import STACKS_DIR, project_root, stack_files, stack_name, stack_path
 
 ROOT = project_root(Path(__file__).resolve().parent)
-STACKS_DIR = ROOT / "stacks"
-MAIN = STACKS_DIR / "__main__.py"
+
+MAIN = ROOT / STACKS_DIR / "__main__.py"
 FAKE_KEY_PREFIX = "sk-test-secret-"
 FAKE_TOKEN = "kubeconfig-token-must-stay-secret"
 FAKE_RANDOM_PREFIX = "random-secret-"
@@ -46,7 +46,7 @@ users: [{{name: default, user: {{token: {FAKE_TOKEN}}}}}]
 
 
 def stack_names() -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in STACKS_DIR.glob("Pulumi.*.yaml"))
+    return [stack_name(p) for p in stack_files(ROOT)]
 
 
 def _as_config_string(value: object) -> str:
@@ -160,7 +160,7 @@ def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[
                 secret_keys: list[str] | None = None, environ: dict[str, str] | None = None) -> Run:
     """Run `body` (default: stacks/__main__.py) as the program of `stack` under mocks; resolve its outputs."""
     if config is None:
-        config, secret_keys, secret_values = stack_environment(STACKS_DIR / f"Pulumi.{stack}.yaml")
+        config, secret_keys, secret_values = stack_environment(stack_path(stack, ROOT))
     else:
         secret_values = {}
     saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS", *(environ or {}))}

@@ -24,10 +24,10 @@ from sovkit.bundle.build import build_bundle
 from sovkit.config import SiteConfig
 from sovkit.hosts import Attachment, HostSpec, MachineSnapshot, NetworkSpec, Podman, default_cache_dir, ensure_image
 from sovkit.hosts.lab import LabLock
-from sovkit.inventory import inventory_yaml
+from sovkit.render.inventory import inventory_yaml
 from sovkit.stacks import project_root
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
 
-BUNDLE_MOUNT = "/srv/sovkit/bundle"  # where the hosts see the bundle (read-only), as the local stack says
 Progress = Callable[[str], None]
 
 
@@ -55,8 +55,12 @@ class LocalSite:
     site: SiteConfig
 
     @property
+    def workspace(self) -> SiteWorkspace:
+        return SiteWorkspace.of(self.site.name)
+
+    @property
     def state_dir(self) -> Path:
-        return project_root() / ".sovkit" / self.site.name
+        return self.workspace.state_dir
 
     @property
     def network(self) -> NetworkSpec:
@@ -66,7 +70,7 @@ class LocalSite:
 
     @property
     def snapshot_file(self) -> Path:
-        return self.state_dir / "machine-snapshot.json"
+        return self.workspace.machine_snapshot
 
     @property
     def serving_address(self) -> str:
@@ -126,7 +130,7 @@ def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, 
         progress(f"starting host {node.name} ({node.role}, {node.address})")
         assert node.address
         podman.start_host(HostSpec(node.name, image_tag, (Attachment(local.network.name, node.address),),
-                                   (f"{bundle}:{BUNDLE_MOUNT}:ro",), labels={"io.sovkit.site": local.site.name}))
+                                   (f"{bundle}:{HOST_BUNDLE_DIR}:ro",), labels={"io.sovkit.site": local.site.name}))
 
 
 def converge(local: LocalSite, podman: Podman, progress: Progress) -> Path:

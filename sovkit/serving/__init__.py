@@ -1,10 +1,6 @@
-"""Serving: the model catalogue, the sizing planner, the one vLLM-arguments renderer and the chart values.
-
-    catalogue.catalogue() / check_models(site, plain_keys)   the catalogue and its stack rule
-    planner.plan_site(site) -> [ModelPlan]                    sizing per model
-    vllm_args.render_vllm(site, served_name) -> VllmLaunch     args + env, both serving modes
-    values.render_values(site) -> dict                         values of charts/sovkit-serving
-"""
+"""Serving adapters: the chart through the helm binary, the tiny model made offline, the chart's CI scenarios
+and the `plan` and `values` commands. The catalogue and planner live in sovkit.config (validate needs them),
+the vLLM arguments and chart values in sovkit.render."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import click
 
 from sovkit.clitools import console, errors, load_site
 from sovkit.config import SiteConfig
-from sovkit.serving.planner import ModelPlan, plan_site
-from sovkit.serving.vllm_args import PlanError
+from sovkit.config.planner import ModelPlan, plan_site
+from sovkit.render.vllm_args import PlanError
 
 
 def _gpus(p: ModelPlan) -> str:
@@ -75,7 +75,7 @@ def _plan_one(site: SiteConfig) -> int:
 @click.argument("stack")
 def values(stack: str) -> None:
     """The values of charts/sovkit-serving for a site, as YAML on stdout."""
-    from sovkit.serving.values import dump_values, render_values
+    from sovkit.render.values import dump_values, render_values
 
     site = load_site(stack)
     if site.platform.mode != "kubernetes":

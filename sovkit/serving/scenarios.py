@@ -15,13 +15,13 @@ import yaml
 
 from sovkit.config import PROJECT, SiteConfig
 from sovkit.config.loader import build_site
+from sovkit.render.values import dump_values, render_values
 from sovkit.serving import CHART_DIR
-from sovkit.serving.values import dump_values, render_values
-from sovkit.stacks import project_root
+from sovkit.stacks import project_root, stack_path
 
 
 def _stack(name: str) -> dict:
-    text = (project_root(CHART_DIR) / "stacks" / f"Pulumi.{name}.yaml").read_text(encoding="utf-8")
+    text = stack_path(name, project_root(CHART_DIR)).read_text(encoding="utf-8")
     return yaml.safe_load(text)["config"]
 
 

@@ -19,14 +19,14 @@ EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_CANNOT_RUN = 0, 1, 2
 
 @click.command("verify")
 @click.argument("stack")
-@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("compliance-report"),
-              show_default=True, help="Where report.json, report.html and junit.xml are written.")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Where report.json, report.html and junit.xml are written.  [default: .sovkit/<site>/compliance]")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Hosts checked in parallel.")
 @click.option("--host", "hosts", multiple=True, help="Check only this host (repeatable).")
 @click.option("--identity", "-i", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="SSH private key for real sites (default: the ssh agent and ~/.ssh).")
-def verify(stack: str, output_dir: Path, jobs: int, hosts: tuple[str, ...], identity: Path | None) -> None:
+def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...], identity: Path | None) -> None:
     """Prove a site's hosts comply: run the compliance suite against every host of STACK (a stack
     file, or a site name such as `local`), in parallel, over ssh for real sites and podman for
     `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir.
@@ -35,8 +35,9 @@ def verify(stack: str, output_dir: Path, jobs: int, hosts: tuple[str, ...], iden
     unknown host, or the suite could not run on a host)."""
     from sovkit.config import load_stack
     from sovkit.errors import StackError
-    from sovkit.inventory import render_inventory
+    from sovkit.render.inventory import render_inventory
     from sovkit.stacks import find_stack
+    from sovkit.workspace import SiteWorkspace
 
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -45,6 +46,7 @@ def verify(stack: str, output_dir: Path, jobs: int, hosts: tuple[str, ...], iden
         console.print(str(err), markup=False)
         raise SystemExit(EXIT_CANNOT_RUN) from None
     inventory = render_inventory(site)
+    output_dir = output_dir or SiteWorkspace.of(site.name).compliance
     env: dict[str, str] = {}
     if identity:
         env["SOVKIT_SSH_IDENTITY"] = str(identity.resolve())

@@ -1,4 +1,4 @@
-"""Run the compliance suite (tests/compliance) against every host of a rendered inventory.
+"""Run the compliance suite (sovkit/compliance) against every host of a rendered inventory.
 
 One pytest process per host, `jobs` at a time; each reads the same inventory file and reaches its
 host with testinfra's podman:// (local) or ssh:// backend. Their per-check records are merged into
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from sovkit.inventory import LOCAL_CONNECTION
+from sovkit.render.inventory import LOCAL_CONNECTION
 from sovkit.verify.plugin import RESULTS_ENV
 from sovkit.verify.report import CheckResult, Report
 
@@ -32,8 +32,8 @@ PODMAN_CONNECTIONS = (LOCAL_CONNECTION, "containers.podman.podman", "podman")
 
 
 def suite_path() -> Path:
-    """tests/compliance of this kit (a fork's checkout), or $SOVKIT_COMPLIANCE_SUITE."""
-    path = Path(os.environ.get(SUITE_ENV) or KIT_ROOT / "tests" / "compliance")
+    """The suite shipped in this package (sovkit/compliance), or $SOVKIT_COMPLIANCE_SUITE."""
+    path = Path(os.environ.get(SUITE_ENV) or Path(__file__).resolve().parents[1] / "compliance")
     if not (path / "conftest.py").exists():
         raise FileNotFoundError(f"compliance suite not found at {path}: set {SUITE_ENV} to its directory")
     return path

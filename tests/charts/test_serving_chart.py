@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from sovkit.config import load_stack
+from sovkit.render.values import render_values
 from sovkit.serving import CHART_DIR, chart
-from sovkit.serving.values import render_values
 from sovkit.stacks import project_root, stack_files
 
 SCENARIOS = sorted((CHART_DIR / "ci").glob("*-values.yaml"))

@@ -2,7 +2,7 @@
 
 Each stacks/Pulumi.<site>.yaml is fed to the program through PULUMI_CONFIG exactly as the engine hands it
 over (see sovkit/infra/testing.py). Kubernetes stacks install the serving chart with the values of
-`sovkit.serving.values.render_values`, the function behind `sovkit values STACK`.
+`sovkit.render.values.render_values`, the function behind `sovkit values STACK`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from sovkit.config import SiteConfig, load_stack
-from sovkit.config.pulumi_config import site_from_pulumi
 from sovkit.infra.program import build, export
+from sovkit.infra.pulumi_config import site_from_pulumi
 from sovkit.infra.testing import ROOT, Run, run_program, stack_names
 
 STACKS = stack_names()

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from sovkit.config import load_stack
-from sovkit.config.pulumi_config import site_from_pulumi
 from sovkit.infra import host_configuration as hc
 from sovkit.infra import kubeconfig
 from sovkit.infra.host_configuration import HostConfiguration, HostConfigurationArgs, config_hash
 from sovkit.infra.kubernetes_platform import KubernetesPlatform, KubernetesPlatformArgs, network_policies
 from sovkit.infra.nodes import Nodes, NodesArgs
 from sovkit.infra.program import build, export
+from sovkit.infra.pulumi_config import site_from_pulumi
 from sovkit.infra.residency import install
 from sovkit.infra.testing import ROOT, run_program
 

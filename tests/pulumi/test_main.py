@@ -39,7 +39,7 @@ def test_main_program_stops_when_a_model_does_not_fit_with_the_values_message(mo
     stack file, the model and the way out named. Validation rejects every such stack file found so far, so the
     renderer is made to refuse here."""
     from sovkit.infra import program
-    from sovkit.serving.vllm_args import PlanError
+    from sovkit.render.vllm_args import PlanError
 
     def refuse(site):
         raise PlanError("qwen2-5-14b: needs 2 GPUs per replica, 0 free")

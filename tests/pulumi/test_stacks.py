@@ -17,7 +17,7 @@ from sovkit.infra.kubernetes_platform import (
 )
 from sovkit.infra.program import SERVING_CHART, stack_config
 from sovkit.infra.testing import ROOT, run_program, stack_environment
-from sovkit.inventory import inventory_yaml, render_inventory
+from sovkit.render.inventory import inventory_yaml, render_inventory
 
 COMMAND = "command:local:Command"
 RULE = "openstack:networking/secGroupRule:SecGroupRule"

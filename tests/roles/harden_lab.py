@@ -1,7 +1,7 @@
 """A site of local hosts for the whole hardening playbook, driven by the kit's own `local` stack.
 
 The stack file is stacks/Pulumi.local.yaml with only its number of nodes changed; its inventory is
-what `sovkit inventory` renders (sovkit.inventory.render_inventory), so the play, `sovkit verify`
+what `sovkit inventory` renders (sovkit.render.inventory.render_inventory), so the play, `sovkit verify`
 and the compliance suite all read the same facts. The hosts get the stack's node names, sit on a
 podman --internal network and see the local apt repository at the
 stack's mirror path, as `sovkit up --stack local` lays them out (see HOSTS_NETWORK for the one
@@ -25,7 +25,7 @@ import yaml
 
 from sovkit.config import SiteConfig, load_stack
 from sovkit.hosts import AptRepo, Attachment, HostSpec, Lab, NetworkSpec, Podman
-from sovkit.inventory import render_inventory
+from sovkit.render.inventory import render_inventory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_STACK = REPO_ROOT / "stacks" / "Pulumi.local.yaml"

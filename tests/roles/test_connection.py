@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
-from sovkit.inventory import LOCAL_CONNECTION
+from sovkit.render.inventory import LOCAL_CONNECTION
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env

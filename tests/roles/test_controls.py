@@ -1,5 +1,5 @@
 """Traceability of every control: catalogue (sovkit/data/controls.yaml) <-> tagged role tasks <->
-compliance checks (tests/compliance). No host needed: this reads the files.
+compliance checks (sovkit/compliance). No host needed: this reads the files.
 
 - every control of the catalogue is implemented by at least one task of its role, named with the id
   and tagged with it, and is evidenced by at least one check carrying @pytest.mark.control(id);
@@ -22,7 +22,7 @@ from sovkit.verify.report import load_controls
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("os_baseline", "residency_network", "residency_time_dns", "audit_logging", "data_at_rest")
-SUITE = REPO_ROOT / "tests" / "compliance"
+SUITE = REPO_ROOT / "sovkit" / "compliance"
 CONTROL_ID = re.compile(r"^SOV-[A-Z]+-\d{3}$")
 # Modules a validation (-000) task may use: they read facts or assert, never change anything.
 READ_ONLY_MODULES = {"ansible.builtin.assert", "ansible.builtin.setup", "ansible.builtin.set_fact",
@@ -88,7 +88,7 @@ def test_control_is_implemented_and_checked(cid):
     tasks = [(p, t) for role, p, t, tid in control_tasks() if role == CATALOGUE[cid]["role"]
              and cid in (t.get("tags") or [])]
     assert tasks, f"{cid}: no task of role {CATALOGUE[cid]['role']} is tagged with it"
-    assert cid in CHECKED, f"{cid}: no check in tests/compliance carries @pytest.mark.control({cid!r})"
+    assert cid in CHECKED, f"{cid}: no check in sovkit/compliance carries @pytest.mark.control({cid!r})"
 
 
 def test_every_tagged_control_task_has_a_check():

@@ -11,8 +11,8 @@ import pytest
 from vllm_helpers import vllm_env
 
 from sovkit.config import load_stack
+from sovkit.render.vllm_args import render_vllm
 from sovkit.serving.scenarios import SCENARIOS, scenario_site
-from sovkit.serving.vllm_args import render_vllm
 from sovkit.stacks import project_root, stack_files
 
 HERE = Path(__file__).parent

@@ -21,9 +21,9 @@ import pytest
 from vllm_helpers import vllm_env
 
 from sovkit.config import load_stack
+from sovkit.render.values import render_values
+from sovkit.render.vllm_args import render_vllm
 from sovkit.serving import chart, tinymodel
-from sovkit.serving.values import render_values
-from sovkit.serving.vllm_args import render_vllm
 from sovkit.stacks import project_root
 
 pytestmark = pytest.mark.slow

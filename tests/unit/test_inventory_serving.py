@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from sovkit.config import load_stack
-from sovkit.inventory import DATA_PATHS, inventory_yaml, render_inventory
-from sovkit.serving.vllm_args import render_vllm
+from sovkit.render.inventory import DATA_PATHS, inventory_yaml, render_inventory
+from sovkit.render.vllm_args import render_vllm
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")

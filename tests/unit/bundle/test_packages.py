@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sovkit.bundle.packages import host_packages, role_apt_packages
+from sovkit.render.packages import host_packages, role_apt_packages
 
 ROLES = Path(__file__).resolve().parents[3] / "roles"
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 from serving_helpers import model
 
+from sovkit.config.catalogue import catalogue, check_models, get
 from sovkit.serving import tinymodel
-from sovkit.serving.catalogue import catalogue, check_models, get
 
 SHIPPED_IDS = ["qwen2.5-14b-instruct", "llama-3.1-8b-instruct", "aya-expanse-8b", "sarvam-1", "seallm-v3-7b-chat",
                "qwen2.5-1.5b-instruct", "sovkit-tiny-llama"]

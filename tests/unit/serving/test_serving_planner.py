@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from serving_helpers import gpu_host, model
 
-from sovkit.serving.planner import GPU_MEMORY_UTILIZATION, RUNTIME_RESERVE_GIB, plan_model, plan_site
+from sovkit.config.planner import GPU_MEMORY_UTILIZATION, RUNTIME_RESERVE_GIB, plan_model, plan_site
 
 
 def test_constants_the_working_assumes():

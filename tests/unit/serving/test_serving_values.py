@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from sovkit.render.values import dump_values, render_values, split_source
+from sovkit.render.vllm_args import render_vllm
 from sovkit.serving import CHART_DIR
 from sovkit.serving.scenarios import SCENARIOS, scenario_text
-from sovkit.serving.values import dump_values, render_values, split_source
-from sovkit.serving.vllm_args import render_vllm
 
 
 def test_split_source():

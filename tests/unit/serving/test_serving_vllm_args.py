@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from serving_helpers import gpu_host, model
 
-from sovkit.serving.vllm_args import PlanError, render_vllm
+from sovkit.render.vllm_args import PlanError, render_vllm
 
 
 def _opts(args: list[str]) -> dict[str, str | None]:

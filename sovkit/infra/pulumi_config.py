@@ -8,6 +8,7 @@ from pulumi.runtime import config as runtime_config
 
 from sovkit.config.loader import load_pulumi_config
 from sovkit.config.site import SiteConfig
+from sovkit.stacks import STACKS_DIR, stack_file_name
 
 
 def site_from_pulumi() -> SiteConfig:
@@ -15,5 +16,5 @@ def site_from_pulumi() -> SiteConfig:
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret = {k for k in values if runtime_config.is_config_secret(k)}
     secret |= set(runtime_config.get_config_secret_keys_env())
-    label = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    label = f"{STACKS_DIR}/{stack_file_name(pulumi.get_stack())}"
     return load_pulumi_config({k: str(v) for k, v in values.items()}, secret, label)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from sovkit.config.catalogue import CatalogueModel, catalogue, get
 from sovkit.config.schema import ModelSpec
 from sovkit.config.site import SiteConfig
-from sovkit.serving.catalogue import CatalogueModel, catalogue, get
 
 GIB = 1024**3
 GPU_MEMORY_UTILIZATION = 0.90  # vLLM's default share of device memory it may take

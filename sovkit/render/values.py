@@ -8,9 +8,9 @@ import re
 
 import yaml
 
+from sovkit.config.planner import ModelPlan
 from sovkit.config.site import SiteConfig
-from sovkit.serving.planner import ModelPlan
-from sovkit.serving.vllm_args import PORT, render_vllm
+from sovkit.render.vllm_args import PORT, render_vllm
 
 GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 EXISTING_CLAIM = "sovkit-models"  # path stores: the PVC the platform creates over the store's export

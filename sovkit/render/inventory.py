@@ -7,7 +7,7 @@ import yaml
 from sovkit import ports
 from sovkit.config import SiteConfig
 from sovkit.config.types import ROLES, split_host_port
-from sovkit.serving.vllm_args import render_vllm
+from sovkit.render.vllm_args import render_vllm
 
 # Where data lives on every host: the roles place it there and data_at_rest inspects these volumes.
 DATA_PATHS = {"model_store": "/srv/sovkit/models", "logs": "/var/log/sovkit", "kubernetes": "/var/lib/rancher"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sovkit.config.planner import ModelPlan, plan_model
 from sovkit.config.site import SiteConfig
-from sovkit.serving.planner import ModelPlan, plan_model
 
 MODEL_ROOT = "/models"  # where a model's weights are mounted (kubernetes) or unpacked (hosts): MODEL_ROOT/<served name>
 PORT = 8000  # kubernetes: every pod's port; hosts: the first model's, the next one +1, ...

@@ -4,7 +4,7 @@ Run it through `sovkit verify STACK` (parallel across hosts, JUnit + JSON + HTML
 against one host of a rendered inventory:
 
     sovkit inventory stacks/Pulumi.<site>.yaml > inventory.yml
-    SOVKIT_INVENTORY=inventory.yml SOVKIT_VERIFY_HOST=<host> pytest tests/compliance
+    SOVKIT_INVENTORY=inventory.yml SOVKIT_VERIFY_HOST=<host> pytest sovkit/compliance
 
 Hosts of the `local` provider are reached with testinfra's podman:// backend, others over ssh://
 (as ansible_user, with sudo; SOVKIT_SSH_IDENTITY names the key). Each check carries a control id

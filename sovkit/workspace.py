@@ -1,0 +1,74 @@
+"""Every path of a site, on the machine running sovkit and on its hosts: one place spells them.
+
+On this machine a site's state lives under `.sovkit/<site>/` in the project root (git-ignored): the rendered
+inventory, the offline bundle, the site CA, the secrets sovkit makes, logs, compliance reports and the rehearsal.
+On every host, the bundle is read from HOST_BUNDLE_DIR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sovkit.stacks import project_root
+
+STATE_ROOT = ".sovkit"
+HOST_BUNDLE_DIR = "/srv/sovkit/bundle"  # where the offline bundle is on every host (read-only)
+
+
+@dataclass(frozen=True)
+class SiteWorkspace:
+    """The files of one site under the project root `root`."""
+
+    site_name: str
+    root: Path
+
+    @classmethod
+    def of(cls, site_name: str, root: Path | None = None) -> SiteWorkspace:
+        return cls(site_name, (root or project_root()).resolve())
+
+    @property
+    def relative(self) -> str:
+        """The state folder relative to the project root (commands that run in the root, such as Pulumi's)."""
+        return f"{STATE_ROOT}/{self.site_name}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / self.relative
+
+    @property
+    def inventory(self) -> Path:
+        return self.state_dir / "inventory.yml"
+
+    @property
+    def bundle(self) -> Path:
+        return self.state_dir / "bundle"
+
+    @property
+    def pki(self) -> Path:
+        """The site CA and the certificates it signs (gateways, rehearsal stand-ins)."""
+        return self.state_dir / "pki"
+
+    @property
+    def secrets(self) -> Path:
+        """Secrets sovkit makes for the site (mode 0700): the gateway's key to its model servers."""
+        return self.state_dir / "secrets"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def compliance(self) -> Path:
+        """Where `sovkit verify` writes its reports by default."""
+        return self.state_dir / "compliance"
+
+    @property
+    def rehearsal(self) -> Path:
+        """What `sovkit rehearse` keeps: its SSH key, the stand-in services' files, its record."""
+        return self.state_dir / "rehearsal"
+
+    @property
+    def machine_snapshot(self) -> Path:
+        """This machine's settings before the site's first podman network: what `down` puts back."""
+        return self.state_dir / "machine-snapshot.json"
