@@ -43,8 +43,9 @@ def key_index() -> dict[str, tuple[str, str]]:
             for name, f in model.model_fields.items()}
 
 
-def load_stack(path: str | Path) -> SiteConfig:
-    """Validate a stack file; raise StackError naming every problem."""
+def load_stack(path: str | Path, *, fit: bool = True) -> SiteConfig:
+    """Validate a stack file; raise StackError naming every problem. `fit=False` leaves out the planner's verdict
+    (`sovkit plan` shows what does not fit and what would)."""
     path = Path(path)
     label = str(path)
     try:
@@ -70,7 +71,7 @@ def load_stack(path: str | Path) -> SiteConfig:
     problems = [Problem(k, "an unknown top-level key", "one of " + ", ".join(STACK_FILE_KEYS),
                         line=_line(document, [k])) for k in document if k not in STACK_FILE_KEYS]
     try:
-        site = build_site(_plain(document["config"]), label, lines=document["config"])
+        site = build_site(_plain(document["config"]), label, lines=document["config"], fit=fit)
     except StackError as err:
         err.problems[:0] = problems
         raise
@@ -98,7 +99,7 @@ def load_pulumi_config(values: dict[str, str], secret_keys: set[str], label: str
     return build_site(config, label, lines=None)
 
 
-def build_site(config: dict[str, object], label: str, lines: dict | None) -> SiteConfig:
+def build_site(config: dict[str, object], label: str, lines: dict | None, *, fit: bool = True) -> SiteConfig:
     index = key_index()
     sections: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
     problems: list[Problem] = []
@@ -159,7 +160,7 @@ def build_site(config: dict[str, object], label: str, lines: dict | None) -> Sit
             profile.citation(default.clause) if default.clause else "the law leaves it to the operator") + ")"
     site = SiteConfig(source=label, profile=profile, provenance=provenance,
                       **{**validated, "residency": residency})  # type: ignore[arg-type]
-    problems = [_with_line(p, lines) for p in rules.check(site, frozenset(plain_secrets))]
+    problems = [_with_line(p, lines) for p in rules.check(site, frozenset(plain_secrets), fit=fit)]
     if problems:
         raise StackError(label, problems)
     return site

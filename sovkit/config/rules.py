@@ -7,9 +7,10 @@ from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
 from sovkit.config.catalogue import check_models
+from sovkit.config.planner import plan_site
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
-from sovkit.config.types import email_domain, host_of_url, split_host_port
+from sovkit.config.types import email_domain, host_of_url, is_address, split_host_port
 from sovkit.errors import Problem, short
 
 MAX_HOSTS_MODE_NODES = 4  # DESIGN.md: hosts mode is for 1-4 servers; beyond that, kubernetes
@@ -73,6 +74,46 @@ def provider_keys(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Pro
                           fix="Kubernetes cannot run inside the local test containers")
     if not site.nodes:
         yield Problem(key("hosts" if infra.provider == "onprem" else "localNodes"), "no nodes", "at least one node")
+    if infra.provider == "openstack":
+        if infra.openstack_floating_ip and not infra.openstack_floating_ip_pool:
+            yield Problem(key("openstackFloatingIpPool"), "nothing", "the external network the gateway's floating IP "
+                          "comes from, when openstackFloatingIp is true",
+                          fix="set openstackFloatingIpPool, or openstackFloatingIp: false (reach the gateway through "
+                              "the tenant network)")
+        if not infra.openstack_ssh_public_key:
+            yield Problem(key("openstackSshPublicKey"), "nothing", "the absolute path of the OpenSSH public key the "
+                          "servers' login user accepts", fix="without it nobody can log into the servers sovkit makes")
+    elif infra.openstack_floating_ip_pool or infra.openstack_ssh_public_key:
+        name = "openstackFloatingIpPool" if infra.openstack_floating_ip_pool else "openstackSshPublicKey"
+        yield Problem(key(name), "set", f"only with provider openstack; this site is {infra.provider}")
+
+
+def key_files(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Files the kit reads on the machine running it (keys, CA certificates) are named by absolute path."""
+    res = site.residency
+    named = {"aptMirrorKey": res.apt_mirror_key, "openstackSshPublicKey": site.infrastructure.openstack_ssh_public_key,
+             **{f"trustedCaFiles[{i}]": path for i, path in enumerate(res.trusted_ca_files)},
+             **{f"aptRepositories.{name}.signingKey": repo.signing_key for name, repo in res.apt_repositories.items()}}
+    for path, value in named.items():
+        if value is not None and not value.startswith("/"):
+            yield Problem(key(path), short(value), "an absolute path on the machine running sovkit")
+    for name, repo in res.apt_repositories.items():
+        if repo.signing_key is None and not repo.url.startswith("file://"):
+            yield Problem(key(f"aptRepositories.{name}.signingKey"), "nothing",
+                          "the OpenPGP public key that signs the repository", fix="apt refuses unsigned repositories; "
+                          "give the vendor's key as mirrored in-country")
+
+
+def model_fit(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """The planner's verdict: a model that does not fit its nodes is refused here, not when it is deployed."""
+    served = site.serving.models
+    for plan in plan_site(site):
+        if plan.fits:
+            continue
+        yield Problem(key(f"models.{plan.served_name}"), short(served[plan.served_name].catalogue),
+                      "a model that fits its nodes", fix=f"{plan.problem}. " + (
+                          "Would fit: " + "; ".join(plan.suggestions) if plan.suggestions else
+                          f"run `sovkit plan {site.name}` for the figures"))
 
 
 def accelerators(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
@@ -238,7 +279,11 @@ def allowed_endpoints(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable
         except ValueError as err:
             yield Problem(path, short(endpoint), str(err))
             continue
-        if host in ("0.0.0.0", "::"):
+        if not is_address(host):
+            yield Problem(path, short(endpoint), "address:port, such as 192.0.2.80:443 or [2001:db8::5]:443",
+                          fix="the firewall admits this exception by address; resolve the name through the site's "
+                              "own resolvers and give the address")
+        elif host in ("0.0.0.0", "::"):
             yield Problem(path, endpoint, "one named endpoint, never every address")
         if len(why.strip()) < MIN_JUSTIFICATION or "TODO" in why:
             yield Problem(path, short(why), f"a written justification of at least {MIN_JUSTIFICATION} characters")
@@ -284,9 +329,14 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, accelerators, check_models, model_placement, tenants, networks,
+RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, check_models, model_placement, tenants, networks,
                            in_country_services, allowed_endpoints, state_backend, retention, platform)
+# Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
+SITE_RULES: tuple[Rule, ...] = (model_fit,)
 
 
-def check(site: SiteConfig, plain_keys: frozenset[str]) -> list[Problem]:
-    return [problem for rule in RULES for problem in rule(site, plain_keys)]
+def check(site: SiteConfig, plain_keys: frozenset[str], *, fit: bool = True) -> list[Problem]:
+    problems = [problem for rule in RULES for problem in rule(site, plain_keys)]
+    if problems or not fit:
+        return problems
+    return [problem for rule in SITE_RULES for problem in rule(site, plain_keys)]

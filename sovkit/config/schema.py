@@ -56,6 +56,8 @@ class NodeGroup(StrictModel):
     count: int = Field(ge=0, le=200)
     accelerator: AcceleratorSlot = Field(default_factory=AcceleratorSlot)
     volume_gb: int = Field(200, ge=20, le=65536, description="Data volume size, of the encrypted volume type")
+    login_user: str = Field("debian", min_length=1, pattern=r"^[a-z_][a-z0-9_-]{0,31}$",
+                            description="The image's login user cloud-init creates (Debian cloud images: debian)")
 
 
 class ModelSpec(StrictModel):
@@ -79,7 +81,6 @@ class ModelSpec(StrictModel):
 class RateLimit(StrictModel):
     requests_per_minute: int = Field(ge=1, le=1_000_000)
     burst: int = Field(0, ge=0, le=100_000, description="Requests allowed above the rate in a burst")
-    tokens_per_minute: int | None = Field(None, ge=1)
 
 
 class ApiKeyRef(StrictModel):
@@ -101,6 +102,17 @@ class Tenant(StrictModel):
     models: list[str] = Field(min_length=1, description="Served model names the tenant may call")
     rate_limit: RateLimit
     api_key: ApiKeyRef
+
+
+class AptRepository(StrictModel):
+    """A vendor's package repository, mirrored in-country (e.g. NVIDIA's CUDA repository for a newer driver)."""
+
+    url: str = Field(pattern=r"^(https?|file)://", description="In-country URL of the mirrored repository")
+    suites: list[str] = Field(default_factory=lambda: ["/"], min_length=1,
+                              description="Suites, e.g. [bookworm]; ['/'] for a flat repository")
+    components: list[str] = Field(default_factory=list, description="Components; none for a flat repository")
+    signing_key: str | None = Field(None, description="Absolute path, on the machine running sovkit, of the "
+                                    "OpenPGP public key that signs it (required unless the URL is file://)")
 
 
 class AlertReceiver(StrictModel):
@@ -136,6 +148,10 @@ class InfrastructureSection(StrictModel):
     openstack_network: str | None = Field(None, description="openstack: tenant network the servers join")
     openstack_volume_type: str | None = Field(None, description="openstack: encrypted (LUKS) Cinder volume type")
     openstack_floating_ip: bool = Field(False, description="openstack: give the gateway a floating IP")
+    openstack_floating_ip_pool: str | None = Field(
+        None, description="openstack: external network the gateway's floating IP comes from")
+    openstack_ssh_public_key: str | None = Field(
+        None, description="openstack: path of the public key the servers' login user takes")
     openstack_node_groups: dict[Role, NodeGroup] | None = Field(None, description="openstack: servers per role")
     local_nodes: dict[Role, int] | None = Field(None, description="local: containers per role on this machine")
     local_network_cidr: Cidr | None = Field(None, description="local: subnet of the internal podman network")
@@ -147,11 +163,20 @@ class ResidencySection(StrictModel):
         default_factory=list, description="DNS suffixes of in-country services (mirror, registry, store, receivers)"
     )
     allowed_endpoints: dict[str, str] = Field(
-        default_factory=dict, description="Extra egress, host:port -> written justification"
+        default_factory=dict, description="Extra egress, address:port -> written justification"
     )
-    ntp_servers: list[Host] = Field(min_length=1, description="In-country NTP servers")
+    # Addresses, not names: each host's firewall admits NTP to exactly these addresses, and an auditor reads them
+    # here; a name would make the allowlist depend on what DNS answers on the day the rules are loaded.
+    ntp_servers: list[IpAddress] = Field(min_length=1, description="In-country NTP servers, by address")
     dns_resolvers: list[IpAddress] = Field(min_length=1, description="Approved DNS resolvers, by address")
     apt_mirror: str = Field(pattern=r"^(https?|file)://", description="In-country Debian mirror URL")
+    apt_mirror_key: str | None = Field(
+        None, description="OpenPGP key of a mirror that re-signs Debian (default: Debian's keyring)")
+    apt_repositories: dict[Slug, AptRepository] = Field(
+        default_factory=dict, description="Vendor repositories mirrored in-country, by name")
+    trusted_ca_files: list[str] = Field(
+        default_factory=list,
+        description="Paths of in-country CA certificates (PEM) the hosts trust, e.g. the national PKI")
     container_registry: str = Field(min_length=1, description="In-country container registry, host[:port][/path]")
     model_store: str = Field(min_length=1, description="In-country model store: s3://, https:// URL or a path")
     state_backend: str = Field(description="Pulumi state backend URL: file:// or in-country s3://...?endpoint=")
@@ -161,6 +186,8 @@ class ResidencySection(StrictModel):
     log_retention_days: int | None = Field(None, ge=1, le=3650, description="Days logs are kept; profile default")
     encryption_at_rest_required: bool = Field(True, description="Refuse data volumes not on LUKS/dm-crypt")
     admin_cidrs: list[Cidr] = Field(min_length=1, description="Networks SSH is admitted from")
+    log_collectors: list[str] = Field(
+        default_factory=list, description="In-country syslog collectors the hosts forward to, as tcp://host:port")
 
 
 class PlatformSection(StrictModel):

@@ -73,8 +73,10 @@ class SiteConfig:
                 for name, h in (infra.hosts or {}).items()
             )
         if infra.provider == "openstack":
+            # Ansible logs in as the image's login user, which cloud-init creates with the site's key.
             return tuple(
-                Node(f"{self.name}-{role.replace('_', '-')}-{i}", role, None, g.accelerator.model, g.accelerator.count)
+                Node(f"{self.name}-{role.replace('_', '-')}-{i}", role, None, g.accelerator.model, g.accelerator.count,
+                     g.login_user)
                 for role, g in (infra.openstack_node_groups or {}).items()
                 for i in range(1, g.count + 1)
             )

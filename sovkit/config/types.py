@@ -55,6 +55,15 @@ def _address(value: str) -> str:
         raise ValueError("an IPv4 or IPv6 address, such as 198.51.100.10 or 2001:db8::10") from None
 
 
+def is_address(value: str) -> bool:
+    """An IPv4 or IPv6 address (never a name)."""
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _host(value: str) -> str:
     try:
         return str(ipaddress.ip_address(value))

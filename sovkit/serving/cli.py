@@ -43,7 +43,7 @@ def plan(stacks: tuple[str, ...]) -> None:
     for i, stack in enumerate(stacks):
         if i:
             console.print()
-        failed += _plan_one(load_site(stack))
+        failed += _plan_one(load_site(stack, fit=False))  # plan shows what does not fit, and what would
     if failed:
         raise SystemExit(1)
 

@@ -95,7 +95,7 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
                    "sovkit_role": "gpu_worker", "sovkit_node_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
     residency = inventory["vars"]["sovkit_residency"]
     assert residency["log_retention_days"] == 400
-    assert residency["allowed_endpoints"][0]["host"] == "ocsp.pki.gov.example"
+    assert residency["allowed_endpoints"][0]["host"] == "192.0.2.80"
     assert inventory["vars"]["sovkit_profile"]["clauses"]["cross_border_transfer"] == "POPIA s. 72"
 
 
@@ -114,7 +114,7 @@ FILLED = {
     "accelerator model (see sovkit/data/accelerators.yaml)": "L4-24GB",
     "in-country network the hosts and their users are on, CIDR": "198.51.100.0/24",
     "DNS suffix of in-country services, e.g. dc.gov.xx": "kisumu.go.example",
-    "in-country NTP server": "ntp.kisumu.go.example",
+    "in-country NTP server address": "198.51.100.123",
     "approved DNS resolver address": "198.51.100.53",
     "in-country Debian mirror URL": "http://mirror.kisumu.go.example/debian",
     "in-country container registry host": "registry.kisumu.go.example",
