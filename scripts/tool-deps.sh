@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install, idempotently, the Debian tools the test suite drives for real: promtool (package prometheus)
-# checks and unit-tests the alert rules. Versions are Debian 12's.
+# checks and unit-tests the alert rules; `cloud-init schema` (package cloud-init) checks the user data sovkit
+# gives OpenStack servers. Versions are Debian 12's.
 set -euo pipefail
 
-packages=(prometheus)
+packages=(prometheus cloud-init)
 missing=()
 for name in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")
@@ -13,6 +14,13 @@ if ((${#missing[@]} == 0)); then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
+if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+  # Only its schema check is wanted here. Its package starts nothing, but at the next boot its systemd generator
+  # would run cloud-init on this machine (host keys, users, network) unless this file exists. It is written only
+  # where cloud-init was not installed, so a machine that relies on its own cloud-init keeps it.
+  mkdir -p /etc/cloud
+  touch /etc/cloud/cloud-init.disabled
+fi
 apt-get -o Acquire::Retries=5 update -qq
 apt-get -o Acquire::Retries=5 install -y -qq --no-install-recommends "${missing[@]}"
 # The package starts a Prometheus on this machine; the tests need only its promtool.

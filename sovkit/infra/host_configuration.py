@@ -1,11 +1,13 @@
-"""HostConfiguration: runs playbooks/site.yml on the site's machines through pulumi-command.
+"""HostConfiguration: converges the site's machines through pulumi-command, with the one converge pipeline
+`sovkit up` and `sovkit rehearse` also run (`python -m sovkit.converge SITE`, which runs playbooks/site.yml).
 
 The play runs again exactly when its inputs change: `triggers` is a sha256 over the rendered inventory, the
 stack config, every file under roles/ and playbooks/ and (hosts mode) the tenant API keys it installs. A
 `pulumi up` with no change to those leaves the hosts alone. (pulumi-command also re-runs a Command whose other
-inputs change; the only other one that can is `dir`, the checkout's absolute path: running from a checkout in
-another folder re-runs the play, which is idempotent.) In kubernetes mode a second command reads the kubeconfig
-RKE2 wrote on the first control-plane node; its output is a Pulumi secret and is never logged.
+inputs change; the only others that can are `dir`, the checkout's absolute path, and the Python named in
+`create`, the checkout's .venv: running from a checkout in another folder re-runs the play, which is
+idempotent.) In kubernetes mode a second command reads the kubeconfig RKE2 wrote on the first control-plane
+node; its output is a Pulumi secret and is never logged.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sovkit.workspace import SiteWorkspace
 
 TYPE = "sovkit:hosts:HostConfiguration"
-PLAYBOOK = "playbooks/site.yml"
+PLAYBOOK = "playbooks/site.yml"  # what the converge pipeline runs
+CONVERGE_MODULE = "sovkit.converge"
 HASHED_DIRS = ("roles", "playbooks")
 # Not read by the play: caches, and each role's molecule scenario (its own tests, run by CI, never on a site).
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".cache", "molecule")
@@ -44,14 +47,20 @@ def inventory_path(site_name: str) -> str:
     return workspace.inventory.relative_to(workspace.root).as_posix()
 
 
-def with_addresses(inventory: dict, addresses: Mapping[str, str]) -> str:
+def with_addresses(inventory: dict, addresses: Mapping[str, str],
+                   host_vars: Mapping[str, Mapping[str, object]] | None = None) -> str:
     """The rendered inventory with each host's `ansible_host` and `sovkit_address` (the address its services bind
-    and its certificate names) set to the address its provider gave it."""
+    and its certificate names) set to the address its provider gave it, and the variables its provider reported
+    (`host_vars`, by host: OpenStack's data volume evidence) added to the host."""
     doc = json.loads(json.dumps(inventory))  # a deep copy the caller's dict never sees
+    extra = json.loads(json.dumps(host_vars or {}))
     for group in doc["all"].get("children", {}).values():
-        for host, host_vars in group.get("hosts", {}).items():
+        for host, variables in group.get("hosts", {}).items():
+            own = bool(variables)  # the host's entry in its role group, not a membership-only one ({})
             if addresses.get(host):
-                host_vars["ansible_host"] = host_vars["sovkit_address"] = addresses[host]
+                variables["ansible_host"] = variables["sovkit_address"] = addresses[host]
+            if own and host in extra:
+                variables.update(extra[host])
     return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False, width=120)
 
 
@@ -83,12 +92,21 @@ def config_hash(inventory: str, stack_config: Mapping[str, object], root: Path,
     return digest.hexdigest()
 
 
-def playbook_command(site_name: str) -> str:
-    """Write the inventory the program rendered (passed in the environment), then run the site play."""
+def playbook_command(site_name: str, python: str | None = None) -> str:
+    """Write the inventory the program rendered (passed in the environment) where the kubeconfig fetch and the
+    operator's `sovkit verify` read it, then run the converge pipeline `sovkit up` and `sovkit rehearse` run:
+    `python -m sovkit.converge SITE`, which reads the inventory from SOVKIT_INVENTORY and the tenant keys held
+    as Pulumi secrets from SOVKIT_TENANT_KEYS, and runs playbooks/site.yml."""
     path = shlex.quote(inventory_path(site_name))
+    python = python or sys.executable
     return (f"umask 077 && mkdir -p {shlex.quote(workdir(site_name))} && "
             f"printf '%s\\n' \"${INVENTORY_ENV}\" > {path} && "
-            f"ansible-playbook -i {path} {PLAYBOOK}")
+            f"{converge_command(site_name, python)}")
+
+
+def converge_command(site_name: str, python: str | None = None) -> str:
+    """The converge pipeline for one site, with the Python that runs this program (the checkout's .venv)."""
+    return f"{shlex.quote(python or sys.executable)} -m {CONVERGE_MODULE} {shlex.quote(site_name)}"
 
 
 def kubeconfig_command(site_name: str, python: str | None = None) -> str:

@@ -21,7 +21,7 @@ from sovkit.config.site import SiteConfig
 from sovkit.infra import residency
 from sovkit.infra.host_configuration import HostConfiguration, HostConfigurationArgs, with_addresses, workdir
 from sovkit.infra.kubernetes_platform import KubernetesPlatform, KubernetesPlatformArgs
-from sovkit.infra.nodes import Nodes, NodesArgs
+from sovkit.infra.nodes import DATA_VOLUME_VAR, Nodes, NodesArgs
 from sovkit.render.inventory import inventory_yaml, render_inventory
 from sovkit.render.values import render_values
 from sovkit.render.vllm_args import PlanError
@@ -97,10 +97,16 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
     kubernetes = site.platform.mode == "kubernetes"
     serving = serving_inputs(site, root) if kubernetes else None
 
-    nodes = Nodes(site.name, NodesArgs.from_site(site))
-    if site.infrastructure.provider == "openstack":
-        inventory: pulumi.Input[str] = pulumi.Output.all(**nodes.addresses).apply(
-            lambda addresses: with_addresses(render_inventory(site), addresses))
+    nodes = Nodes(site.name, NodesArgs.from_site(site))  # OpenStack: reads the site's public key first
+    openstack = site.infrastructure.provider == "openstack"
+    if openstack:
+        # The addresses the cloud gave the servers, and each one's data volume evidence as `sovkit_data_volume`,
+        # for the site play and `sovkit verify`.
+        facts = pulumi.Output.all(addresses=pulumi.Output.all(**nodes.addresses),
+                                  volumes=pulumi.Output.all(**nodes.data_volumes))
+        inventory: pulumi.Input[str] = facts.apply(lambda f: with_addresses(
+            render_inventory(site), f["addresses"],
+            {node: {DATA_VOLUME_VAR: volume} for node, volume in f["volumes"].items()}))
     else:
         inventory = inventory_yaml(site)
     keys = tenant_keys(site, include_files=kubernetes)
@@ -137,6 +143,9 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
         "complianceReport": f"{workdir(site.name)}/compliance/report.html",
         "sitePlayTrigger": hosts.trigger,
     }
+    if openstack:  # per node: the data volume, its encrypted volume type, where it is mounted
+        outputs["dataVolumes"] = pulumi.Output.all(**nodes.data_volumes).apply(
+            lambda volumes: dict(sorted(volumes.items())))
     if platform is not None:
         outputs["kubeconfig"] = platform.kubeconfig  # a secret: `pulumi stack output kubeconfig --show-secrets`
     return Program(site, policy, nodes, hosts, platform, outputs)

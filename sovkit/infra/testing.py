@@ -7,17 +7,27 @@ keys separately; under mocks the SDK reads both from PULUMI_CONFIG and PULUMI_CO
 (pulumi/pulumi#4472), so `stack_environment` renders a stack file exactly that way. The mock monitor does not
 run stack transforms itself; `RecordingMocks` runs the registered ones on every resource, as the engine would,
 so a resource that breaks residency fails the run here as it would fail `pulumi up`.
+
+An OpenStack stack names the operators' public key by its path on the machine that runs `pulumi up`
+(openstackSshPublicKey), which a test machine does not have: `stack_environment` points that key at a test key
+file (`fake_key_file`, holding FAKE_SSH_PUBLIC_KEY) instead, so the program reads a real file as it would there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import base64
 import ipaddress
 import json
 import os
 import runpy
+import shutil
+import struct
+import tempfile
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +40,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from sovkit.config.schema import PROJECT
+from sovkit.config.site import SiteConfig
 from sovkit.stacks import STACKS_DIR, project_root, stack_files, stack_name, stack_path
 
 ROOT = project_root(Path(__file__).resolve().parent)
@@ -43,6 +54,36 @@ kind: Config
 clusters: [{{name: default, cluster: {{server: "https://198.51.100.11:6443"}}}}]
 users: [{{name: default, user: {{token: {FAKE_TOKEN}}}}}]
 """
+
+
+# A well-formed ed25519 public key (its 32 key bytes are 0..31): nobody holds the private half.
+FAKE_SSH_PUBLIC_KEY = "ssh-ed25519 " + base64.b64encode(
+    struct.pack(">I", 11) + b"ssh-ed25519" + struct.pack(">I", 32) + bytes(range(32))).decode() + " sovkit-test"
+SSH_KEY_CONFIG = f"{PROJECT}:openstackSshPublicKey"
+_KEY_DIR: list[Path] = []
+
+
+def fake_key_file() -> Path:
+    """A file holding FAKE_SSH_PUBLIC_KEY, made once per process and removed when it ends."""
+    if not _KEY_DIR:
+        folder = Path(tempfile.mkdtemp(prefix="sovkit-test-key-"))
+        atexit.register(shutil.rmtree, folder, True)
+        (folder / "operators.pub").write_text(FAKE_SSH_PUBLIC_KEY + "\n", encoding="utf-8")
+        _KEY_DIR.append(folder)
+    return _KEY_DIR[0] / "operators.pub"
+
+
+def with_test_key(site: SiteConfig) -> SiteConfig:
+    """An OpenStack site whose openstackSshPublicKey is the test key file (as `stack_environment` makes it)."""
+    if site.infrastructure.openstack_ssh_public_key is None:
+        return site
+    infra = site.infrastructure.model_copy(update={"openstack_ssh_public_key": str(fake_key_file())})
+    return replace(site, infrastructure=infra)
+
+
+def mock_image_id(name: str) -> str:
+    """The id the mocks give the Glance image of this name."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"glance-image:{name}"))
 
 
 def stack_names() -> list[str]:
@@ -64,6 +105,8 @@ def stack_environment(stack_file: Path) -> tuple[dict[str, str], list[str], dict
     written in the file; here each gets a fake value, marked secret as the engine marks it."""
     document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
     config = {k: _as_config_string(v) for k, v in document["config"].items()}
+    if SSH_KEY_CONFIG in config:  # the operators' key file lies on their machine, not this one
+        config[SSH_KEY_CONFIG] = str(fake_key_file())
     secret_values: dict[str, str] = {}
     tenants = document["config"].get(f"{PROJECT}:tenants") or {}
     for spec in tenants.values():
@@ -97,10 +140,13 @@ def unwrap(value: object) -> Any:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Realistic ids and outputs per resource type; every registered stack transform runs on every resource."""
+    """Realistic ids and outputs per resource type; every registered stack transform runs on every resource.
+    Cinder volumes get UUIDs as ids (the guest sees the first 20 characters as the disk's serial); invokes are
+    recorded in `calls`, and a Glance image lookup answers `mock_image_id(name)`."""
 
     def __init__(self) -> None:
         self.resources: list[Registered] = []
+        self.calls: list[tuple[str, dict[str, Any]]] = []
         self.transforms: list[Callable] = []
         self._addresses = iter(ipaddress.ip_network("198.51.100.0/24").hosts())
 
@@ -112,7 +158,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             transform(ResourceTransformArgs(bool(args.custom), args.typ, args.name, args.inputs, ResourceOptions()))
         self.resources.append(Registered(args.typ, args.name, args.inputs, bool(args.custom)))
         outputs = dict(args.inputs)
-        if args.typ == "openstack:compute/instance:Instance":
+        resource_id = f"{args.name}-id"
+        if args.typ == "openstack:blockstorage/volume:Volume":
+            resource_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"cinder-volume:{args.name}"))
+        elif args.typ == "openstack:compute/instance:Instance":
             address = str(next(self._addresses))
             outputs |= {"accessIpV4": address, "networks": [{"name": "sovkit-internal", "fixedIpV4": address,
                                                               "port": f"port-{args.name}"}]}
@@ -125,10 +174,13 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = FAKE_RANDOM_PREFIX + args.name
         elif args.typ.startswith("kubernetes:helm.sh/"):
             outputs["status"] = {"status": "deployed", "name": args.inputs.get("name")}
-        return f"{args.name}-id", outputs
+        return resource_id, outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list | None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        self.calls.append((args.token, dict(args.args)))
+        if args.token == "openstack:images/getImage:getImage":
+            return {"id": mock_image_id(args.args["name"]), "name": args.args["name"]}
+        return {}
 
     def of_type(self, type_: str) -> list[Registered]:
         return [r for r in self.resources if r.type_ == type_]
@@ -157,8 +209,10 @@ class Run:
 
 
 def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[str, str] | None = None,
-                secret_keys: list[str] | None = None, environ: dict[str, str] | None = None) -> Run:
-    """Run `body` (default: stacks/__main__.py) as the program of `stack` under mocks; resolve its outputs."""
+                secret_keys: list[str] | None = None, environ: dict[str, str] | None = None,
+                mocks: RecordingMocks | None = None) -> Run:
+    """Run `body` (default: stacks/__main__.py) as the program of `stack` under mocks; resolve its outputs.
+    Pass `mocks` to see what a run that fails registered."""
     if config is None:
         config, secret_keys, secret_values = stack_environment(stack_path(stack, ROOT))
     else:
@@ -168,7 +222,7 @@ def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys or [])
     os.environ.pop("PULUMI_BACKEND_URL", None)
     os.environ.update(environ or {})
-    mocks = RecordingMocks()
+    mocks = mocks if mocks is not None else RecordingMocks()
     run = Run(stack, mocks, secret_values=secret_values)
     # A fresh event loop per run: a failed run leaves registrations queued on its loop, and they must never
     # resume inside the next run.

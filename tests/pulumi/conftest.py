@@ -86,6 +86,12 @@ def body_with():
     return program_body
 
 
+@pytest.fixture
+def run_of():
+    """stack_run: the one run of a shipped stack this session, by name."""
+    return stack_run
+
+
 
 _PRINTED: dict[str, dict] = {}
 
@@ -106,3 +112,4 @@ def values_printed(stack: str) -> dict:
 @pytest.fixture
 def sovkit_values():
     return values_printed
+

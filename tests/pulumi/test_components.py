@@ -6,9 +6,11 @@ import base64
 import dataclasses
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sovkit.config import load_stack
 from sovkit.infra import host_configuration as hc
@@ -19,9 +21,9 @@ from sovkit.infra.nodes import Nodes, NodesArgs
 from sovkit.infra.program import build, export
 from sovkit.infra.pulumi_config import site_from_pulumi
 from sovkit.infra.residency import install
-from sovkit.infra.testing import ROOT, run_program
+from sovkit.infra.testing import ROOT, run_program, with_test_key
 
-OPENSTACK = load_stack(ROOT / "stacks" / "Pulumi.id-sulsel-cloud.yaml")
+OPENSTACK = with_test_key(load_stack(ROOT / "stacks" / "Pulumi.id-sulsel-cloud.yaml"))
 
 
 # --- the site play's trigger -------------------------------------------------------------------------------
@@ -93,6 +95,30 @@ def test_hosts_mode_tenant_keys_reach_the_play_as_a_secret(tree):
     environment = play_command.inputs["environment"]
     assert rpc.is_rpc_secret(environment) or rpc.is_rpc_secret(environment[hc.TENANT_KEYS_ENV])
     assert json.loads(play_command.plain("environment")[hc.TENANT_KEYS_ENV]) == {"a": "sk-test-secret-a"}
+
+
+def test_play_command_runs_the_converge_pipeline_with_this_python():
+    """The inventory is written where the kubeconfig fetch reads it, then `python -m sovkit.converge SITE` (the one
+    pipeline `sovkit up` and `sovkit rehearse` run) with the Python given, quoted."""
+    command = hc.playbook_command("my site", python="/opt/my venv/bin/python")
+    assert command == ("umask 077 && mkdir -p '.sovkit/my site' && "
+                       f"printf '%s\\n' \"$SOVKIT_INVENTORY\" > '{hc.inventory_path('my site')}' && "
+                       "'/opt/my venv/bin/python' -m sovkit.converge 'my site'")
+    assert hc.playbook_command("s").endswith(" -m sovkit.converge s") and sys.executable in hc.playbook_command("s")
+
+
+def test_with_addresses_adds_provider_facts_to_each_host_once():
+    """Addresses and reported variables go to the host's own entry; membership-only groups stay as they were."""
+    inventory = {"all": {"vars": {}, "children": {
+        "gpu_worker": {"hosts": {"w-1": {"ansible_user": "debian"}}},
+        "serving": {"hosts": {"w-1": {}}}}}}
+    done = yaml.safe_load(hc.with_addresses(inventory, {"w-1": "198.51.100.7"},
+                                            {"w-1": {"sovkit_data_volume": {"volume_id": "v"}}}))
+    assert done["all"]["children"]["gpu_worker"]["hosts"]["w-1"] == {
+        "ansible_user": "debian", "ansible_host": "198.51.100.7", "sovkit_address": "198.51.100.7",
+        "sovkit_data_volume": {"volume_id": "v"}}
+    assert "sovkit_data_volume" not in done["all"]["children"]["serving"]["hosts"]["w-1"]
+    assert inventory["all"]["children"]["gpu_worker"]["hosts"]["w-1"] == {"ansible_user": "debian"}  # not touched
 
 
 # --- nodes ---------------------------------------------------------------------------------------------------

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shlex
+import sys
 
 import yaml
+from pulumi_helpers import openstack_in_hosts_mode
 
 from sovkit.config import load_stack
-from sovkit.infra.host_configuration import PLAYBOOK, config_hash, inventory_path, with_addresses
+from sovkit.infra.host_configuration import config_hash, inventory_path, with_addresses
 from sovkit.infra.kubernetes_platform import (
     GATEWAY_NAMESPACE,
     MONITORING_CHART_VERSION,
     MONITORING_NAMESPACE,
     SERVING_NAMESPACE,
 )
+from sovkit.infra.nodes import DATA_VOLUME_VAR, METADATA_CIDR
 from sovkit.infra.program import SERVING_CHART, stack_config
-from sovkit.infra.testing import ROOT, run_program, stack_environment
+from sovkit.infra.testing import ROOT, mock_image_id, run_program, stack_environment
 from sovkit.render.inventory import inventory_yaml, render_inventory
 
 COMMAND = "command:local:Command"
@@ -61,17 +65,22 @@ def test_outputs(shipped):
 
 
 def test_site_play_command_and_trigger(shipped):
-    """The play runs playbooks/site.yml on the rendered inventory, triggered by the hash of all its inputs."""
+    """The play is the one converge pipeline (`python -m sovkit.converge SITE`, with this checkout's Python) on the
+    rendered inventory, which is also written where the kubeconfig fetch reads it; triggered by the hash of all
+    its inputs."""
     site = shipped.site
     play = shipped.run.mocks.named(f"{site.name}-site-play")
     path = inventory_path(site.name)
     assert play.type_ == COMMAND
-    assert play.plain("create").endswith(f"ansible-playbook -i {path} {PLAYBOOK}")
+    python = shlex.quote(sys.executable)
+    assert play.plain("create").endswith(f" > {path} && {python} -m sovkit.converge {shlex.quote(site.name)}")
+    assert "ansible-playbook" not in play.plain("create")  # the converge pipeline runs the play, as `sovkit up` does
     assert play.plain("dir") == str(ROOT)
     inventory = play.plain("environment")["SOVKIT_INVENTORY"]
     if site.infrastructure.provider == "openstack":
         addresses = {n: h["address"] for n, h in shipped.run.outputs["nodes"].items()}
-        assert inventory == with_addresses(render_inventory(site), addresses)
+        volumes = {n: {DATA_VOLUME_VAR: v} for n, v in shipped.run.outputs["dataVolumes"].items()}
+        assert inventory == with_addresses(render_inventory(site), addresses, volumes)
         hosts = [h for g in yaml.safe_load(inventory)["all"]["children"].values() for h in g["hosts"].values()]
         assert len(hosts) == len(site.nodes)
         assert all(ipaddress.ip_address(h["ansible_host"]) for h in hosts)  # the cloud's addresses, not names
@@ -123,7 +132,7 @@ def test_openstack_servers_in_region_zone_with_metadata(openstack_stack):
         assert server.plain("region") == infra.openstack_region
         assert server.plain("availabilityZone") == infra.openstack_availability_zone
         assert server.plain("flavorName") == group.flavor
-        assert server.plain("imageName") == group.image
+        assert server.plain("imageId") == mock_image_id(group.image)  # the image the stack names, looked up
         assert server.plain("networks") == [{"name": infra.openstack_network}]
         assert server.plain("metadata") == {"sovkit-site": site.name, "sovkit-country": site.site.country,
                                             "sovkit-role": role}
@@ -143,7 +152,8 @@ def test_openstack_volumes_are_of_the_encrypted_type(openstack_stack):
         assert volume.plain("volumeType") == infra.openstack_volume_type
         assert volume.plain("size") == infra.openstack_node_groups[role].volume_gb
         assert volume.plain("availabilityZone") == infra.openstack_availability_zone
-    assert len(mocks.of_type("openstack:compute/volumeAttach:VolumeAttach")) == len(site.nodes)
+    # Attached at boot by the server's block device mapping (see test_openstack.py), not after it is up.
+    assert not mocks.of_type("openstack:compute/volumeAttach:VolumeAttach")
 
 
 def test_openstack_security_group_rules(openstack_stack):
@@ -157,11 +167,7 @@ def test_openstack_hosts_mode_security_group_opens_prometheus_to_admins():
     serves Prometheus (9090) on its first node, for the admin networks only, and has no Kubernetes API rule."""
     stack = "id-sulsel-cloud"
     config, secret_keys, _ = stack_environment(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
-    groups = json.loads(config.pop("sovereign-ai:openstackNodeGroups"))
-    del groups["control_plane"]  # hosts mode serves at most 4 nodes
-    del config["sovereign-ai:rke2Version"]
-    config |= {"sovereign-ai:mode": "hosts", "sovereign-ai:openstackNodeGroups": json.dumps(groups)}
-    run = run_program(stack, config=config, secret_keys=secret_keys)
+    run = run_program(stack, config=openstack_in_hosts_mode(config), secret_keys=secret_keys)
     assert_security_group_rules(run.mocks, load_stack(ROOT / "stacks" / f"Pulumi.{stack}.yaml").residency, "hosts")
 
 
@@ -180,6 +186,7 @@ def assert_security_group_rules(mocks, residency, mode: str) -> None:
     assert by_port.pop(("ingress", 22)) == set(residency.admin_cidrs)
     assert by_port.pop(("ingress", 443)) == set(residency.in_country_cidrs)
     assert by_port.pop(("egress", None)) == set(residency.in_country_cidrs)
+    assert by_port.pop(("egress", 80)) == {METADATA_CIDR}  # cloud-init's first boot reads the metadata service
     if mode == "kubernetes":
         assert by_port.pop(("ingress", 6443)) == set(residency.admin_cidrs)
     else:

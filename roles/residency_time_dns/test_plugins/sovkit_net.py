@@ -1,1 +1,0 @@
-../../residency_network/test_plugins/sovkit_net.py
