@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 import pycountry
@@ -41,7 +42,18 @@ def check_country(value: str) -> str:
     return value
 
 
+def _no_zone(value: str) -> None:
+    """Python's ipaddress accepts an IPv6 zone id (fe80::1%eth0): it names an interface of one machine, which no
+    firewall rule, certificate or other host can use."""
+    if "%" in value:
+        head, slash, prefix = value.partition("/")
+        address, _, zone = head.partition("%")
+        raise ValueError(f"an address without a zone id, such as {address}{slash}{prefix} (the zone id %{zone} names "
+                         "an interface of one machine; no firewall rule or other host can use it)")
+
+
 def _cidr(value: str) -> str:
+    _no_zone(value)
     try:
         return str(ipaddress.ip_network(value, strict=True))
     except ValueError as err:
@@ -49,6 +61,7 @@ def _cidr(value: str) -> str:
 
 
 def _address(value: str) -> str:
+    _no_zone(value)
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -56,7 +69,9 @@ def _address(value: str) -> str:
 
 
 def is_address(value: str) -> bool:
-    """An IPv4 or IPv6 address (never a name)."""
+    """An IPv4 or IPv6 address (never a name, never with a zone id)."""
+    if "%" in value:
+        return False
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -65,6 +80,7 @@ def is_address(value: str) -> bool:
 
 
 def _host(value: str) -> str:
+    _no_zone(value)
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:
@@ -110,8 +126,9 @@ Revision = Annotated[str, AfterValidator(_revision)]
 
 
 def host_of_url(url: str) -> str | None:
-    """The host part of a URL such as s3://store.gov.example/bucket or http://[2001:db8::1]:8080/x."""
-    match = re.match(r"^[a-z][a-z0-9+.-]*://(\[[^\]]+\]|[^/:?#]*)", url)
+    """The host part of a URL such as s3://store.gov.example/bucket or http://[2001:db8::1]:8080/x (after any
+    user:password@, which the rules refuse on their own)."""
+    match = re.match(r"^[a-z][a-z0-9+.-]*://(?:[^/?#]*@)?(\[[^\]]+\]|[^/:?#]*)", url)
     if not match:
         return None
     return match.group(1).strip("[]").lower() or None
@@ -119,3 +136,97 @@ def host_of_url(url: str) -> str | None:
 
 def email_domain(address: str) -> str:
     return address.rsplit("@", 1)[1].lower()
+
+
+# --- egress sets that amount to the Internet: the hygiene rule's analysis, plain data in and out -----------
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# The widest single prefix an egress set may name. IANA hands IPv4 to the regional registries in /8s, and /8 is the
+# most any one holder was ever given (the legacy class A networks); IPv6 goes to the registries in /12s (a whole
+# continent), and the largest allocations to one national network are /19s (Deutsche Telekom 2003::/19, Orange
+# 2a01:c000::/19). A prefix wider than these is a typo or somebody else's continent, never one country's network.
+MIN_PREFIX_V4 = 8
+MIN_PREFIX_V6 = 16
+# The networks of one country together are a small share of the address space; a set covering this share of its
+# family or more (0.0.0.0/1 with 128.0.0.0/1, four /2s, 2000::/3 with the rest) is "the Internet" in pieces.
+INTERNET_SHARE = 0.5
+# IPv6 prefixes that carry every IPv4 address inside them, with the bit where the IPv4 address starts and the name
+# of the mechanism: the NAT64 well-known prefix (RFC 6052, reaches IPv4 hosts through a translator), 6to4 (RFC 3056)
+# and IPv4-mapped addresses.
+IPV4_CARRIERS = {ipaddress.IPv6Network("64:ff9b::/96"): (96, "NAT64"), ipaddress.IPv6Network("2002::/16"): (16, "6to4"),
+                 ipaddress.IPv6Network("::ffff:0:0/96"): (96, "IPv4 mapping")}
+
+
+def spread_findings(cidrs: Sequence[str]) -> list[tuple[int | None, str, str, str]]:
+    """(index, or None for the list as a whole; found; allowed; fix) for a list of networks in CIDR form that names
+    a prefix wider than any one holder's, or covers so much of an address family that it is the Internet in pieces.
+    An IPv6 prefix that carries IPv4 addresses (NAT64, 6to4, mapped) counts for the IPv4 it reaches. A list holding
+    0.0.0.0/0 or ::/0 is left to the check that refuses those; entries that do not parse are left to their type."""
+    nets: list[tuple[int, IPNetwork]] = []
+    for i, cidr in enumerate(cidrs):
+        try:
+            nets.append((i, ipaddress.ip_network(str(cidr))))
+        except ValueError:
+            continue
+    if any(n.prefixlen == 0 for _, n in nets):
+        return []
+    findings: list[tuple[int | None, str, str, str]] = []
+    v6 = [(i, n, "") for i, n in nets if n.version == 6]
+    refused = _family_findings(findings, cidrs, 6, v6)
+    v4: list[tuple[int, IPNetwork, str]] = [(i, n, "") for i, n in nets if n.version == 4]
+    v4 += [(i, *carried) for i, n, _ in v6 if i not in refused and (carried := ipv4_carried(n)) is not None]
+    _family_findings(findings, cidrs, 4, v4)
+    return findings
+
+
+def _family_findings(findings: list, cidrs: Sequence[str], version: int,
+                     family: list[tuple[int, IPNetwork, str]]) -> set[int]:
+    """Adds the findings of one address family of a list; returns the indices it refused."""
+    share = covered_share([n for _, n, _ in family], version)
+    if family and share >= INTERNET_SHARE:
+        names = [f"{cidrs[i]}{via}" for i, _, via in family]
+        listed = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        findings.append((None, f"{listed} (together {share:.0%} of all IPv{version} addresses)",
+                         f"the country's own networks, together well under half of all IPv{version} addresses",
+                         "these prefixes add up to the Internet; list the country's own ranges"))
+        return {i for i, _, _ in family}
+    refused = set()
+    widest = MIN_PREFIX_V4 if version == 4 else MIN_PREFIX_V6
+    for i, net, via in family:
+        if net.prefixlen < widest:
+            refused.add(i)
+            findings.append((i, f"{cidrs[i]}{via}", f"a prefix of /{widest} or longer for IPv{version}: no one "
+                             "country holds a wider block", "list the country's own ranges (its registry publishes "
+                             "them)"))
+    return refused
+
+
+def ipv4_carried(net: IPNetwork) -> tuple[ipaddress.IPv4Network, str] | None:
+    """The IPv4 network an IPv6 prefix reaches through NAT64, 6to4 or IPv4 mapping, with a note saying so (None
+    for a prefix that carries no IPv4)."""
+    if net.version != 6:
+        return None
+    for carrier, (start, name) in IPV4_CARRIERS.items():
+        if carrier.subnet_of(net):  # type: ignore[arg-type]
+            return ipaddress.IPv4Network("0.0.0.0/0"), f" (every IPv4 address, through {name})"
+        if net.subnet_of(carrier):  # type: ignore[arg-type]
+            length = min(net.prefixlen - start, 32)
+            first = (int(net.network_address) >> (128 - start - 32)) & 0xFFFFFFFF
+            carried = ipaddress.IPv4Network((first, length), strict=False)
+            return carried, f" (IPv4 {carried}, through {name})"
+    return None
+
+
+def covered_share(nets: list[IPNetwork], version: int) -> float:
+    """The share of its address family (4 or 6) a set of networks covers, overlaps counted once."""
+    if not nets:
+        return 0.0
+    total = sum(n.num_addresses for n in ipaddress.collapse_addresses(nets))  # type: ignore[type-var]
+    return total / (2 ** (32 if version == 4 else 128))
+
+
+# The field types' own checks, for the rules on role inputs (sovkit/config/checks.py): one definition each.
+cidr = _cidr
+address = _address
