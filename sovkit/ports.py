@@ -4,3 +4,10 @@ the endpoints sovkit prints."""
 GATEWAY = 443  # the TLS gateway (hosts mode): the OpenAI-compatible API, per-tenant keys
 PROMETHEUS = 9090  # hosts mode: Prometheus on the first serving node
 NODE_EXPORTER = 9100  # every host: scraped by Prometheus from inside the site
+
+# Kubernetes mode (RKE2 with its default CNI, Canal), from RKE2's documented inbound rules.
+KUBE_API = 6443  # the API server, on control-plane nodes: the other nodes, the pods and the admins
+RKE2_SUPERVISOR = 9345  # where nodes join and fetch their configuration, on control-plane nodes
+KUBELET = 10250  # every node: the API server and metrics reach each kubelet
+ETCD = (2379, 2380)  # control-plane nodes only: etcd's clients and its peers
+VXLAN = 8472  # UDP, every node: Canal/Flannel's overlay between the nodes

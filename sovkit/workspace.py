@@ -14,6 +14,8 @@ from sovkit.stacks import project_root
 
 STATE_ROOT = ".sovkit"
 HOST_BUNDLE_DIR = "/srv/sovkit/bundle"  # where the offline bundle is on every host (read-only)
+# Where data lives on every host: the roles place it there and data_at_rest inspects these volumes.
+HOST_DATA_PATHS = {"model_store": "/srv/sovkit/models", "logs": "/var/log/sovkit", "kubernetes": "/var/lib/rancher"}
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ import yaml
 
 from sovkit.bundle.manifest import MANIFEST, write_manifest
 from sovkit.config import SiteConfig
+from sovkit.render import runtime
 from sovkit.render.packages import host_packages
 from sovkit.render.values import render_values
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace
 
-RUNTIME_LOCKS = Path(__file__).resolve().parents[1] / "data" / "runtime"
 TINY_MODEL = "sovkit-tiny-llama"  # the catalogue entry the kit can make offline
 CHART = "sovkit-serving"
 ALERT_RULES = "chart/alert-rules.yml"  # {namespace, groups}: what the hosts' Prometheus loads
@@ -77,9 +77,9 @@ def runtime_lock(site: SiteConfig) -> Path | None:
     if site.platform.mode != "hosts":
         return None
     vendor = site.accelerator.accelerator
-    lock = RUNTIME_LOCKS / f"{vendor}.txt"
+    lock = runtime.lock_path(vendor)
     if not lock.is_file():
-        shipped = ", ".join(sorted(p.stem for p in RUNTIME_LOCKS.glob("*.txt")))
+        shipped = ", ".join(runtime.shipped_locks())
         raise BundleError(
             f"{site.source}: accelerator {vendor!r} in hosts mode needs a pinned serving runtime "
             f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. Add the lock file (one "
@@ -175,11 +175,7 @@ def build_chart(site: SiteConfig, root: Path) -> None:
     shutil.copytree(source, target)
     values = render_values(site)
     (root / "chart" / f"{site.name}-values.yaml").write_text(yaml.safe_dump(values, sort_keys=True, width=120))
-    rules = [o for o in helm.template(values) if o.get("kind") == "PrometheusRule"]
-    if len(rules) != 1:
-        raise BundleError(f"charts/{CHART} rendered {len(rules)} PrometheusRule objects for {site.name}, not one")
-    alert_rules = {"namespace": rules[0]["metadata"]["namespace"], "groups": rules[0]["spec"]["groups"]}
-    (root / ALERT_RULES).write_text(yaml.safe_dump(alert_rules, sort_keys=False, width=120))
+    (root / ALERT_RULES).write_text(yaml.safe_dump(helm.alert_rules(values), sort_keys=False, width=120))
 
 
 def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress = lambda _: None) -> Bundle:

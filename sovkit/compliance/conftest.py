@@ -7,9 +7,9 @@ against one host of a rendered inventory:
     SOVKIT_INVENTORY=inventory.yml SOVKIT_VERIFY_HOST=<host> pytest sovkit/compliance
 
 Hosts of the `local` provider are reached with testinfra's podman:// backend, others over ssh://
-(as ansible_user, with sudo; SOVKIT_SSH_IDENTITY names the key). Each check carries a control id
-(@pytest.mark.control) from sovkit/data/controls.yaml; checks that a container cannot prove skip
-there with the reason, and run live on real hosts.
+(as ansible_user, with sudo; SOVKIT_SSH_IDENTITY names the key, SOVKIT_SSH_CONFIG an ssh_config). Each
+check carries a control id (@pytest.mark.control) from sovkit/data/controls.yaml; checks that a container
+cannot prove skip there with the reason, and run live on real hosts.
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def host_url(hvars: dict[str, Any]) -> str:
     key = os.environ.get("SOVKIT_SSH_IDENTITY")
     if key:
         params.append(f"ssh_identity_file={key}")
+    config = os.environ.get("SOVKIT_SSH_CONFIG")  # an ssh_config of the operator's (a rehearsal passes its own)
+    if config:
+        params.append(f"ssh_config={config}")
     return url + ("?" + "&".join(params) if params else "")
 
 
@@ -102,8 +105,8 @@ def in_container(host: testinfra.host.Host) -> bool:
 
 @pytest.fixture(scope="session")
 def forwarding(site: dict[str, Any]) -> bool:
-    """Same rule as playbooks/vars/harden.yml: Kubernetes or container hosts keep IP forwarding on."""
-    return site["sovkit_platform"]["mode"] == "kubernetes" or bool(site.get("sovkit_runs_containers", False))
+    """Whether the host routes (Kubernetes or containers): as the inventory told the roles."""
+    return bool(site["os_baseline_ip_forwarding"])
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ def test_journald_persistent_retention(host, site, evidence, key):
     """The journal is on disk and kept for the profile's retention (CIS 6.1.1.x; retention clause)."""
     effective = host.check_output("systemd-analyze cat-config systemd/journald.conf")
     values = [ln.split("=", 1)[1] for ln in effective.splitlines() if ln.startswith(f"{key}=")]
-    expected = {"Storage": "persistent", "MaxRetentionSec": f"{site['sovkit_residency']['log_retention_days']}day"}
+    expected = {"Storage": "persistent", "MaxRetentionSec": f"{site['audit_logging_retention_days']}day"}
     evidence(f"{key}={values}")
     assert values[-1:] == [expected[key]]
 
@@ -71,7 +71,7 @@ def test_journald_persistent_retention(host, site, evidence, key):
 def test_logrotate_retention(host, site, evidence):
     """The kit's logs are kept for the profile's retention (CIS 6.1.3.8)."""
     conf = host.file("/etc/logrotate.d/sovkit").content_string
-    days = site["sovkit_residency"]["log_retention_days"]
+    days = site["audit_logging_retention_days"]
     evidence(conf)
     assert f"rotate {days}" in conf and f"maxage {days}" in conf
     assert host.run("logrotate -d /etc/logrotate.d/sovkit").rc == 0

@@ -19,8 +19,7 @@ def inspection(host) -> dict:
 def test_inspection_covers_data_paths(inspection, site, evidence):
     """Every data directory of the site was inspected (model store, logs, Kubernetes data)."""
     paths = {v["path"] for v in inspection["volumes"]}
-    expected = {p for k, p in site["sovkit_data_paths"].items()
-                if k != "kubernetes" or site["sovkit_platform"]["mode"] == "kubernetes"}
+    expected = set(site["data_at_rest_paths"].values())
     evidence(sorted(paths))
     assert paths == expected
 
@@ -30,9 +29,16 @@ def test_inspection_covers_data_paths(inspection, site, evidence):
 def test_data_volumes_encrypted(host, site, inspection, evidence):
     """When the stack requires encryption at rest, each data directory is on LUKS/dm-crypt, checked
     live with lsblk (not only the recorded inspection)."""
-    if not site["sovkit_residency"]["encryption_at_rest_required"]:
+    if not site["data_at_rest_required"]:
         pytest.skip("encryption at rest is not required by this stack (encryptionAtRestRequired: false)")
+    cloud = site.get("data_at_rest_cloud_volume") or {}
     for vol in inspection["volumes"]:
+        mount = host.check_output(f"findmnt -n -o TARGET --target {vol['path']}")
+        if cloud and mount == cloud["mount"]:
+            # Encrypted below the guest by the cloud's volume type, which the guest cannot see; the evidence is
+            # the type the volume was made with (`openstack volume type show --encryption-type` shows its spec).
+            evidence(f"{vol['path']}: on {mount}, a volume of the encrypted type {cloud['volume_type']}")
+            continue
         source = host.check_output(f"findmnt -n -o SOURCE --target {vol['path']}")
         chain = host.check_output(f"lsblk --inverse --noheadings --list -o TYPE {source}").split()
         evidence(f"{vol['path']}: {source} {chain}")

@@ -47,9 +47,11 @@ def test_sshd_crypto(sshd, site, evidence, key, var):
     ("maxauthtries", "os_baseline_ssh_max_auth_tries"), ("logingracetime", "os_baseline_ssh_login_grace_time"),
     ("clientaliveinterval", "os_baseline_ssh_client_alive_interval"),
     ("clientalivecountmax", "os_baseline_ssh_client_alive_count_max"), ("maxsessions", "os_baseline_ssh_max_sessions"),
+    ("port", "os_baseline_ssh_port"),
 ])
 def test_sshd_limits(sshd, site, evidence, key, var):
-    """Brute force and idle sessions are cut short (CIS 5.1.7, 5.1.14, 5.1.16, 5.1.18)."""
+    """Brute force and idle sessions are cut short, on the site's own SSH port (CIS 5.1.7, 5.1.14, 5.1.16,
+    5.1.18)."""
     evidence(f"sshd -T: {key} {sshd.get(key)}")
     assert sshd.get(key) == str(site[var])
 
@@ -166,21 +168,21 @@ def test_unneeded_packages_absent(host, site, evidence):
     assert installed == []
 
 
-def mirror_root(apt_mirror: str) -> str:
-    """The mirror's base URL: http://mirror.gov.example/debian -> http://mirror.gov.example (whose
-    /debian and /debian-security the kit uses)."""
-    base = apt_mirror.rstrip("/").replace("file:///", "file:/")
-    return base.rsplit("/", 1)[0] if base.endswith("/debian") else base
+def _uri(uri: str) -> str:
+    """apt's spelling of a repository URI, for comparison: file:/x, no trailing slash."""
+    return uri.replace("file:///", "file:/").rstrip("/")
 
 
 @pytest.mark.control("SOV-OS-009")
 def test_apt_sources_in_country_only(host, site, evidence):
-    """Packages come only from the in-country mirror: nothing is fetched from abroad (CIS 1.2.1.x)."""
-    root = mirror_root(site["sovkit_residency"]["apt_mirror"])
-    uris = sorted(set(host.check_output("apt-get indextargets --format '$(REPO_URI)' 2>/dev/null").split()))
-    evidence(f"apt repositories: {uris}; mirror: {root}")
+    """Packages come only from the sources the site names (its in-country mirror and the vendor repositories
+    mirrored in-country): nothing is fetched from abroad (CIS 1.2.1.x)."""
+    allowed = {_uri(s["uris"]) for s in site["os_baseline_apt_sources"]}
+    listed = host.check_output("apt-get indextargets --format '$(REPO_URI)' 2>/dev/null").split()
+    uris = sorted({_uri(u) for u in listed})
+    evidence(f"apt repositories: {uris}; the site's sources: {sorted(allowed)}")
     assert uris, "apt knows no repository"
-    assert [u for u in uris if not u.replace("file:///", "file:/").startswith(root)] == []
+    assert [u for u in uris if u not in allowed] == []
 
 
 @pytest.mark.control("SOV-OS-009")

@@ -80,13 +80,42 @@ def test_established_accepted_before_drop(ruleset, evidence):
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_ssh_only_from_admin_cidrs(ruleset, site, evidence, family):
     """SSH is accepted from the stack's admin networks only (CIS 4.3.9)."""
-    expected = _norm(site["sovkit_residency"]["admin_cidrs"], family == "v6")
+    expected = _norm(site["residency_network_admin_cidrs"], family == "v6")
     found = ruleset["sets"].get(f"admin_{family}", set())
     evidence(f"admin_{family}={sorted(found)}")
     assert found == expected
     rules = [_text(r) for r in ruleset["rules"]["input"]]
     ssh_rules = [t for t in rules if '"dport"' in t and f"@admin_{family}" in t]
     assert len(ssh_rules) == (1 if expected else 0)
+    assert all(f'"right": {site["residency_network_ssh_port"]}' in t for t in ssh_rules), ssh_rules
+
+
+def _inbound(rule: dict) -> tuple[str, str, str, frozenset[str]] | None:
+    """(family, protocol, ports, sources) of an input rule that admits a service from listed sources."""
+    exprs = [e["match"] for e in rule["expr"] if "match" in e]
+    source = next((m for m in exprs if m["left"].get("payload", {}).get("field") == "saddr"), None)
+    port = next((m for m in exprs if m["left"].get("payload", {}).get("field") == "dport"), None)
+    if source is None or port is None or str(source["right"]).startswith("@"):
+        return None  # the SSH rule reads the named set of admin networks, checked on its own
+    family = "v6" if source["left"]["payload"]["protocol"] == "ip6" else "v4"
+    # nft prints a one-element set as the element itself: an address, or a prefix
+    sources = source["right"]
+    elements = sources["set"] if isinstance(sources, dict) and "set" in sources else [sources]
+    right = port["right"]
+    ports = f"{right['range'][0]}-{right['range'][1]}" if isinstance(right, dict) and "range" in right else str(right)
+    return family, port["left"]["payload"]["protocol"], ports, frozenset(_elements(elements))
+
+
+@pytest.mark.control("SOV-NET-002")
+def test_inbound_services_exactly_as_rendered(ruleset, site, evidence):
+    """Besides SSH, the host admits exactly the services the site runs on it, each from exactly the networks
+    that need it (a kubernetes node: the API, the supervisor and etcd from the nodes that join it, kubelet
+    and the overlay between nodes; a serving host: the gateway from in-country networks), nothing else."""
+    expected = {(family, rule["proto"], str(rule["ports"]), frozenset(_norm(rule["from"][family], family == "v6")))
+                for rule in site["residency_network_inbound"] for family in ("v4", "v6") if rule["from"][family]}
+    found = {key for key in map(_inbound, ruleset["rules"]["input"]) if key}
+    evidence(sorted((f, p, ports, sorted(src)) for f, p, ports, src in found))
+    assert found == expected
 
 
 @pytest.mark.control("SOV-NET-003")
@@ -94,7 +123,7 @@ def test_ssh_only_from_admin_cidrs(ruleset, site, evidence, family):
 def test_egress_in_country(ruleset, site, evidence, family):
     """Egress is allowed to the in-country networks of the stack and nowhere else by default
     (evidences the cross-border transfer clause)."""
-    expected = _norm(site["sovkit_residency"]["in_country_cidrs"], family == "v6")
+    expected = _norm(site["residency_network_in_country_cidrs"], family == "v6")
     found = ruleset["sets"].get(f"in_country_{family}", set())
     evidence(f"in_country_{family}={sorted(found)}")
     assert found == expected
@@ -112,7 +141,7 @@ def test_listed_endpoints_only(ruleset, site, evidence):
                       for e in exprs if "match" in e and isinstance(e["match"]["left"], dict)}
             addr, port = fields["daddr"], fields["dport"]
             found.add((addr, int(port)))
-    expected = {(e["host"], int(e["port"])) for e in site["sovkit_residency"]["allowed_endpoints"]}
+    expected = {(e["host"], int(e["port"])) for e in site["residency_network_allowed_endpoints"]}
     evidence(f"endpoints in ruleset: {sorted(found)}")
     assert found == expected
 
@@ -129,7 +158,7 @@ def test_final_drop_in_output(ruleset, evidence):
 def test_dns_only_to_resolvers(ruleset, site, evidence):
     """DNS (53, and DNS-over-TLS 853) goes only to the approved resolvers; other DNS is dropped even
     inside the country, so names cannot leak to another resolver."""
-    expected = _norm([f"{r}/{128 if ':' in r else 32}" for r in site["sovkit_residency"]["dns_resolvers"]], False)
+    expected = _norm([f"{r}/{128 if ':' in r else 32}" for r in site["residency_network_dns_resolvers"]], False)
     found = ruleset["sets"].get("resolvers_v4", set())
     rules = [_text(r) for r in ruleset["rules"]["output"]]
     idx_dns_drop = next(i for i, r in enumerate(rules) if "853" in r and "drop" in r)

@@ -16,7 +16,7 @@ def test_chrony_sources_in_country(host, site, evidence):
     conf = host.file("/etc/chrony/chrony.conf").content_string
     sources = _directives(conf, "server", "pool", "peer", "sourcedir")
     evidence(f"chrony.conf sources: {sources}")
-    assert [s[1] for s in sources if s[0] == "server"] == list(site["sovkit_residency"]["ntp_servers"])
+    assert [s[1] for s in sources if s[0] == "server"] == list(site["residency_time_dns_ntp_servers"])
     assert [s for s in sources if s[0] != "server"] == []
 
 
@@ -35,7 +35,7 @@ def test_chrony_synchronised(host, site, evidence):
     out = host.run("chronyc -n tracking").stdout
     evidence(out)
     ref = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Reference ID")), "")
-    assert any(f"({server})" in ref for server in site["sovkit_residency"]["ntp_servers"])
+    assert any(f"({server})" in ref for server in site["residency_time_dns_ntp_servers"])
     assert "Normal" in out
 
 
@@ -45,7 +45,7 @@ def test_resolvers_approved_only(host, site, evidence):
     conf = host.file("/etc/resolv.conf").content_string
     servers = [d[1] for d in _directives(conf, "nameserver")]
     evidence(f"nameservers: {servers}")
-    assert servers == list(site["sovkit_residency"]["dns_resolvers"])[:3]
+    assert servers == list(site["residency_time_dns_resolvers"])[:3]
 
 
 @pytest.mark.control("SOV-DNS-001")
@@ -53,7 +53,7 @@ def test_search_domains_in_country(host, site, evidence):
     """Short names are completed only with in-country domains."""
     search = [d[1:] for d in _directives(host.file("/etc/resolv.conf").content_string, "search")]
     evidence(f"search: {search}")
-    assert all(set(s) <= set(site["sovkit_residency"]["in_country_domains"]) for s in search)
+    assert all(set(s) <= set(site["residency_time_dns_search_domains"]) for s in search)
 
 
 @pytest.mark.control("SOV-DNS-002")

@@ -6,15 +6,16 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
+from sovkit.config import checks, hygiene
 from sovkit.config.catalogue import check_models
 from sovkit.config.planner import plan_site
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.config.types import email_domain, host_of_url, is_address, split_host_port
 from sovkit.errors import Problem, short
+from sovkit.workspace import HOST_DATA_PATHS
 
 MAX_HOSTS_MODE_NODES = 4  # DESIGN.md: hosts mode is for 1-4 servers; beyond that, kubernetes
-MIN_JUSTIFICATION = 20
 APPROVED_BACKENDS = "file:// (a path on in-country storage) or s3://BUCKET?endpoint=IN-COUNTRY-HOST (S3-compatible)"
 
 # A rule sees the site and the plain (non-secret) keys of its file, to catch secrets written in the clear.
@@ -200,33 +201,25 @@ def _roles_present(site: SiteConfig) -> str:
 def tenants(site: SiteConfig, plain_keys: frozenset[str]) -> Iterable[Problem]:
     served = site.serving.models
     for name, tenant in site.serving.tenants.items():
-        for i, model in enumerate(tenant.models):
-            if model not in served:
-                yield Problem(key(f"tenants.{name}.models[{i}]"), short(model),
-                              "a served model name: " + ", ".join(served))
+        grant = {"models": list(tenant.models), "requests_per_minute": tenant.rate_limit.requests_per_minute}
+        yield from from_findings("tenants", checks.grants({name: grant}, list(served)))
         secret = tenant.api_key.pulumi_secret
         if secret is not None and f"{PROJECT}:{secret}" in plain_keys:
             yield Problem(key(secret), "an API key in plain text", "a secret config value",
                           fix=f"remove it and run: pulumi config set --secret {secret} <key>")
 
 
+def from_findings(path: str, findings: Iterable[checks.Finding], fix: str = "") -> Iterable[Problem]:
+    """A check's findings on the stack value at `path` (a config key without the project prefix), as Problems."""
+    for finding in findings:
+        yield Problem(key(path + finding.at), finding.found, finding.allowed, fix=finding.fix or fix)
+
+
 def networks(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
     res = site.residency
-    for field_name, values in (("inCountryCidrs", res.in_country_cidrs), ("adminCidrs", res.admin_cidrs)):
-        seen: set[str] = set()
-        for i, cidr in enumerate(values):
-            if ipaddress.ip_network(cidr).prefixlen == 0:
-                yield Problem(key(f"{field_name}[{i}]"), cidr, "a bounded in-country network, never the whole "
-                              "Internet (0.0.0.0/0 or ::/0)", fix="list the country's own ranges")
-            if cidr in seen:
-                yield Problem(key(f"{field_name}[{i}]"), cidr, "each network once")
-            seen.add(cidr)
     in_country = _networks(res.in_country_cidrs)
-    for i, cidr in enumerate(res.admin_cidrs):
-        net = ipaddress.ip_network(cidr)
-        if not any(net.version == n.version and net.subnet_of(n) for n in in_country):
-            yield Problem(key(f"adminCidrs[{i}]"), cidr,
-                          "a network inside inCountryCidrs: administrators are in-country")
+    yield from from_findings("inCountryCidrs", checks.networks(list(res.in_country_cidrs)))
+    yield from from_findings("adminCidrs", checks.admin_networks(list(res.admin_cidrs), list(res.in_country_cidrs)))
     seen_addr: dict[str, str] = {}
     for node in site.nodes:
         if node.address is None or site.infrastructure.provider != "onprem":
@@ -253,9 +246,10 @@ def in_country_services(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterab
     res = site.residency
     allowed = _in_country_allowed(site)
     for field_name, hosts in (("ntpServers", res.ntp_servers), ("dnsResolvers", res.dns_resolvers)):
-        for i, host in enumerate(hosts):
-            if not is_in_country(site, host):
-                yield Problem(key(f"{field_name}[{i}]"), host, allowed)
+        yield from from_findings(field_name, checks.in_country_addresses(list(hosts), list(res.in_country_cidrs)))
+    collectors = [res.log_collector] if res.log_collector else []
+    yield from (Problem(key("logCollector"), f.found, f.allowed) for f in checks.collectors(
+        collectors, list(res.in_country_cidrs), list(res.in_country_domains)))
     urls = {"aptMirror": res.apt_mirror, "modelStore": res.model_store,
             "containerRegistry": "oci://" + res.container_registry}
     for field_name, url in urls.items():
@@ -275,18 +269,23 @@ def allowed_endpoints(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable
     for endpoint, why in site.residency.allowed_endpoints.items():
         path = key(f"allowedEndpoints.{endpoint}")
         try:
-            host, _port = split_host_port(endpoint)
+            host, port = split_host_port(endpoint)
         except ValueError as err:
             yield Problem(path, short(endpoint), str(err))
             continue
-        if not is_address(host):
-            yield Problem(path, short(endpoint), "address:port, such as 192.0.2.80:443 or [2001:db8::5]:443",
-                          fix="the firewall admits this exception by address; resolve the name through the site's "
-                              "own resolvers and give the address")
-        elif host in ("0.0.0.0", "::"):
-            yield Problem(path, endpoint, "one named endpoint, never every address")
-        if len(why.strip()) < MIN_JUSTIFICATION or "TODO" in why:
-            yield Problem(path, short(why), f"a written justification of at least {MIN_JUSTIFICATION} characters")
+        for finding in checks.endpoint(host, port, why):  # the stack key is the endpoint: one path for all three
+            fix = ("resolve the name through the site's own resolvers and give the address"
+                   if finding.at == ".host" and not is_address(host) else "")
+            yield Problem(path, finding.found, finding.allowed, fix=fix)
+
+
+def hosts_mode_models(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Hosts mode places each model's files itself and proves them one by one: what the model store role reads."""
+    if site.platform.mode != "hosts":
+        return
+    models = {name: {"source": m.source, "revision": m.revision} for name, m in site.serving.models.items()}
+    yield from from_findings("models", checks.model_sources(models, HOST_DATA_PATHS["model_store"],
+                                                            site.residency.model_store))
 
 
 def state_backend(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
@@ -305,11 +304,8 @@ def state_backend(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Pro
 
 
 def retention(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
-    default = site.profile.defaults.log_retention_days
-    if default.minimum is not None and site.log_retention_days < default.minimum:
-        clause = site.profile.citation(default.clause) if default.clause else site.profile.law.short_name
-        yield Problem(key("logRetentionDays"), str(site.log_retention_days),
-                      f"{default.minimum} days or more ({clause})")
+    minimum, basis = site.log_retention_minimum
+    yield from from_findings("logRetentionDays", checks.retention(site.log_retention_days, minimum, basis))
 
 
 def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
@@ -329,8 +325,9 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, check_models, model_placement, tenants, networks,
-                           in_country_services, allowed_endpoints, state_backend, retention, platform)
+RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, check_models, model_placement, hosts_mode_models,
+                           tenants, networks, in_country_services, allowed_endpoints, state_backend, retention,
+                           platform, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

@@ -186,8 +186,8 @@ class ResidencySection(StrictModel):
     log_retention_days: int | None = Field(None, ge=1, le=3650, description="Days logs are kept; profile default")
     encryption_at_rest_required: bool = Field(True, description="Refuse data volumes not on LUKS/dm-crypt")
     admin_cidrs: list[Cidr] = Field(min_length=1, description="Networks SSH is admitted from")
-    log_collectors: list[str] = Field(
-        default_factory=list, description="In-country syslog collectors the hosts forward to, as tcp://host:port")
+    log_collector: str | None = Field(
+        None, description="In-country journal collector (systemd-journal-remote), https://host:port")
 
 
 class PlatformSection(StrictModel):

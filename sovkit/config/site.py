@@ -64,6 +64,13 @@ class SiteConfig:
         assert self.residency.log_retention_days is not None  # the loader always resolves it
         return self.residency.log_retention_days
 
+    @property
+    def log_retention_minimum(self) -> tuple[int | None, str]:
+        """(the fewest days the country's law lets logs be kept, or None; the clause that says so)."""
+        default = self.profile.defaults.log_retention_days
+        basis = self.profile.citation(default.clause) if default.clause else self.profile.law.short_name
+        return default.minimum, basis
+
     @cached_property
     def nodes(self) -> tuple[Node, ...]:
         infra = self.infrastructure

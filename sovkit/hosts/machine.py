@@ -8,6 +8,7 @@ puts them back.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,22 @@ class MachineSnapshot:
     def capture(cls) -> MachineSnapshot:
         return cls({name: read_sysctl(name) for name in SYSCTLS}, nft_tables(), podman_objects("container"),
                    podman_objects("network"))
+
+    def save_once(self, path: Path) -> None:
+        """Keep this snapshot at `path` unless one is kept there already (the first is what `down` restores)."""
+        if path.exists():
+            return
+        data = {"sysctls": self.sysctls, "tables": sorted(self.tables), "containers": sorted(self.containers),
+                "networks": sorted(self.networks)}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> MachineSnapshot | None:
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        return cls(data["sysctls"], set(data["tables"]), set(data["containers"]), set(data["networks"]))
 
     def changes(self) -> list[str]:
         """What differs now from the snapshot, one line each (empty when restored)."""

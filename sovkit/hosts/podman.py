@@ -34,19 +34,43 @@ LABEL = "io.sovkit.host"  # every container/network this module creates carries 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """An internal podman network: a bridge without NAT or any route out of this machine."""
+    """An internal podman network: a bridge without NAT or any route out of this machine.
+
+    `gateway` is this machine's address on the bridge (podman's default: the subnet's first address); a site
+    rehearsal puts it inside the site's admin networks, where its operators' machines are. `ipv6_subnet` adds an
+    IPv6 subnet to the same bridge."""
 
     name: str
     subnet: str  # e.g. "198.51.100.0/24" (a documentation range in tests)
+    gateway: str | None = None
+    ipv6_subnet: str | None = None
+    ipv6_gateway: str | None = None
 
     def __post_init__(self) -> None:
         ipaddress.ip_network(self.subnet)  # raises ValueError on nonsense
+        if self.ipv6_subnet:
+            ipaddress.ip_network(self.ipv6_subnet)
+
+    def create_args(self) -> list[str]:
+        args = ["--internal", "--label", f"{LABEL}=1", "--subnet", self.subnet]
+        if self.gateway:
+            args += ["--gateway", self.gateway]
+        if self.ipv6_subnet:
+            args += ["--ipv6", "--subnet", self.ipv6_subnet]
+            if self.ipv6_gateway:
+                args += ["--gateway", self.ipv6_gateway]
+        return [*args, self.name]
 
 
 @dataclass(frozen=True)
 class Attachment:
     network: str
     ip: str
+    ipv6: str | None = None
+
+    def option(self) -> str:
+        """podman run's --network value: the network with the host's fixed addresses."""
+        return f"{self.network}:ip={self.ip}" + (f",ip6={self.ipv6}" if self.ipv6 else "")
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,10 @@ class HostSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # A server's /dev/shm is half its memory; podman's 64 MiB default is too small for vLLM's engine queues.
     shm_size: str = "1g"
+    # A network namespace made beforehand (a rehearsal's NetLab) instead of podman networks; then the host's
+    # resolvers are the site's, and /etc/hosts is the image's own (podman's would name this machine's address).
+    netns: Path | None = None
+    dns: tuple[str, ...] = ()
 
     def run_args(self) -> list[str]:
         args = [
@@ -74,9 +102,11 @@ class HostSpec:
         ]
         for key, value in self.labels.items():
             args += ["--label", f"{key}={value}"]
-        if self.attachments:
+        if self.netns:
+            args += ["--network", f"ns:{self.netns}", "--no-hosts", *(f"--dns={d}" for d in self.dns)]
+        elif self.attachments:
             for att in self.attachments:
-                args += ["--network", f"{att.network}:ip={att.ip}"]
+                args += ["--network", att.option()]
         else:
             args += ["--network", "none"]
         for vol in self.volumes:
@@ -127,8 +157,7 @@ class Podman:
             if spec.subnet not in subnets:
                 raise HostsError(f"podman network {spec.name} exists with subnets {subnets}, not {spec.subnet}")
             return
-        self("network", "create", "--internal", "--label", f"{LABEL}=1",
-             "--subnet", spec.subnet, spec.name)
+        self("network", "create", *spec.create_args())
 
     def remove_network(self, name: str) -> None:
         if self.network_exists(name):

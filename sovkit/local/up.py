@@ -8,44 +8,23 @@ down: the hosts and the network go, and the settings podman changed on this mach
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sovkit import ports
 from sovkit.bundle.build import build_bundle
 from sovkit.config import SiteConfig
+from sovkit.converge import ConvergeError, converge
 from sovkit.hosts import Attachment, HostSpec, MachineSnapshot, NetworkSpec, Podman, default_cache_dir, ensure_image
 from sovkit.hosts.lab import LabLock
-from sovkit.render.inventory import inventory_yaml
-from sovkit.stacks import project_root
+from sovkit.phases import Phases, Progress
 from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
-
-Progress = Callable[[str], None]
 
 
 class UpError(RuntimeError):
     """A phase of up/down that failed; the message says which, why, and where the log is."""
-
-
-@dataclass
-class Phases:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def timed(self, name: str, progress: Progress):
-        progress(f"[{name}] ...")
-        started = time.monotonic()
-        yield
-        self.seconds[name] = round(time.monotonic() - started, 1)
-        progress(f"[{name}] done in {self.seconds[name]:.1f} s")
 
 
 @dataclass(frozen=True)
@@ -102,24 +81,6 @@ def ensure_tenant_keys(site: SiteConfig) -> list[Path]:
     return made
 
 
-def _save_snapshot(local: LocalSite) -> None:
-    """The machine's settings before the site's first network: what `down` puts back."""
-    if local.snapshot_file.exists():
-        return
-    snap = MachineSnapshot.capture()
-    data = {**asdict(snap), "tables": sorted(snap.tables), "containers": sorted(snap.containers),
-            "networks": sorted(snap.networks)}
-    local.snapshot_file.parent.mkdir(parents=True, exist_ok=True)
-    local.snapshot_file.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-
-
-def _load_snapshot(local: LocalSite) -> MachineSnapshot | None:
-    if not local.snapshot_file.exists():
-        return None
-    data = json.loads(local.snapshot_file.read_text())
-    return MachineSnapshot(data["sysctls"], set(data["tables"]), set(data["containers"]), set(data["networks"]))
-
-
 def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, progress: Progress) -> None:
     """The site's network and hosts; hosts already running are kept (a re-run changes nothing)."""
     podman.create_network(local.network)
@@ -131,29 +92,6 @@ def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, 
         assert node.address
         podman.start_host(HostSpec(node.name, image_tag, (Attachment(local.network.name, node.address),),
                                    (f"{bundle}:{HOST_BUNDLE_DIR}:ro",), labels={"io.sovkit.site": local.site.name}))
-
-
-def converge(local: LocalSite, podman: Podman, progress: Progress) -> Path:
-    """ansible-playbook playbooks/site.yml on the hosts; returns the log. Raises UpError on failure."""
-    root = project_root()
-    inventory = local.state_dir / "inventory.yml"
-    inventory.write_text(inventory_yaml(local.site))
-    log_path = local.state_dir / "logs" / "converge.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**podman.env(), "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = ["ansible-playbook", "-i", str(inventory), str(root / "playbooks" / "site.yml")]
-    with log_path.open("w") as log, subprocess.Popen(argv, cwd=root, env=env, stdout=subprocess.PIPE,
-                                                     stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout
-        for line in proc.stdout:
-            log.write(line)
-            if line.startswith(("PLAY [", "TASK [")):
-                progress("  " + line.strip(" *\n"))
-    if proc.returncode != 0:
-        tail = "".join(log_path.read_text().splitlines(keepends=True)[-40:])
-        raise UpError(f"converge failed (ansible-playbook exit {proc.returncode}); log: {log_path}\n{tail}")
-    return log_path
 
 
 def run_verify(local: LocalSite) -> tuple[int, Path]:
@@ -187,10 +125,13 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
         for path in ensure_tenant_keys(site):
             progress(f"made tenant key {path} (0600)")
     with LabLock(), phases.timed("hosts", progress):
-        _save_snapshot(local)
+        MachineSnapshot.capture().save_once(local.snapshot_file)
         start_hosts(local, podman, image.tag, bundle.root, progress)
     with phases.timed("converge", progress):
-        log_path = converge(local, podman, progress)
+        try:
+            log_path = converge(site, workspace=local.workspace, env=podman.env(), progress=progress).log
+        except ConvergeError as err:
+            raise UpError(str(err)) from None
     with phases.timed("verify", progress):
         status, report = run_verify(local)
     # The curl's tenant: the most generous rate limit, so pasting it a few times does not meet a 429.
@@ -221,7 +162,7 @@ def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:
         if podman.network_exists(local.network.name):
             podman.remove_network(local.network.name)
             done.append(f"removed network {local.network.name}")
-        snapshot = _load_snapshot(local)
+        snapshot = MachineSnapshot.load(local.snapshot_file)
         if snapshot:
             done += snapshot.restore()
             local.snapshot_file.unlink()

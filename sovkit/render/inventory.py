@@ -1,42 +1,49 @@
-"""The Ansible inventory and group vars of a site, rendered from its SiteConfig (deterministic YAML)."""
+"""The Ansible inventory of a site, rendered from its SiteConfig (deterministic YAML): hosts grouped by role, each
+with its connection and its own role variables, and under `all.vars` the site's facts (`sovkit_*`, which reports
+and the compliance suite read) and every site-wide role variable (sovkit/render/role_vars.py)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import yaml
 
 from sovkit import ports
 from sovkit.config import SiteConfig
 from sovkit.config.types import ROLES, split_host_port
-from sovkit.render.vllm_args import render_vllm
-
-# Where data lives on every host: the roles place it there and data_at_rest inspects these volumes.
-DATA_PATHS = {"model_store": "/srv/sovkit/models", "logs": "/var/log/sovkit", "kubernetes": "/var/lib/rancher"}
-
+from sovkit.render import role_vars
+from sovkit.render.role_vars import DATA_PATHS
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
 
 # How Ansible reaches the `local` stack's hosts (podman containers on this machine): the kit's own
 # connection plugin, playbooks/connection_plugins/sovkit_podman.py (podman exec with pipelining).
 LOCAL_CONNECTION = "sovkit_podman"
+
+__all__ = ["DATA_PATHS", "LOCAL_CONNECTION", "inventory_yaml", "render_inventory"]
 
 
 def local_container_name(node_name: str) -> str:
     return node_name
 
 
-def render_inventory(site: SiteConfig) -> dict:
-    """Inventory as a dict: groups by node role, site facts as `sovkit_*` vars for the playbooks to map."""
-    res = site.residency
-    profile = site.profile
+def render_inventory(site: SiteConfig, *, addresses: Mapping[str, str] | None = None,
+                     workspace: SiteWorkspace | None = None) -> dict:
+    """The inventory as a dict. `addresses` gives the nodes a cloud made their addresses (OpenStack); `workspace`
+    is where the site's files are on the machine running the play (default: under the project root)."""
+    addresses = addresses or {}
     groups: dict[str, dict] = {}
     for role in ROLES:
         hosts = {}
         for node in site.nodes_with_role(role):
+            address = addresses.get(node.name) or node.address or node.name
             host: dict[str, object] = {
-                "ansible_host": node.address or node.name,
-                "sovkit_address": node.address or node.name,
+                "ansible_host": address,
+                "sovkit_address": address,
                 "ansible_user": node.ssh_user,
                 "ansible_port": node.ssh_port,
                 "sovkit_role": role,
                 "sovkit_node_accelerator": {"model": node.accelerator_model, "count": node.accelerator_count},
+                **role_vars.host_vars(site, node, addresses),
             }
             if site.infrastructure.provider == "local":
                 host["ansible_host"] = local_container_name(node.name)
@@ -55,13 +62,21 @@ def render_inventory(site: SiteConfig) -> dict:
         groups["serving"] = {"hosts": {name: {} for name in serving}}
         groups["monitoring"] = {"hosts": {serving[0]: {}}}
         groups["monitored"] = {"hosts": {n.name: {} for n in site.nodes}}
+    variables = {**site_facts(site), **role_vars.site_vars(site, workspace)}
+    return {"all": {"vars": variables, "children": groups}}
+
+
+def site_facts(site: SiteConfig) -> dict:
+    """The site as reports and the compliance suite read it: names, law, residency facts, ports, paths."""
+    res = site.residency
+    profile = site.profile
     endpoints = []
     for endpoint, why in sorted(res.allowed_endpoints.items()):
         host, port = split_host_port(endpoint)
         endpoints.append({"host": host, "port": port, "justification": why})
-    variables = {
+    return {
         "sovkit_site": {"name": site.name, "country": site.site.country, "region": site.site.region,
-                        "city": site.site.city, "profile": profile.id},
+                        "city": site.site.city, "profile": profile.id, "provider": site.infrastructure.provider},
         "sovkit_profile": {"law": profile.law.short_name,
                            "clauses": {cid: clause.cite for cid, clause in sorted(profile.clauses.items())}},
         "sovkit_residency": {
@@ -93,26 +108,12 @@ def render_inventory(site: SiteConfig) -> dict:
                                 for name, r in sorted(site.monitoring.alert_receivers.items())],
         },
         "sovkit_data_paths": dict(DATA_PATHS),
+        "sovkit_bundle_dir": HOST_BUNDLE_DIR,
         "sovkit_ports": {"gateway": ports.GATEWAY, "prometheus": ports.PROMETHEUS,
                          "node_exporter": ports.NODE_EXPORTER},
-        "sovkit_serving": render_serving(site) if site.platform.mode == "hosts" else None,
     }
-    return {"all": {"vars": variables, "children": groups}}
 
 
-def render_serving(site: SiteConfig) -> dict:
-    """Hosts mode: each model's vLLM launch (from the one renderer) and each tenant's grant and limits.
-    API keys are secrets and never here: `sovkit up` and Pulumi pass them to the play separately."""
-    models = {}
-    for served, spec in site.serving.models.items():
-        launch = render_vllm(site, served, model_path=f"{DATA_PATHS['model_store']}/{served}")
-        models[served] = {"port": launch.port, "args": launch.args, "env": launch.env, "path": launch.model_path,
-                          "source": spec.source, "revision": spec.revision}
-    tenants = {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
-                      "burst": t.rate_limit.burst, **({"key_file": t.api_key.file} if t.api_key.file else {})}
-               for name, t in site.serving.tenants.items()}
-    return {"models": models, "tenants": tenants}
-
-
-def inventory_yaml(site: SiteConfig) -> str:
-    return yaml.safe_dump(render_inventory(site), sort_keys=True, default_flow_style=False, width=120)
+def inventory_yaml(site: SiteConfig, **options: object) -> str:
+    return yaml.safe_dump(render_inventory(site, **options), sort_keys=True, default_flow_style=False,  # type: ignore[arg-type]
+                          width=120)

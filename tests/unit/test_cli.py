@@ -90,9 +90,12 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
     inventory = yaml.safe_load(first)["all"]
     assert sorted(inventory["children"]) == ["control_plane", "gpu_worker", "storage"]
     gpu = inventory["children"]["gpu_worker"]["hosts"]["gpu-02"]
-    assert gpu == {"ansible_host": "198.51.100.22", "sovkit_address": "198.51.100.22", "ansible_user": "sovkit",
-                   "ansible_port": 22,
-                   "sovkit_role": "gpu_worker", "sovkit_node_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
+    connection = {k: gpu[k] for k in ("ansible_host", "sovkit_address", "ansible_user", "ansible_port", "sovkit_role",
+                                      "sovkit_node_accelerator")}
+    assert connection == {"ansible_host": "198.51.100.22", "sovkit_address": "198.51.100.22", "ansible_user": "sovkit",
+                          "ansible_port": 22, "sovkit_role": "gpu_worker",
+                          "sovkit_node_accelerator": {"model": "H100-SXM5-80GB", "count": 8}}
+    assert gpu["os_baseline_ssh_port"] == gpu["residency_network_ssh_port"] == 22
     residency = inventory["vars"]["sovkit_residency"]
     assert residency["log_retention_days"] == 400
     assert residency["allowed_endpoints"][0]["host"] == "192.0.2.80"
@@ -125,6 +128,7 @@ FILLED = {
     "CUDA version": '"12.8"',
     "model catalogue entry": "llama-3.1-8b-instruct",
     "where the weights are in the model store": "/srv/sovkit/models/llama-3.1-8b-instruct",
-    "git commit or sha256 digest of the weights": "0e9e39f249a16976918f6564b8830bc894c89659",
+    "sha256: digest of the weights' SHA256SUMS (or a git commit, kubernetes mode)":
+        "sha256:" + "0e9e39f2" * 8,
     "BCP-47 tag": "en",
 }

@@ -29,7 +29,8 @@ def chain(source):
 def in_container():
     if os.path.exists("/run/.containerenv") or os.path.exists("/.dockerenv"):
         return True
-    return os.environ.get("container", "")  # noqa: SIM112 - systemd sets this lower-case name in containers != "" or run("systemd-detect-virt", "--container") not in ("", "none")
+    # systemd sets this lower-case name in containers
+    return os.environ.get("container", "") != "" or run("systemd-detect-virt", "--container") not in ("", "none")  # noqa: SIM112
 
 
 def volume(path):

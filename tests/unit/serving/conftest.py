@@ -30,6 +30,10 @@ def variant() -> Callable[..., SiteConfig]:
         for key, value in changes.items():
             config[f"{PROJECT}:{key}"] = value
         models = config[f"{PROJECT}:models"]
+        store = config[f"{PROJECT}:modelStore"].rstrip("/")
+        for name, model in models.items():  # the test builders' placeholder source, inside this site's store
+            if isinstance(model, dict) and model.get("source") == "/srv/sovkit/models/m":
+                model["source"] = f"{store}/{name}"
         config[f"{PROJECT}:tenants"] = {"tenant": {"models": list(models), "rateLimit": {"requestsPerMinute": 1},
                                               "apiKey": {"file": "/etc/sovkit/keys/t.key"}}}
         return build_site(config, f"variant of {base}", None, fit=False)  # the planner tests show what does not fit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def model(catalogue: str, quantization: str = "none", context: int = 8192, **extra: object) -> dict:
     return {"catalogue": catalogue, "source": "/srv/sovkit/models/m", "quantization": quantization,
-            "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "maxContext": context, "languages": ["en"],
+            "revision": "sha256:" + "0e9e39f2" * 8, "maxContext": context, "languages": ["en"],
             **extra}
 
 

@@ -1,0 +1,252 @@
+"""The one converge pipeline: `pulumi up` (HostConfiguration runs `python -m sovkit.converge SITE`), `sovkit up`,
+`sovkit converge` and `sovkit rehearse` all bring a site's hosts to the stack's state through `converge()`.
+
+1. The inventory, rendered from the stack (sovkit/render/inventory.py) with the addresses the machines have, is
+   written to the site's state folder (or taken as Pulumi rendered it, from SOVKIT_INVENTORY).
+2. What the plays need that is not in the stack is made or read on this machine: each tenant's key hash (from its
+   key file, or the Pulumi secret in SOVKIT_TENANT_KEYS; a key never leaves this machine), the gateway's key to its
+   model servers (made once, kept 0600 in the state folder), the serving chart's alert rules (through helm). They go
+   to the play in a 0600 variables file, never into a log.
+3. The run's own preconditions are checked with the rules the roles use (sovkit/config/checks.py): those secrets,
+   and that this machine is inside the admin networks (or loading the firewall would cut its SSH session).
+   Nothing is touched when one fails.
+4. ansible-playbook playbooks/site.yml, with progress per play and task, the whole log kept; the result counts
+   what changed per host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from sovkit.config import SiteConfig, checks
+from sovkit.render.inventory import render_inventory
+from sovkit.stacks import project_root
+from sovkit.workspace import SiteWorkspace
+
+PLAYBOOK = "playbooks/site.yml"
+INVENTORY_ENV = "SOVKIT_INVENTORY"  # the inventory Pulumi rendered, with the addresses its cloud gave
+TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose key is a Pulumi secret
+UPSTREAM_KEY_LENGTH = 48
+Progress = Callable[[str], None]
+
+
+class ConvergeError(RuntimeError):
+    """The converge could not start, or the play failed; the message says why and where the log is."""
+
+
+@dataclass(frozen=True)
+class ConvergeResult:
+    returncode: int
+    seconds: float
+    log: Path
+    output: str
+
+    @property
+    def changed(self) -> dict[str, int]:
+        """changed= per host, from the play's recap."""
+        recap = re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", self.output, re.M)
+        return {m.group(1): int(m.group(2)) for m in recap}
+
+    def changed_tasks(self) -> list[str]:
+        """'TASK name: host' for every task that reported a change (what broke idempotence)."""
+        out, task = [], ""
+        for line in self.output.splitlines():
+            if line.startswith("TASK ["):
+                task = line.split("[", 1)[1].rsplit("]", 1)[0]
+            elif line.startswith("changed: ["):
+                out.append(f"{task}: {line.split('[', 1)[1].split(']', 1)[0]}")
+        return out
+
+
+class _Unsafe(str):
+    """A value Ansible must take as data, never as a template (the alert rules carry Prometheus's own
+    `{{ $labels.x }}`): written with Ansible's `!unsafe` tag."""
+
+
+def _unsafe(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _unsafe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsafe(v) for v in value]
+    return _Unsafe(value) if isinstance(value, str) else value
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    pass
+
+
+_UnsafeDumper.add_representer(_Unsafe, lambda dumper, text: dumper.represent_scalar("!unsafe", str(text)))
+
+
+def tenant_key_hashes(site: SiteConfig, pulumi_keys: Mapping[str, str]) -> dict[str, str]:
+    """{tenant: SHA-256 of its API key}: from Pulumi's secrets, else the tenant's key file on this machine."""
+    hashes = {}
+    for name, tenant in sorted(site.serving.tenants.items()):
+        if name in pulumi_keys:
+            key = pulumi_keys[name]
+        elif tenant.api_key.file:
+            try:
+                key = Path(tenant.api_key.file).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ConvergeError(
+                    f"{site.source}: tenants.{name}.apiKey.file names {tenant.api_key.file}, which cannot be read "
+                    f"on this machine ({err.strerror}); allowed: a readable file holding the key (one line, "
+                    f"{checks.MIN_SECRET_LENGTH} or more characters, mode 0600). Nothing was changed.") from None
+        else:
+            raise ConvergeError(
+                f"{site.source}: tenants.{name}.apiKey is the Pulumi secret {tenant.api_key.pulumi_secret}, which "
+                f"{TENANT_KEYS_ENV} does not hold; run the converge through `pulumi up`. Nothing was changed.")
+        for finding in checks.secret(key):
+            raise ConvergeError(f"{site.source}: the API key of tenant {name} has {finding.found}; allowed: "
+                                f"{finding.allowed}. Nothing was changed.")
+        hashes[name] = hashlib.sha256(key.encode()).hexdigest()
+    return hashes
+
+
+def upstream_key(workspace: SiteWorkspace) -> str:
+    """The gateway's key to its model servers: made once per site, kept 0600 in the site's state folder."""
+    path = workspace.secrets / "upstream-api-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(UPSTREAM_KEY_LENGTH)[:UPSTREAM_KEY_LENGTH] + "\n")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:
+    """What the plays need beyond the inventory (hosts mode): secrets and the chart's alert rules."""
+    if site.platform.mode != "hosts":
+        return {}
+    from sovkit.render.values import render_values
+    from sovkit.serving import chart  # needs the helm binary (scripts/helm.sh)
+
+    key = upstream_key(workspace)
+    rules = chart.alert_rules(render_values(site))
+    return {"gateway_tenant_key_hashes": tenant_key_hashes(site, pulumi_keys), "gateway_upstream_api_key": key,
+            "vllm_service_api_key": key, "monitoring_alert_rule_groups": rules["groups"],
+            "monitoring_namespace_label": rules["namespace"]}
+
+
+def source_address(destination: str) -> str | None:
+    """The address this machine sends from to `destination` (the kernel's route choice; no packet is sent)."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect((destination, 9))
+            return str(probe.getsockname()[0])
+    except OSError:
+        return None
+
+
+def check_admitted(site: SiteConfig, inventory: dict) -> None:
+    """This machine reaches every SSH host from inside the admin networks (the firewall would cut it otherwise)."""
+    for group in inventory["all"]["children"].values():
+        for name, host in (group.get("hosts") or {}).items():
+            if not host or host.get("ansible_connection") not in (None, "ssh", "ansible.builtin.ssh"):
+                continue
+            source = source_address(str(host["ansible_host"]))
+            for finding in checks.admitted(source, list(site.residency.admin_cidrs)):
+                raise ConvergeError(
+                    f"{site.source}: this machine reaches {name} ({host['ansible_host']}) from {finding.found}; "
+                    f"allowed: {finding.allowed}. Nothing was changed.")
+
+
+def check_rendered(site: SiteConfig, inventory: dict) -> None:
+    """What the site's shape leaves to the run: a hosts-mode site needs a pinned runtime for its accelerator."""
+    variables = inventory["all"]["vars"]
+    if "vllm_service_requirements" in variables:
+        for finding in checks.runtime_pins(variables["vllm_service_requirements"]):
+            raise ConvergeError(f"{site.source}: serving on {site.accelerator.accelerator} in hosts mode: found "
+                                f"{finding.found}; allowed: {finding.allowed}. Nothing was changed.")
+
+
+def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: SiteWorkspace | None = None,
+             pulumi_keys: Mapping[str, str] | None = None, extra_args: Sequence[str] = (),
+             in_lab: Callable[[list[str]], list[str]] | None = None, env: Mapping[str, str] | None = None,
+             progress: Progress = lambda _: None, check: bool = True) -> ConvergeResult:
+    """Converge the site's hosts. `inventory` defaults to the rendered one; `in_lab` wraps the ansible-playbook
+    command line to run it as a rehearsal's admin machine (whose addresses the rehearsal chose inside the admin
+    networks); `env` adds to the play's environment (podman's settings, an ssh configuration). Raises
+    ConvergeError before anything runs when a precondition fails, and after, when the play fails (`check`)."""
+    workspace = workspace or SiteWorkspace.of(site.name)
+    inventory = inventory if inventory is not None else render_inventory(site, workspace=workspace)
+    variables = play_variables(site, workspace, pulumi_keys or {})
+    check_rendered(site, inventory)
+    if in_lab is None:
+        check_admitted(site, inventory)
+    workspace.state_dir.mkdir(parents=True, exist_ok=True)
+    workspace.inventory.write_text(yaml.safe_dump(inventory, sort_keys=True, default_flow_style=False, width=120))
+    variables_file = workspace.secrets / "play-variables.yml"
+    variables_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(variables_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as stream:
+        yaml.dump(_unsafe(variables), stream, Dumper=_UnsafeDumper, sort_keys=True, width=120)
+    log_path = workspace.logs / "converge.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    root = project_root()
+    play_env = {**os.environ, **(env or {}), "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(workspace.inventory),
+            "-e", f"@{variables_file}", str(root / PLAYBOOK), *extra_args]
+    argv = in_lab(argv) if in_lab else argv
+    started = time.monotonic()
+    lines: list[str] = []
+    with log_path.open("w") as log, subprocess.Popen(argv, cwd=root, env=play_env, stdout=subprocess.PIPE,
+                                                     stderr=subprocess.STDOUT, text=True) as proc:
+        assert proc.stdout
+        for line in proc.stdout:
+            log.write(line)
+            lines.append(line)
+            if line.startswith(("PLAY [", "TASK [")):
+                progress("  " + line.strip(" *\n"))
+    result = ConvergeResult(proc.returncode, time.monotonic() - started, log_path, "".join(lines))
+    if check and proc.returncode != 0:
+        tail = "".join(lines[-40:])
+        raise ConvergeError(f"converge of {site.name} failed (ansible-playbook exit {proc.returncode}); "
+                            f"log: {log_path}\n{tail}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m sovkit.converge SITE`: what `pulumi up` runs on the machines it made (HostConfiguration)."""
+    from sovkit.config import load_stack
+    from sovkit.errors import StackError
+    from sovkit.stacks import find_stack
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m sovkit.converge SITE", file=sys.stderr)
+        return 2
+    try:
+        site = load_stack(find_stack(args[0]))
+    except (StackError, FileNotFoundError) as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    given = os.environ.get(INVENTORY_ENV)
+    inventory = yaml.safe_load(given) if given else None
+    keys = json.loads(os.environ.get(TENANT_KEYS_ENV) or "{}")
+    try:
+        result = converge(site, inventory=inventory, pulumi_keys=keys, progress=lambda line: print(line, flush=True))
+    except ConvergeError as err:
+        print(str(err), file=sys.stderr)
+        return 1
+    print(f"converged {site.name} in {result.seconds:.0f} s; changed per host: {result.changed}; log: {result.log}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

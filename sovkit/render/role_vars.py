@@ -1,0 +1,289 @@
+"""Every role variable a site's plays receive, rendered from the validated SiteConfig: the one place they are derived.
+
+The roles take these as they are (no Jinja re-derivation in the playbooks), and an operator can still override any
+of them in the inventory (group or host variables beat `all`). Site-wide variables go to `all.vars`
+(`site_vars`), per-host ones to each host (`host_vars`). `PRECONDITIONS` names, for every check a role runs on its
+inputs before it changes anything, the variable it checks, the check (sovkit/config/checks.py, the same function
+`sovkit validate` applies) and the stack key the variable comes from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sovkit import ports
+from sovkit.config import SiteConfig
+from sovkit.config.site import Node
+from sovkit.config.types import host_of_url, split_host_port
+from sovkit.config.vendors import vendor
+from sovkit.render import runtime
+from sovkit.render.cloud_init import DATA_MOUNT
+from sovkit.render.vllm_args import render_vllm
+from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
+
+DATA_PATHS = HOST_DATA_PATHS
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+APT_KEYRING_DIR = "/etc/apt/keyrings"
+CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
+# OpenStack's metadata service: cloud-init reads the server's key and user data there at first boot.
+METADATA_SERVICE = {"host": "169.254.169.254", "port": 80,
+                    "justification": "OpenStack metadata service: cloud-init reads the server's key and user data"}
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A role's check of one input variable: `check` from sovkit.config.checks with `args` (argument -> the
+    variable holding it); `stack_key` is the stack key the variable is rendered from."""
+
+    role: str
+    variable: str
+    check: str
+    stack_key: str
+    args: dict[str, str] = field(default_factory=dict)
+    covers: tuple[str, ...] = ()  # for a map of entries: the fields of each entry the check reads (all when empty)
+
+
+PRECONDITIONS: tuple[Precondition, ...] = (
+    Precondition("residency_network", "residency_network_in_country_cidrs", "networks", "inCountryCidrs"),
+    Precondition("residency_network", "residency_network_admin_cidrs", "admin_networks", "adminCidrs",
+                 {"in_country_cidrs": "residency_network_in_country_cidrs"}),
+    Precondition("residency_network", "residency_network_allowed_endpoints", "endpoints", "allowedEndpoints"),
+    Precondition("residency_time_dns", "residency_time_dns_ntp_servers", "in_country_addresses", "ntpServers",
+                 {"in_country_cidrs": "residency_time_dns_in_country_cidrs"}),
+    Precondition("residency_time_dns", "residency_time_dns_resolvers", "in_country_addresses", "dnsResolvers",
+                 {"in_country_cidrs": "residency_time_dns_in_country_cidrs"}),
+    Precondition("audit_logging", "audit_logging_retention_days", "retention", "logRetentionDays",
+                 {"minimum": "audit_logging_retention_minimum_days", "basis": "audit_logging_retention_basis"}),
+    Precondition("audit_logging", "audit_logging_remote_collectors", "collectors", "logCollector",
+                 {"in_country_cidrs": "audit_logging_in_country_cidrs",
+                  "in_country_domains": "audit_logging_in_country_domains"}),
+    Precondition("model_store", "model_store_models", "model_sources", "models",
+                 {"root": "model_store_root", "store": "model_store_store"}, covers=("revision", "source")),
+    Precondition("gateway", "gateway_tenants", "grants", "tenants", {"served": "gateway_model_names"},
+                 covers=("models", "rateLimit")),
+)
+
+
+def _families(cidrs: list[str]) -> dict[str, list[str]]:
+    """Sources split by address family, as nftables needs them (`ip saddr` and `ip6 saddr`)."""
+    out: dict[str, list[str]] = {"v4": [], "v6": []}
+    for cidr in cidrs:
+        out["v6" if ipaddress.ip_network(cidr, strict=False).version == 6 else "v4"].append(cidr)
+    return out
+
+
+def _rule(name: str, proto: str, port: int | tuple[int, int], sources: list[str]) -> dict:
+    ports_text = f"{port[0]}-{port[1]}" if isinstance(port, tuple) else str(port)
+    return {"name": name, "proto": proto, "ports": ports_text, "from": _families(sorted(set(sources)))}
+
+
+def _address_of(node: Node, addresses: Mapping[str, str]) -> str | None:
+    return addresses.get(node.name) or node.address
+
+
+def _hosts(site: SiteConfig, nodes: list[Node], addresses: Mapping[str, str]) -> list[str] | None:
+    """The nodes' addresses as /32 or /128 networks; None when one is not known yet (OpenStack before `up`)."""
+    found = [_address_of(n, addresses) for n in nodes]
+    if any(a is None for a in found):
+        return None
+    return [str(ipaddress.ip_network(a)) for a in found if a]
+
+
+def inbound_rules(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> list[dict]:
+    """What the host firewall admits on `node` besides SSH: exactly what the site runs there, from whom."""
+    res = site.residency
+    in_country = list(res.in_country_cidrs)
+    nodes = list(site.nodes)
+    # Before a cloud has given the addresses, the site's own networks stand in for its nodes.
+    cluster = _hosts(site, nodes, addresses) or in_country
+    rules: list[dict] = []
+    if site.platform.mode == "hosts":
+        serving = site.serving_nodes()
+        if node in serving:
+            rules.append(_rule("gateway (OpenAI-compatible API)", "tcp", ports.GATEWAY, in_country))
+            if node == serving[0]:
+                rules.append(_rule("Prometheus, for the operators", "tcp", ports.PROMETHEUS, list(res.admin_cidrs)))
+        monitor = _hosts(site, serving[:1], addresses) if serving else None
+        rules.append(_rule("node exporter, scraped by Prometheus", "tcp", ports.NODE_EXPORTER, monitor or in_country))
+        return rules
+    control_planes = _hosts(site, site.nodes_with_role("control_plane"), addresses) or in_country
+    rules.append(_rule("ingress (OpenAI-compatible API)", "tcp", ports.GATEWAY, in_country))
+    if node.role == "control_plane":
+        rules.append(_rule("Kubernetes API", "tcp", ports.KUBE_API, cluster + list(res.admin_cidrs)))
+        rules.append(_rule("RKE2 supervisor", "tcp", ports.RKE2_SUPERVISOR, cluster))
+        rules.append(_rule("etcd, between control planes", "tcp", ports.ETCD, control_planes))
+    rules.append(_rule("kubelet", "tcp", ports.KUBELET, cluster))
+    rules.append(_rule("Canal VXLAN overlay", "udp", ports.VXLAN, cluster))
+    rules.append(_rule("node exporter", "tcp", ports.NODE_EXPORTER, cluster))
+    return rules
+
+
+def apt(site: SiteConfig) -> dict:
+    """os_baseline's package sources (deb822), the keys that sign them and the CAs the hosts trust."""
+    res = site.residency
+    mirror = res.apt_mirror.rstrip("/")
+    keys: list[dict] = []
+
+    def keyring(name: str, path: str) -> str:
+        suffix = ".gpg" if path.endswith(".gpg") else ".asc"  # apt reads either, by its name
+        keys.append({"src": path, "dest": f"{APT_KEYRING_DIR}/sovkit-{name}{suffix}"})
+        return keys[-1]["dest"]
+
+    if mirror.startswith("file:"):
+        # A file: mirror is the offline bundle: a flat repository the bundle's manifest vouches for.
+        sources: list[dict] = [{"uris": mirror, "suites": ["./"], "trusted": True}]
+        origins = ["origin=Debian,codename=${distro_codename}-security,label=Debian-Security"]
+    else:
+        components = list(vendor(site.accelerator.accelerator).debian_components)
+        signed_by = keyring("mirror", res.apt_mirror_key) if res.apt_mirror_key else DEBIAN_KEYRING
+        # A Debian mirror with the security archive beside it (/debian -> /debian-security).
+        sources = [{"uris": mirror, "suites": ["bookworm", "bookworm-updates"], "components": components,
+                    "signed_by": signed_by},
+                   {"uris": mirror + "-security", "suites": ["bookworm-security"], "components": components,
+                    "signed_by": signed_by}]
+        origins = [f"origin=Debian,codename=${{distro_codename}}-security,label=Debian-Security,"
+                   f"site={host_of_url(mirror)}"]
+    for name, repo in sorted(res.apt_repositories.items()):
+        source: dict = {"uris": repo.url.rstrip("/"), "suites": list(repo.suites)}
+        if repo.components:
+            source["components"] = list(repo.components)
+        if repo.signing_key:
+            source["signed_by"] = keyring(name, repo.signing_key)
+        else:
+            source["trusted"] = True  # file:// only (validate refuses an unsigned remote repository)
+        sources.append(source)
+    cas = [{"src": path, "dest": f"{CA_DIR}/sovkit-{i}.crt"} for i, path in enumerate(res.trusted_ca_files, 1)]
+    return {"os_baseline_apt_sources": sources, "os_baseline_apt_keys": keys,
+            "os_baseline_unattended_origins": origins, "os_baseline_ca_certificates": cas}
+
+
+def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
+    """The role variables every host of the site shares."""
+    res = site.residency
+    kubernetes = site.platform.mode == "kubernetes"
+    internal = [site.platform.cluster_cidr, site.platform.service_cidr] if kubernetes else []
+    endpoints = []
+    for endpoint, why in sorted(res.allowed_endpoints.items()):
+        host, port = split_host_port(endpoint)
+        endpoints.append({"host": host, "port": port, "justification": why})
+    if site.infrastructure.provider == "openstack":
+        endpoints.append(dict(METADATA_SERVICE))
+    minimum, basis = site.log_retention_minimum
+    data_paths = {k: v for k, v in DATA_PATHS.items() if k != "kubernetes" or kubernetes}
+    variables: dict = {
+        # os_baseline; hosts that route for containers or Kubernetes keep IP forwarding on
+        "os_baseline_ip_forwarding": kubernetes,
+        **apt(site),
+        # residency_network
+        "residency_network_in_country_cidrs": list(res.in_country_cidrs),
+        "residency_network_admin_cidrs": list(res.admin_cidrs),
+        "residency_network_allowed_endpoints": endpoints,
+        "residency_network_dns_resolvers": list(res.dns_resolvers),
+        "residency_network_ntp_servers": list(res.ntp_servers),
+        "residency_network_forwarding": kubernetes,
+        "residency_network_internal_cidrs": internal,
+        # residency_time_dns
+        "residency_time_dns_ntp_servers": list(res.ntp_servers),
+        "residency_time_dns_resolvers": list(res.dns_resolvers),
+        "residency_time_dns_search_domains": list(res.in_country_domains),
+        "residency_time_dns_in_country_cidrs": list(res.in_country_cidrs),
+        # audit_logging
+        "audit_logging_retention_days": site.log_retention_days,
+        "audit_logging_retention_minimum_days": minimum,
+        "audit_logging_retention_basis": basis,
+        "audit_logging_watched_paths": [DATA_PATHS["model_store"], "/etc/sovkit"],
+        "audit_logging_rotated_logs": ["/var/log/sudo.log", f"{DATA_PATHS['logs']}/*.log"],
+        "audit_logging_remote_collectors": [res.log_collector] if res.log_collector else [],
+        "audit_logging_in_country_cidrs": list(res.in_country_cidrs),
+        "audit_logging_in_country_domains": list(res.in_country_domains),
+        # data_at_rest
+        "data_at_rest_required": res.encryption_at_rest_required,
+        "data_at_rest_paths": data_paths,
+        "data_at_rest_cloud_volume": {} if site.infrastructure.provider != "openstack" else {
+            "mount": DATA_MOUNT, "volume_type": site.infrastructure.openstack_volume_type},
+    }
+    if site.platform.mode == "hosts":
+        variables.update(serve_vars(site, workspace or SiteWorkspace.of(site.name)))
+    return variables
+
+
+def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
+    """Hosts mode: the serving roles' variables. Secrets are never here: the converge pipeline gives the plays the
+    tenants' key hashes and the gateway's key to its model servers."""
+    models = serving_models(site)
+    res = site.residency
+    return {
+        "accelerator_vendor": site.accelerator.accelerator,
+        "accelerator_driver_version": site.accelerator.accelerator_driver_version or "",
+        "accelerator_container_toolkit": False,
+        "model_store_root": DATA_PATHS["model_store"],
+        "model_store_store": res.model_store,
+        "model_store_models": models,
+        "vllm_service_models": models,
+        "vllm_service_model_root": DATA_PATHS["model_store"],
+        "vllm_service_wheelhouse": f"{HOST_BUNDLE_DIR}/wheels",
+        "vllm_service_requirements": runtime.requirements(site),
+        "gateway_listen_port": ports.GATEWAY,
+        "gateway_site_ca_dir": str(workspace.pki),
+        "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
+        "gateway_model_names": list(models),
+        "gateway_tenants": {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
+                                   "burst": t.rate_limit.burst}
+                            for name, t in site.serving.tenants.items()},
+        "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
+        "gateway_log_retention_days": site.log_retention_days,
+        "monitoring_retention_days": site.monitoring.monitoring_retention_days,
+        "monitoring_ca_cert_src": str(workspace.pki / "ca.crt"),  # the site CA signs every gateway's certificate
+        "monitoring_node_exporter_listen": f"0.0.0.0:{ports.NODE_EXPORTER}",
+        "monitoring_prometheus_listen": f"0.0.0.0:{ports.PROMETHEUS}",
+    }
+
+
+def serving_models(site: SiteConfig) -> dict:
+    """Each model's vLLM launch (the one renderer, shared with the chart) and where its weights come from."""
+    models = {}
+    for served, spec in site.serving.models.items():
+        launch = render_vllm(site, served, model_path=f"{DATA_PATHS['model_store']}/{served}")
+        models[served] = {"port": launch.port, "args": launch.args, "env": launch.env, "path": launch.model_path,
+                          "source": spec.source, "revision": spec.revision}
+    return models
+
+
+def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dict:
+    """The role variables of one host: its SSH port and account, its firewall, and (hosts mode) its part in
+    serving and monitoring."""
+    address = _address_of(node, addresses) or node.name
+    variables: dict = {
+        "os_baseline_ssh_port": node.ssh_port,
+        "residency_network_ssh_port": node.ssh_port,
+        # the play's own account stays allowed to log in (no lock-out)
+        "os_baseline_ssh_admin_users": [] if node.ssh_user == "root" else [node.ssh_user],
+        "residency_network_inbound": inbound_rules(site, node, addresses),
+    }
+    if site.platform.mode != "hosts":
+        return variables
+    serving = site.serving_nodes()
+    variables["accelerator_expected_count"] = node.accelerator_count
+    if node in serving:
+        variables["gateway_tls_subject_alt_names"] = [f"IP:{address}", f"DNS:{node.name}"]
+    prometheus = bool(serving) and node == serving[0]
+    variables["monitoring_prometheus_enabled"] = prometheus
+    if prometheus:
+        variables["monitoring_node_targets"] = [
+            f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.NODE_EXPORTER}" for n in site.nodes]
+        variables["monitoring_model_targets"] = [
+            {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https",
+             "target": f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GATEWAY}"}
+            for n in serving for name in site.serving.models]
+    return variables
+
+
+def _bracket(address: str) -> str:
+    return f"[{address}]" if ":" in address else address
+
+
+def stack_key_of(variable: str) -> str | None:
+    """The stack key a checked role variable is rendered from."""
+    return next((p.stack_key for p in PRECONDITIONS if p.variable == variable), None)

@@ -1,0 +1,125 @@
+"""The role variables sovkit renders: each is the stack's value (or derived from it here, once), per host where it
+differs by host, and each input a role checks is named with its check and stack key."""
+
+from pathlib import Path
+
+import pytest
+
+from sovkit.config import load_stack
+from sovkit.config.checks import CHECKS
+from sovkit.config.loader import build_site
+from sovkit.render import role_vars
+from sovkit.render.inventory import render_inventory
+from sovkit.stacks import stack_files
+
+ROOT = Path(__file__).resolve().parents[3]
+STACKS = {p.name: load_stack(p) for p in stack_files(ROOT)}
+
+
+def site(name: str):
+    return STACKS[f"Pulumi.{name}.yaml"]
+
+
+def rules_of(inventory: dict, host: str) -> dict[str, dict]:
+    hosts = {h: v for g in inventory["all"]["children"].values() for h, v in g["hosts"].items() if v}
+    return {r["name"]: r for r in hosts[host]["residency_network_inbound"]}
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_residency_inputs_are_the_stacks_values(stack: str):
+    s = STACKS[stack]
+    v = role_vars.site_vars(s)
+    res = s.residency
+    assert v["residency_network_in_country_cidrs"] == v["residency_time_dns_in_country_cidrs"] == res.in_country_cidrs
+    assert v["residency_network_ntp_servers"] == v["residency_time_dns_ntp_servers"] == res.ntp_servers
+    assert v["residency_network_dns_resolvers"] == v["residency_time_dns_resolvers"] == res.dns_resolvers
+    assert v["residency_network_admin_cidrs"] == res.admin_cidrs
+    assert v["audit_logging_retention_days"] == s.log_retention_days
+    assert v["data_at_rest_required"] == res.encryption_at_rest_required
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_every_checked_input_is_rendered_with_its_arguments(stack: str):
+    """A role's checks read variables the inventory holds (hosts-mode roles only on hosts-mode sites)."""
+    variables = role_vars.site_vars(STACKS[stack])
+    for pre in role_vars.PRECONDITIONS:
+        assert pre.check in CHECKS
+        if pre.role in ("gateway", "model_store") and STACKS[stack].platform.mode != "hosts":
+            continue
+        assert pre.variable in variables, pre
+        assert all(arg in variables for arg in pre.args.values()), pre
+
+
+def test_apt_sources_carry_the_vendors_components_and_the_security_archive():
+    pune = role_vars.apt(site("in-mh-pune"))["os_baseline_apt_sources"]
+    assert [s["uris"] for s in pune] == ["http://mirror.mh.gov.example/debian",
+                                         "http://mirror.mh.gov.example/debian-security"]
+    assert pune[0]["suites"] == ["bookworm", "bookworm-updates"] and pune[1]["suites"] == ["bookworm-security"]
+    assert pune[0]["components"] == ["main", "contrib", "non-free", "non-free-firmware"]  # the NVIDIA driver's
+    assert pune[0]["signed_by"] == role_vars.DEBIAN_KEYRING
+    brazil = role_vars.apt(site("br-ministerio-cpu"))["os_baseline_apt_sources"]
+    assert brazil[0]["components"] == ["main"]
+    local = role_vars.apt(site("local"))["os_baseline_apt_sources"]
+    assert local == [{"uris": "file:///srv/sovkit/bundle/apt", "suites": ["./"], "trusted": True}]
+
+
+def _edited(name: str, **changes: object):
+    import yaml
+
+    config = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{name}.yaml").read_text())["config"]
+    config.update({f"sovereign-ai:{k}": v for k, v in changes.items()})
+    return build_site(config, f"edited {name}", None)
+
+
+def test_a_re_signing_mirror_vendor_repositories_and_in_country_cas_are_installed_with_their_keys():
+    s = _edited("in-mh-pune", aptMirrorKey="/etc/sovkit/keys/mirror.gpg",
+                trustedCaFiles=["/etc/sovkit/pki/national-root.pem"],
+                aptRepositories={"cuda": {"url": "http://mirror.mh.gov.example/nvidia/cuda/debian12/x86_64",
+                                          "signingKey": "/etc/sovkit/keys/cuda.asc"}})
+    apt = role_vars.apt(s)
+    assert apt["os_baseline_apt_keys"] == [
+        {"src": "/etc/sovkit/keys/mirror.gpg", "dest": "/etc/apt/keyrings/sovkit-mirror.gpg"},
+        {"src": "/etc/sovkit/keys/cuda.asc", "dest": "/etc/apt/keyrings/sovkit-cuda.asc"}]
+    sources = apt["os_baseline_apt_sources"]
+    assert sources[0]["signed_by"] == sources[1]["signed_by"] == "/etc/apt/keyrings/sovkit-mirror.gpg"
+    assert sources[2] == {"uris": "http://mirror.mh.gov.example/nvidia/cuda/debian12/x86_64", "suites": ["/"],
+                          "signed_by": "/etc/apt/keyrings/sovkit-cuda.asc"}
+    assert apt["os_baseline_ca_certificates"] == [
+        {"src": "/etc/sovkit/pki/national-root.pem", "dest": "/usr/local/share/ca-certificates/sovkit-1.crt"}]
+
+
+def test_kubernetes_nodes_admit_exactly_what_the_cluster_needs():
+    za = site("za-national-dc")
+    inventory = render_inventory(za)
+    nodes = sorted(f"{n.address}/32" for n in za.nodes)
+    planes = sorted(f"{n.address}/32" for n in za.nodes_with_role("control_plane"))
+    cp, gpu = rules_of(inventory, "cp-01"), rules_of(inventory, "gpu-01")
+    assert set(cp) == {"ingress (OpenAI-compatible API)", "Kubernetes API", "RKE2 supervisor",
+                       "etcd, between control planes", "kubelet", "Canal VXLAN overlay", "node exporter"}
+    assert set(gpu) == {"ingress (OpenAI-compatible API)", "kubelet", "Canal VXLAN overlay", "node exporter"}
+    assert cp["etcd, between control planes"]["from"]["v4"] == planes
+    assert cp["etcd, between control planes"]["ports"] == "2379-2380"
+    assert cp["RKE2 supervisor"]["from"]["v4"] == nodes
+    assert cp["Kubernetes API"]["from"]["v4"] == sorted({*nodes, *za.residency.admin_cidrs})
+    assert gpu["Canal VXLAN overlay"] == {"name": "Canal VXLAN overlay", "proto": "udp", "ports": "8472",
+                                          "from": {"v4": nodes, "v6": []}}
+    variables = inventory["all"]["vars"]
+    assert variables["residency_network_internal_cidrs"] == [za.platform.cluster_cidr, za.platform.service_cidr]
+
+
+def test_hosts_mode_serves_the_gateway_prometheus_to_admins_and_node_exporter_to_prometheus():
+    br = site("br-ministerio-cpu")
+    inventory = render_inventory(br)
+    first, second = rules_of(inventory, "bsb-cpu-01"), rules_of(inventory, "bsb-cpu-02")
+    assert first["Prometheus, for the operators"]["from"] == {"v4": ["192.0.2.0/28"], "v6": ["2001:db8:55:1::/64"]}
+    assert "Prometheus, for the operators" not in second
+    assert second["node exporter, scraped by Prometheus"]["from"]["v4"] == ["192.0.2.21/32"]
+    assert first["gateway (OpenAI-compatible API)"]["from"] == {"v4": ["192.0.2.0/24"], "v6": ["2001:db8:55::/48"]}
+
+
+def test_openstack_servers_may_reach_the_metadata_service_and_nothing_else_by_exception():
+    endpoints = role_vars.site_vars(site("id-sulsel-cloud"))["residency_network_allowed_endpoints"]
+    assert endpoints == [role_vars.METADATA_SERVICE]
+    assert role_vars.site_vars(site("za-national-dc"))["residency_network_allowed_endpoints"] == [
+        {"host": "192.0.2.80", "port": 80, "justification": site("za-national-dc").residency.allowed_endpoints[
+            "192.0.2.80:80"]}]
