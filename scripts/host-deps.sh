@@ -8,6 +8,9 @@
 # - mmdebstrap: builds the Debian 12 host image from the Debian mirror.
 # - dpkg-dev: dpkg-scanpackages, for the local file:// apt repository the hosts install from.
 # - nftables: lets the kit remove the empty netavark tables it leaves behind.
+# - apt-utils (apt-ftparchive) + gnupg: index and sign the rehearsal's in-country Debian mirror
+#   (sovkit/rehearse/mirror.py). apt-utils is not pinned: it must match the machine's own apt version.
+# - openssl: the rehearsal tests' throwaway site CA and server certificate.
 # Versions are those of Debian 12 (bookworm); the roles and tests were proven with them.
 set -euo pipefail
 
@@ -20,6 +23,9 @@ packages=(
   "mmdebstrap=1.3.5-7"
   dpkg-dev
   nftables
+  apt-utils
+  gnupg
+  openssl
   zstd
   iproute2
 )

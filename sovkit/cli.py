@@ -14,8 +14,9 @@ from sovkit.bundle.cli import bundle
 from sovkit.clitools import console, errors, load_site
 from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
-from sovkit.errors import StackError
+from sovkit.errors import StackError, redact
 from sovkit.local.cli import down_command, up_command
+from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
@@ -66,7 +67,8 @@ def show(stack: str, as_json: bool) -> None:
     rows = []
     for name, (section, field) in key_index().items():
         value = getattr(getattr(site, section), field)
-        rows.append((section, f"{PROJECT}:{name}", _plain(value), site.provenance.get(f"{PROJECT}:{name}", "")))
+        rows.append((section, f"{PROJECT}:{name}", _redacted(_plain(value)),
+                     site.provenance.get(f"{PROJECT}:{name}", "")))
     if as_json:
         click.echo(json.dumps({"site": site.name, "source": site.source, "profile": site.profile.id,
                                "values": [{"section": s, "key": k, "value": v, "from": f} for s, k, v, f in rows]},
@@ -99,6 +101,17 @@ def _plain(value: object) -> object:
     return value
 
 
+def _redacted(value: object) -> object:
+    """A value as `show` prints it: every credential in a URL replaced (sovkit.errors.redact), at any depth."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact(str(k)): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
+
+
 @main.command("new-site")
 @click.option("--country", required=True, help="ISO 3166-1 alpha-2 code, e.g. GH.")
 @click.option("--name", required=True, help="Site name: lower-case letters, digits and '-'.")
@@ -127,6 +140,25 @@ def inventory(stack: str) -> None:
     click.echo(inventory_yaml(load_site(stack)), nl=False)
 
 
+@main.command("converge")
+@click.argument("stack")
+def converge_command(stack: str) -> None:
+    """Bring a site's hosts to the stack's state without Pulumi: the same converge `pulumi up` runs (render the
+    inventory, make the tenants' key hashes and the gateway's key, check the run, then playbooks/site.yml)."""
+    from sovkit.converge import ConvergeError, converge
+
+    site = load_site(stack)
+    try:
+        result = converge(site, progress=lambda line: console.print(line, markup=False))
+    except ConvergeError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    changed = ", ".join(f"{host} {count}" for host, count in sorted(result.changed.items()))
+    console.print(f"{site.name} converged in {result.seconds:.0f} s; changed per host: {changed}; "
+                  f"log: {result.log}; next: sovkit verify {stack}", markup=False)
+
+
+main.add_command(rehearse_command)
 main.add_command(bundle)
 main.add_command(plan)
 main.add_command(values)

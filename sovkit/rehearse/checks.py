@@ -1,0 +1,251 @@
+"""What a rehearsal proves after `sovkit verify`, by mode.
+
+Hosts mode: every served model answers a tenant granted it, through the gateway with the site's TLS, a tenant not
+granted it is refused, and Prometheus scrapes every target. Kubernetes mode: live probes between the nodes (and
+from the admin machine, the stand-in services and the pod network) show that each node's firewall admits exactly
+what its rendered rules say, and nothing else: each (source, node, port) is tried, and reached or not as expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sovkit import ports
+from sovkit.rehearse.hosts import container_name
+
+if TYPE_CHECKING:
+    from sovkit.rehearse.run import Rehearsal
+
+CLOSED_PORT = 12345  # a port nothing admits: the default drop, tried on every node
+PROBE_TIMEOUT_S = 1.5
+
+# Run in the lab as the admin machine: the calls a tenant makes, and Prometheus's view of its targets.
+SERVING_CALLS = r"""
+import json, ssl, sys, urllib.error, urllib.request
+spec = json.loads(sys.argv[1])
+context = ssl.create_default_context(cafile=spec["ca"])
+out = []
+for call in spec["calls"]:
+    body = json.dumps({"model": call["model"], "max_tokens": 4,
+                       "messages": [{"role": "user", "content": "Hello"}]}).encode()
+    request = urllib.request.Request(spec["endpoint"] + "/chat/completions", data=body, headers={
+        "Content-Type": "application/json", "Authorization": "Bearer " + call["key"]})
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=120) as response:
+            out.append([call["label"], response.status])
+    except urllib.error.HTTPError as err:
+        out.append([call["label"], err.code])
+    except OSError as err:
+        out.append([call["label"], str(err)])
+try:
+    with urllib.request.urlopen(spec["prometheus"] + "/api/v1/targets", timeout=30) as response:
+        targets = json.load(response)["data"]["activeTargets"]
+    out.append(["targets", [[t["labels"].get("job", ""), t["scrapeUrl"], t["health"]] for t in targets]])
+except OSError as err:
+    out.append(["targets", str(err)])
+print(json.dumps(out))
+"""
+
+# Started on a node: listens on every probed TCP port and the UDP overlay port, notes who reached it.
+LISTENER = r"""
+import socket, sys, threading
+log = open("/run/sovkit-probe.log", "a", buffering=1)
+def tcp(port, family):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port)); s.listen(64)
+    while True:
+        conn, _ = s.accept(); conn.close()
+def udp(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    while True:
+        data, _ = s.recvfrom(512); log.write(data.decode() + "\n")
+for port in map(int, sys.argv[1].split(",")):
+    threading.Thread(target=tcp, args=(port, socket.AF_INET), daemon=True).start()
+for port in map(int, sys.argv[2].split(",")):
+    threading.Thread(target=udp, args=(port,), daemon=True).start()
+threading.Event().wait()
+"""
+
+# Run on a source: tries each (address, proto, port, token) at once; TCP is reached or not, UDP is sent.
+PROBER = r"""
+import json, socket, sys, concurrent.futures as cf
+spec = json.loads(sys.argv[1])
+def one(p):
+    address, proto, port, token = p
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    if spec["source"]:
+        s.bind((spec["source"], 0))
+    try:
+        if proto == "udp":
+            s.sendto(token.encode(), (address, port)); return [token, "sent"]
+        s.settimeout(spec["timeout"]); s.connect((address, port)); return [token, "reached"]
+    except OSError as err:
+        return [token, "refused" if isinstance(err, ConnectionRefusedError) else "dropped"]
+    finally:
+        s.close()
+with cf.ThreadPoolExecutor(64) as pool:
+    print(json.dumps(list(pool.map(one, spec["probes"]))))
+"""
+
+
+def _run_json(argv: list[str], timeout: float = 600) -> object:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"`{' '.join(argv[:6])} ...` exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# -- hosts mode --------------------------------------------------------------------------------------------------
+def serving(rehearsal: Rehearsal, keys: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Each served model through the gateway: 200 for a tenant granted it, 403 for one that is not; Prometheus
+    scrapes every target. Returns (what was found, what failed)."""
+    site = rehearsal.site
+    serving_node = site.serving_nodes()[0]
+    address = rehearsal.plan.addresses[serving_node.name]
+    host = f"[{address}]" if ":" in address else address
+    calls = []
+    for model in site.serving.models:
+        granted = sorted(t for t, spec in site.serving.tenants.items() if model in spec.models)
+        refused = sorted(t for t, spec in site.serving.tenants.items() if model not in spec.models)
+        if granted:
+            calls.append({"label": f"{model} as {granted[0]}: 200", "model": model, "key": keys[granted[0]]})
+        if refused:
+            calls.append({"label": f"{model} as {refused[0]}: 403", "model": model, "key": keys[refused[0]]})
+    spec = {"ca": str(rehearsal.workspace.pki / "ca.crt"), "endpoint": f"https://{host}:{ports.GATEWAY}/v1",
+            "prometheus": f"http://{host}:{ports.PROMETHEUS}", "calls": calls}
+    results = _run_json(rehearsal.lab.argv([sys.executable, "-c", SERVING_CALLS, json.dumps(spec)]))
+    found, failures = [], []
+    for label, outcome in results:  # type: ignore[union-attr]
+        if label == "targets":
+            down = [t for t in outcome if t[2] != "up"] if isinstance(outcome, list) else outcome
+            line = f"Prometheus: {len(outcome) if isinstance(outcome, list) else 0} targets, down: {down or 'none'}"
+            (failures if down else found).append(line)
+            continue
+        expected = int(label.rsplit(": ", 1)[1])
+        line = f"gateway: {label.rsplit(': ', 1)[0]} -> {outcome} (expected {expected})"
+        (found if outcome == expected else failures).append(line)
+    return found, failures
+
+
+# -- kubernetes mode ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Source:
+    name: str
+    address: str
+    argv: tuple[str, ...]  # how to run python3 there
+
+
+def _admits(rule: dict, address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    family = "v6" if ip.version == 6 else "v4"
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in rule["from"][family])
+
+
+def _in_rule(rule: dict, proto: str, port: int) -> bool:
+    low, _, high = str(rule["ports"]).partition("-")
+    return rule["proto"] == proto and int(low) <= port <= int(high or low)
+
+
+def node_firewall(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
+    """Every node's firewall, probed live from every other node, the admin machine, the stand-in services and an
+    address of the pod network. Returns (a summary of what was tried, every probe that came out otherwise)."""
+    from sovkit.rehearse.run import inventory
+
+    site, lab, podman = rehearsal.site, rehearsal.lab, rehearsal.podman
+    rendered = {h: v for g in inventory(rehearsal)["all"]["children"].values() for h, v in g["hosts"].items() if v}
+    rules = {name: variables["residency_network_inbound"] for name, variables in rendered.items()}
+    tcp_ports = sorted({p for node_rules in rules.values() for r in node_rules if r["proto"] == "tcp"
+                        for p in _ports(r)} | {CLOSED_PORT})
+    udp_ports = sorted({p for node_rules in rules.values() for r in node_rules if r["proto"] == "udp"
+                        for p in _ports(r)})
+    addresses = rehearsal.plan.addresses
+    pod_address = str(ipaddress.ip_network(site.platform.cluster_cidr)[-2])
+    first = rehearsal.plan.hosts[-1]
+    sources = [Source(h.name, h.address, ("podman", "exec", container_name(site.name, h.name), "python3"))
+               for h in rehearsal.plan.hosts]
+    sources.append(Source("admin machine", rehearsal.plan.controller[0].split("/")[0], tuple(lab.argv(["python3"]))))
+    services = container_name(site.name, "services")
+    sources.append(Source("stand-in services", rehearsal.plan.service_addresses[0].split("/")[0],
+                          ("podman", "exec", services, "python3")))
+    pod = Source(f"a pod on {first.name}", pod_address,
+                 ("podman", "exec", container_name(site.name, first.name), "python3"))
+    started = []
+    try:
+        # A pod's address on one node, and the route back to it on every other (what the CNI would set up).
+        subprocess.run(["ip", "-n", lab.machine_namespace(first.name), "addr", "replace", f"{pod_address}/32",
+                        "dev", "eth0"], check=True, capture_output=True)
+        for host in rehearsal.plan.hosts:
+            name = container_name(site.name, host.name)
+            if host.name != first.name:
+                subprocess.run(["ip", "-n", lab.machine_namespace(host.name), "route", "replace",
+                                site.platform.cluster_cidr, "via", first.address], check=True, capture_output=True)
+            podman("exec", "--detach", name, "python3", "-c", LISTENER, ",".join(map(str, tcp_ports)),
+                   ",".join(map(str, udp_ports)))
+            started.append(name)
+        _wait_listening(rehearsal, tcp_ports)
+        expected: dict[str, tuple[str, str, str, int, bool]] = {}
+        results: dict[str, str] = {}
+        for source in [*sources, pod]:
+            probes = []
+            for target, target_rules in rules.items():
+                if target == source.name:
+                    continue
+                for proto, port_list in (("tcp", tcp_ports), ("udp", udp_ports)):
+                    for port in port_list:
+                        token = f"{source.name}|{target}|{proto}|{port}"
+                        admitted = source is pod or any(_in_rule(r, proto, port) and _admits(r, source.address)
+                                                        for r in target_rules)
+                        expected[token] = (source.name, target, proto, port, admitted)
+                        probes.append([addresses[target], proto, port, token])
+            spec = {"source": pod_address if source is pod else "", "timeout": PROBE_TIMEOUT_S, "probes": probes}
+            results.update(dict(_run_json([*source.argv, "-c", PROBER, json.dumps(spec)])))  # type: ignore[arg-type]
+        received = set()
+        for name in started:
+            received |= set(podman("exec", name, "cat", "/run/sovkit-probe.log", check=False).split("\n"))
+    finally:
+        for name in started:
+            podman("exec", name, "pkill", "-f", "sovkit-probe.log", check=False)
+            podman("exec", name, "rm", "-f", "/run/sovkit-probe.log", check=False)
+        subprocess.run(["ip", "-n", lab.machine_namespace(first.name), "addr", "del", f"{pod_address}/32", "dev",
+                        "eth0"], capture_output=True, check=False)
+        for host in rehearsal.plan.hosts:
+            subprocess.run(["ip", "-n", lab.machine_namespace(host.name), "route", "del", site.platform.cluster_cidr],
+                           capture_output=True, check=False)
+    failures, admitted_count = [], 0
+    for token, (source, target, proto, port, admitted) in sorted(expected.items()):
+        outcome = results.get(token)
+        reached = (token in received) if proto == "udp" else outcome in ("reached", "refused")
+        admitted_count += admitted
+        if reached != admitted:
+            failures.append(f"{source} -> {target} {proto}/{port}: {'reached' if reached else 'dropped'}, expected "
+                            f"{'admitted' if admitted else 'dropped'}")
+    found = [f"node firewall: {len(expected)} probes from {len(sources) + 1} sources to {len(rules)} nodes, "
+             f"{admitted_count} admitted and {len(expected) - admitted_count} dropped as rendered; "
+             f"{len(failures)} otherwise"]
+    return found, failures
+
+
+def _ports(rule: dict) -> list[int]:
+    low, _, high = str(rule["ports"]).partition("-")
+    return list(range(int(low), int(high or low) + 1))
+
+
+def _wait_listening(rehearsal: Rehearsal, tcp_ports: list[int], attempts: int = 40) -> None:
+    import time
+
+    for host in rehearsal.plan.hosts:
+        name = container_name(rehearsal.site.name, host.name)
+        for _ in range(attempts):
+            listening = rehearsal.podman("exec", name, "ss", "-Htln", check=False)
+            if all(f":{p} " in listening for p in tcp_ports):
+                break
+            time.sleep(0.25)

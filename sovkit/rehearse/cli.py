@@ -1,0 +1,63 @@
+"""`sovkit rehearse STACK [--down]` (a click command; the main CLI registers it)."""
+
+from __future__ import annotations
+
+import click
+
+from sovkit.clitools import console, errors, load_site
+
+
+def _progress(line: str) -> None:
+    console.print(line, markup=False)
+
+
+@click.command("rehearse")
+@click.argument("stack")
+@click.option("--down", "take_down", is_flag=True, help="Remove the rehearsal and restore this machine.")
+def rehearse_command(stack: str, take_down: bool) -> None:
+    """Rehearse a site on this machine before touching hardware: its hosts (names, addresses, SSH user and port) as
+    podman hosts, its in-country services as local stand-ins, then exactly the converge `pulumi up` runs and
+    `sovkit verify`. Prints every substitution, the compliance verdict and the time of each phase."""
+    from sovkit.bundle.build import BundleError
+    from sovkit.converge import ConvergeError
+    from sovkit.hosts import HostsError
+    from sovkit.rehearse.plan import PlanError
+    from sovkit.rehearse.run import RehearsalError, down, rehearse
+
+    site = load_site(stack)
+    if site.infrastructure.provider == "local":
+        from sovkit.local.cli import down_command, up_command
+
+        console.print("the local site runs on this machine already: its rehearsal is `sovkit up --stack local`",
+                      markup=False)
+        command = down_command if take_down else up_command
+        command.main(args=["--stack", stack], standalone_mode=False)
+        return
+    try:
+        if take_down:
+            done = down(site, _progress)
+            console.print(f"{site.name} rehearsal is down: " + ("; ".join(done) if done else "nothing was running"),
+                          markup=False)
+            return
+        result = rehearse(site, _progress)
+    except (RehearsalError, ConvergeError, BundleError, HostsError, PlanError) as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    verdict = "compliant" if result.compliant else "NOT compliant (see the report)"
+    console.print(f"\n[bold]{site.name} rehearsed: {'ok' if result.ok else 'FAILED'}[/bold]")
+    console.print("  substitutions:", markup=False)
+    for line in result.substitutions:
+        console.print(f"    {line}", markup=False)
+    for line in result.not_stood_up:
+        console.print(f"    named, not stood up: {line}", markup=False)
+    changed = ", ".join(f"{h} {n}" for h, n in sorted(result.converge.changed.items()))
+    console.print(f"  converge      changed per host: {changed} (log: {result.converge.log})", markup=False)
+    console.print(f"  compliance    {result.report} ({verdict})", markup=False)
+    for line in result.checks:
+        console.print(f"  check         {line}", markup=False)
+    for line in result.failures:
+        console.print(f"  [red]FAILED[/red]        {line}")
+    console.print(f"  record        {result.record}", markup=False)
+    console.print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()), markup=False)
+    console.print(f"  remove it:    sovkit rehearse {stack} --down", markup=False)
+    raise SystemExit(0 if result.ok else 1)

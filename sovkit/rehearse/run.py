@@ -1,0 +1,303 @@
+"""`sovkit rehearse STACK`: a dress rehearsal of any site on this machine, through the path `pulumi up` takes.
+
+Phases: the images; the offline bundle; the site's lab (its networks in namespaces of their own, this machine as
+its admin machine); the in-country stand-ins (resolvers, NTP, the mirror serving the bundle's packages in Debian's
+layout, the model store, alert sinks); the site's hosts (names, addresses, login user, SSH port); the converge
+`pulumi up` runs (sovkit/converge.py) over SSH; `sovkit verify` over SSH; then, by mode, a call through the
+gateway for every served model (hosts) or live probes of the node firewall (kubernetes). A re-run changes
+nothing. `down` removes every container and namespace and restores what the hosts changed on this machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sovkit.config import SiteConfig
+from sovkit.config.schema import AcceleratorSection, ServingSection
+from sovkit.converge import ConvergeResult, converge
+from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir, ensure_image
+from sovkit.hosts.lab import LabLock
+from sovkit.hosts.netlab import NetLab
+from sovkit.phases import Phases, Progress
+from sovkit.rehearse import hosts as site_hosts
+from sovkit.rehearse import pki
+from sovkit.rehearse.mirror import build_debian_mirror, make_archive_key
+from sovkit.rehearse.plan import RehearsalPlan, plan
+from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
+from sovkit.render import role_vars
+from sovkit.render.inventory import render_inventory
+from sovkit.workspace import SiteWorkspace
+
+TINY_MODEL = "sovkit-tiny-llama"
+MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
+CA_DEST = "/usr/local/share/ca-certificates/sovkit-rehearsal.crt"
+# The serving roles' variables a CPU stand-in replaces; everything else (tenants, grants, limits, TLS, firewall,
+# monitoring) stays the site's own.
+SERVING_SUBSTITUTED = ("accelerator_vendor", "accelerator_driver_version", "model_store_models",
+                       "vllm_service_models", "vllm_service_requirements", "gateway_models", "gateway_model_names")
+
+
+class RehearsalError(RuntimeError):
+    """A rehearsal that cannot go on; the message says which phase, why, and where the log is."""
+
+
+@dataclass
+class RehearsalResult:
+    site: str
+    substitutions: list[str]
+    not_stood_up: list[str]
+    seconds: dict[str, float]
+    converge: ConvergeResult
+    compliant: bool
+    report: Path
+    checks: list[str] = field(default_factory=list)  # what the serving call or the firewall probes found
+    failures: list[str] = field(default_factory=list)
+    record: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.compliant and not self.failures
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    """A site's rehearsal: its plan, lab, folders and containers, all derived from the stack."""
+
+    site: SiteConfig
+    plan: RehearsalPlan
+    workspace: SiteWorkspace
+    podman: Podman
+
+    @classmethod
+    def of(cls, site: SiteConfig) -> Rehearsal:
+        return cls(site, plan(site), SiteWorkspace.of(site.name), Podman(default_cache_dir() / "podman"))
+
+    @property
+    def folder(self) -> Path:
+        return self.workspace.rehearsal
+
+    @property
+    def lab(self) -> NetLab:
+        return NetLab(self.site.name, list(self.plan.cidrs))
+
+    @property
+    def access(self) -> site_hosts.SshAccess:
+        return site_hosts.SshAccess(self.folder / "ssh")
+
+    @property
+    def record_file(self) -> Path:
+        return self.folder / "record.json"
+
+
+# -- what stands in --------------------------------------------------------------------------------------------------
+def serving_stand_in(site: SiteConfig) -> SiteConfig:
+    """The site as its model servers run here: the CPU engine, and the tiny model made offline under every served
+    name, from the same sources (so the model store is read where the site reads it)."""
+    from sovkit.config.catalogue import get
+    from sovkit.serving import tinymodel
+
+    revision = tinymodel.revision(tinymodel.manifest(tinymodel.files()))
+    tiny = get(TINY_MODEL)
+    models = {name: spec.model_copy(update={
+        "catalogue": TINY_MODEL, "revision": revision, "quantization": "none", "languages": list(tiny.languages[:1]),
+        "max_context": min(spec.max_context, tiny.max_context), "tensor_parallel": "auto", "replicas": 1,
+        "node_role": site.model_role(spec)}) for name, spec in site.serving.models.items()}
+    return dataclasses.replace(site, accelerator=AcceleratorSection(accelerator="cpu"),
+                               serving=ServingSection(models=models, tenants=site.serving.tenants))
+
+
+def tenant_keys(rehearsal: Rehearsal) -> dict[str, str]:
+    """A key per tenant, made for the rehearsal (the site's own key files and Pulumi secrets are not here)."""
+    folder = rehearsal.folder / "keys"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    keys = {}
+    for tenant in sorted(rehearsal.site.serving.tenants):
+        path = folder / f"{tenant}.key"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as stream:
+                stream.write(secrets.token_urlsafe(32) + "\n")
+        keys[tenant] = path.read_text().strip()
+    return keys
+
+
+def prepare_bundle(rehearsal: Rehearsal, progress: Progress) -> Path:
+    """What the hosts install: for hosts mode the whole offline bundle of the CPU stand-in; for kubernetes mode the
+    hardening's packages (no model server runs on its hosts)."""
+    from sovkit.bundle.build import build_apt, build_bundle
+
+    root = rehearsal.workspace.bundle
+    if rehearsal.site.platform.mode == "hosts":
+        build_bundle(serving_stand_in(rehearsal.site), root, progress)
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        build_apt(root, progress)
+    return root
+
+
+def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
+    """The stand-in services of the plan: the mirror in Debian's layout, the model store, the alert sinks."""
+    p, folder = rehearsal.plan, rehearsal.folder
+    https = [s for s in p.services if s.stood_up and s.scheme == "https"]
+    cert = key = None
+    if https:
+        pki.ensure_ca(folder / "pki", rehearsal.site.name)
+        cert, key = pki.server_certificate(folder / "pki", sorted({s.host for s in https if s.host != s.address}),
+                                           sorted({s.address for s in https if s.host == s.address}))
+    sites = []
+    for service in (s for s in p.services if s.stood_up):
+        tls = service.scheme == "https"
+        common = {"server_name": service.host, "address": service.address, "port": service.port, "tls": tls,
+                  "cert": cert if tls else None, "key": key if tls else None}
+        if service.purpose == "mirror":
+            archive = make_archive_key(folder / "archive-key", rehearsal.site.name)
+            layout = build_debian_mirror(bundle / "apt", folder / "mirror", archive)
+            base = service.path.rstrip("/")
+            sites.append(HttpSite(**common, roots={base: layout.debian, base + "-security": layout.security}))
+        elif service.purpose == "model store":
+            roots = {"/" + spec.source.split("://", 1)[1].split("/", 1)[1]: bundle / "models" / name
+                     for name, spec in rehearsal.site.serving.models.items()}
+            sites.append(HttpSite(**common, roots=roots))
+        elif service.purpose.startswith("alert receiver"):
+            sites.append(HttpSite(**common, sink=True))
+    smtp = tuple(sorted({p.records[host][0] for host in p.mail_exchangers.values()}))
+    return StandIns(name=site_hosts.container_name(rehearsal.site.name, "services"), lab=rehearsal.lab,
+                    addresses=p.service_addresses, workdir=folder / "stand-ins", dns_listen=p.resolvers,
+                    dns_records=dict(p.records), dns_mx=dict(p.mail_exchangers), ntp_listen=p.ntp_servers,
+                    http_sites=tuple(sites), smtp_listen=smtp)
+
+
+def inventory(rehearsal: Rehearsal) -> dict:
+    """The site's own inventory (addresses as the plan gives them), with the substitutions applied."""
+    site, folder = rehearsal.site, rehearsal.folder
+    rendered = render_inventory(site, addresses=rehearsal.plan.addresses, workspace=rehearsal.workspace)
+    variables = rendered["all"]["vars"]
+    if site.platform.mode == "hosts":
+        stand_in = role_vars.serve_vars(serving_stand_in(site), rehearsal.workspace)
+        variables.update({k: stand_in[k] for k in SERVING_SUBSTITUTED})
+        for group in rendered["all"]["children"].values():
+            for host in group["hosts"].values():
+                if host and "accelerator_expected_count" in host:
+                    host["accelerator_expected_count"] = 0
+    mirror = rehearsal.plan.service("mirror")
+    if mirror:
+        archive = make_archive_key(folder / "archive-key", site.name)
+        variables["os_baseline_apt_keys"] = [
+            *(k for k in variables["os_baseline_apt_keys"] if not k["dest"].endswith(("-mirror.asc", "-mirror.gpg"))),
+            {"src": str(archive.public_armored), "dest": MIRROR_KEY_DEST}]
+        for source in variables["os_baseline_apt_sources"]:
+            if source["uris"].startswith(site.residency.apt_mirror.rstrip("/")):
+                source["signed_by"] = MIRROR_KEY_DEST
+    if (folder / "pki" / "ca.crt").exists():
+        variables["os_baseline_ca_certificates"] = [{"src": str(folder / "pki" / "ca.crt"), "dest": CA_DEST}]
+    return rendered
+
+
+# -- the phases ------------------------------------------------------------------------------------------------------
+def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> RehearsalResult:
+    from sovkit.rehearse import checks
+    from sovkit.verify.runner import run_verify
+
+    rehearsal = Rehearsal.of(site)
+    for line in rehearsal.plan.substitutions:
+        progress(f"substitution: {line.line()}")
+    phases = Phases()
+    podman = rehearsal.podman
+    with phases.timed("images", progress):
+        host_image = ensure_image(podman).tag
+        services_image = ensure_services_image(podman)
+    with phases.timed("bundle", progress):
+        bundle = prepare_bundle(rehearsal, progress)
+    lab = rehearsal.lab
+    with LabLock(), phases.timed("stand-ins", progress):
+        MachineSnapshot.capture().save_once(rehearsal.workspace.machine_snapshot)
+        lab.create(list(rehearsal.plan.controller), resolvers=list(rehearsal.plan.resolvers))
+        spec = stand_ins(rehearsal, bundle)
+        if start_stand_ins(podman, spec, services_image):
+            progress(f"stand-ins up at {', '.join(spec.addresses)}: {', '.join(spec.units())}")
+    access = rehearsal.access.ensure()
+    with LabLock(), phases.timed("hosts", progress):
+        site_hosts.start_hosts(podman, lab, rehearsal.plan, host_image, access,
+                               bundle if site.platform.mode == "hosts" else None, progress)
+        place_path_store_weights(rehearsal)
+    keys = tenant_keys(rehearsal)
+    env = {**podman.env(), "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
+    with phases.timed("converge", progress):
+        result = converge(site, inventory=inventory(rehearsal), workspace=rehearsal.workspace, pulumi_keys=keys,
+                          in_lab=lab.argv, env=env, progress=progress)
+    with phases.timed("verify", progress):
+        report = run_verify(inventory(rehearsal), rehearsal.workspace.compliance, env={
+            "SOVKIT_SSH_CONFIG": str(access.config), "CONTAINERS_CONF": str(podman.conf)}, wrap=lab.argv)
+    with phases.timed("serving" if site.platform.mode == "hosts" else "firewall probes", progress):
+        found, failures = (checks.serving(rehearsal, keys) if site.platform.mode == "hosts"
+                           else checks.node_firewall(rehearsal))
+    outcome = RehearsalResult(
+        site=site.name, substitutions=[s.line() for s in rehearsal.plan.substitutions],
+        not_stood_up=[f"{s.purpose} {s.url}: {s.why_not}" for s in rehearsal.plan.services if not s.stood_up],
+        seconds=phases.seconds, converge=result, compliant=report.ok, report=rehearsal.workspace.compliance /
+        "report.html", checks=found, failures=failures)
+    outcome.record = write_record(rehearsal, outcome, report.totals())
+    return outcome
+
+
+def place_path_store_weights(rehearsal: Rehearsal) -> None:
+    """A path model store: the weights lie on the hosts before sovkit runs (the operator put them there). The
+    rehearsal puts the stand-in weights there, from the bundle."""
+    site = rehearsal.site
+    if site.platform.mode != "hosts" or "://" in site.residency.model_store:
+        return
+    from sovkit.workspace import HOST_BUNDLE_DIR
+
+    folders = {spec.source: f"{HOST_BUNDLE_DIR}/models/{name}" for name, spec in site.serving.models.items()}
+    serving = {n.name for n in site.serving_nodes()}
+    for machine in rehearsal.plan.hosts:
+        if machine.name in serving:
+            site_hosts.place_weights(rehearsal.podman, rehearsal.plan, machine, folders)
+
+
+def write_record(rehearsal: Rehearsal, outcome: RehearsalResult, totals: dict) -> Path:
+    record = {"site": outcome.site, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "hosts": [{"name": h.name, "role": h.role, "addresses": list(h.addresses), "login": h.ssh_user,
+                         "ssh_port": h.ssh_port} for h in rehearsal.plan.hosts],
+              "controller": list(rehearsal.plan.controller), "substitutions": outcome.substitutions,
+              "not_stood_up": outcome.not_stood_up, "seconds": outcome.seconds,
+              "changed": outcome.converge.changed, "compliance": totals, "compliant": outcome.compliant,
+              "checks": outcome.checks, "failures": outcome.failures}
+    rehearsal.record_file.parent.mkdir(parents=True, exist_ok=True)
+    rehearsal.record_file.write_text(json.dumps(record, indent=1) + "\n")
+    return rehearsal.record_file
+
+
+def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:
+    """Remove the rehearsal's containers and namespaces, restore this machine's settings; returns what was done.
+    The record of the last rehearsal stays (.sovkit/<site>/rehearsal/record.json)."""
+    rehearsal = Rehearsal.of(site)
+    podman = rehearsal.podman
+    done = []
+    with LabLock():
+        names = podman("container", "ls", "--all", "--filter", f"label={site_hosts.SITE_LABEL}={site.name}",
+                       "--format", "{{.Names}}").split()
+        for name in sorted(names):
+            progress(f"removing host {name}")
+            podman.stop_host(name)
+            done.append(f"removed host {name}")
+        services = site_hosts.container_name(site.name, "services")
+        if podman.container_exists(services):
+            podman.stop_host(services)
+            done.append(f"removed stand-ins {services}")
+        done += rehearsal.lab.destroy()
+        snapshot = MachineSnapshot.load(rehearsal.workspace.machine_snapshot)
+        if snapshot:
+            done += snapshot.restore()
+            rehearsal.workspace.machine_snapshot.unlink()
+    for part in ("ssh", "keys", "stand-ins", "mirror", "archive-key", "pki"):  # gpg's agent is never left running
+        if (rehearsal.folder / part).exists():
+            shutil.rmtree(rehearsal.folder / part)
+    return done
