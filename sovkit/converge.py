@@ -184,10 +184,10 @@ def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: Site
     ConvergeError before anything runs when a precondition fails, and after, when the play fails (`check`)."""
     workspace = workspace or SiteWorkspace.of(site.name)
     inventory = inventory if inventory is not None else render_inventory(site, workspace=workspace)
-    variables = play_variables(site, workspace, pulumi_keys or {})
     check_rendered(site, inventory)
     if in_lab is None:
         check_admitted(site, inventory)
+    variables = play_variables(site, workspace, pulumi_keys or {})
     workspace.state_dir.mkdir(parents=True, exist_ok=True)
     workspace.inventory.write_text(yaml.safe_dump(inventory, sort_keys=True, default_flow_style=False, width=120))
     variables_file = workspace.secrets / "play-variables.yml"

@@ -93,15 +93,11 @@ def config_hash(inventory: str, stack_config: Mapping[str, object], root: Path,
 
 
 def playbook_command(site_name: str, python: str | None = None) -> str:
-    """Write the inventory the program rendered (passed in the environment) where the kubeconfig fetch and the
-    operator's `sovkit verify` read it, then run the converge pipeline `sovkit up` and `sovkit rehearse` run:
-    `python -m sovkit.converge SITE`, which reads the inventory from SOVKIT_INVENTORY and the tenant keys held
-    as Pulumi secrets from SOVKIT_TENANT_KEYS, and runs playbooks/site.yml."""
-    path = shlex.quote(inventory_path(site_name))
-    python = python or sys.executable
-    return (f"umask 077 && mkdir -p {shlex.quote(workdir(site_name))} && "
-            f"printf '%s\\n' \"${INVENTORY_ENV}\" > {path} && "
-            f"{converge_command(site_name, python)}")
+    """The converge pipeline `sovkit up` and `sovkit rehearse` run: `python -m sovkit.converge SITE` reads the
+    inventory the program rendered from SOVKIT_INVENTORY (and writes it where the kubeconfig fetch and the
+    operator's `sovkit verify` read it), the tenant keys held as Pulumi secrets from SOVKIT_TENANT_KEYS, and runs
+    playbooks/site.yml."""
+    return f"umask 077 && {converge_command(site_name, python)}"
 
 
 def converge_command(site_name: str, python: str | None = None) -> str:

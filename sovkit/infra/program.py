@@ -104,8 +104,10 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
         # for the site play and `sovkit verify`.
         facts = pulumi.Output.all(addresses=pulumi.Output.all(**nodes.addresses),
                                   volumes=pulumi.Output.all(**nodes.data_volumes))
+        # Rendered with the addresses, so what derives from them (each node's firewall sources, Prometheus's
+        # targets) names the cloud's addresses too.
         inventory: pulumi.Input[str] = facts.apply(lambda f: with_addresses(
-            render_inventory(site), f["addresses"],
+            render_inventory(site, addresses=f["addresses"]), f["addresses"],
             {node: {DATA_VOLUME_VAR: volume} for node, volume in f["volumes"].items()}))
     else:
         inventory = inventory_yaml(site)

@@ -98,12 +98,10 @@ def test_hosts_mode_tenant_keys_reach_the_play_as_a_secret(tree):
 
 
 def test_play_command_runs_the_converge_pipeline_with_this_python():
-    """The inventory is written where the kubeconfig fetch reads it, then `python -m sovkit.converge SITE` (the one
-    pipeline `sovkit up` and `sovkit rehearse` run) with the Python given, quoted."""
+    """`python -m sovkit.converge SITE` (the one pipeline `sovkit up` and `sovkit rehearse` run) with the Python
+    given, quoted, files it writes private to the operator."""
     command = hc.playbook_command("my site", python="/opt/my venv/bin/python")
-    assert command == ("umask 077 && mkdir -p '.sovkit/my site' && "
-                       f"printf '%s\\n' \"$SOVKIT_INVENTORY\" > '{hc.inventory_path('my site')}' && "
-                       "'/opt/my venv/bin/python' -m sovkit.converge 'my site'")
+    assert command == "umask 077 && '/opt/my venv/bin/python' -m sovkit.converge 'my site'"
     assert hc.playbook_command("s").endswith(" -m sovkit.converge s") and sys.executable in hc.playbook_command("s")
 
 

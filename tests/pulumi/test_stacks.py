@@ -66,21 +66,20 @@ def test_outputs(shipped):
 
 def test_site_play_command_and_trigger(shipped):
     """The play is the one converge pipeline (`python -m sovkit.converge SITE`, with this checkout's Python) on the
-    rendered inventory, which is also written where the kubeconfig fetch reads it; triggered by the hash of all
-    its inputs."""
+    rendered inventory (which the converge writes where the kubeconfig fetch reads it); triggered by the hash of
+    all its inputs."""
     site = shipped.site
     play = shipped.run.mocks.named(f"{site.name}-site-play")
-    path = inventory_path(site.name)
     assert play.type_ == COMMAND
     python = shlex.quote(sys.executable)
-    assert play.plain("create").endswith(f" > {path} && {python} -m sovkit.converge {shlex.quote(site.name)}")
+    assert play.plain("create") == f"umask 077 && {python} -m sovkit.converge {shlex.quote(site.name)}"
     assert "ansible-playbook" not in play.plain("create")  # the converge pipeline runs the play, as `sovkit up` does
     assert play.plain("dir") == str(ROOT)
     inventory = play.plain("environment")["SOVKIT_INVENTORY"]
     if site.infrastructure.provider == "openstack":
         addresses = {n: h["address"] for n, h in shipped.run.outputs["nodes"].items()}
         volumes = {n: {DATA_VOLUME_VAR: v} for n, v in shipped.run.outputs["dataVolumes"].items()}
-        assert inventory == with_addresses(render_inventory(site), addresses, volumes)
+        assert inventory == with_addresses(render_inventory(site, addresses=addresses), addresses, volumes)
         hosts = [h for g in yaml.safe_load(inventory)["all"]["children"].values() for h in g["hosts"].values()]
         assert len(hosts) == len(site.nodes)
         assert all(ipaddress.ip_address(h["ansible_host"]) for h in hosts)  # the cloud's addresses, not names

@@ -130,18 +130,21 @@ def test_verify_detects_drift(hardened, podman: Podman, tmp_path: Path):
     assert not report.ok
 
 
-def _residency(inv: dict, **changes) -> dict:
+def _with(inv: dict, **changes) -> dict:
+    """The inventory with some of the role variables sovkit rendered changed, as an operator's override would."""
     inv = copy.deepcopy(inv)
-    inv["all"]["vars"]["sovkit_residency"].update(changes)
+    inv["all"]["vars"].update(changes)
     return inv
 
 
 BAD_INPUTS = [
-    ({"in_country_cidrs": []}, (), ["residency_network_in_country_cidrs", "must be a non-empty list"]),
-    ({"ntp_servers": ["203.0.113.123"]}, (),
-     ["residency_time_dns_ntp_servers", "outside them: [\"203.0.113.123\"]"]),
+    ({"residency_network_in_country_cidrs": []}, (),
+     ["residency_network_in_country_cidrs (from sovereign-ai:inCountryCidrs)", "one or more networks in CIDR form"]),
+    ({"residency_time_dns_ntp_servers": ["203.0.113.123"]}, (),
+     ["residency_time_dns_ntp_servers (from sovereign-ai:ntpServers)", "found 203.0.113.123",
+      "an address inside the in-country networks"]),
     ({}, ("-e", "residency_network_controller_address=203.0.113.99"),
-     ["residency_network_admin_cidrs", "does not include 203.0.113.99"]),
+     ["residency_network_controller_address", "found 203.0.113.99", "an address inside the admin networks"]),
 ]
 
 
@@ -151,7 +154,7 @@ def test_bad_input_refused_before_change(hardened, podman: Podman, tmp_path: Pat
     the hardening play never starts and nothing on any host changes."""
     watched = ["/etc/nftables.conf", "/etc/chrony/chrony.conf", "/etc/ssh/sshd_config.d/50-sovkit.conf"]
     before = {h: podman.exec(h, ["sha256sum", *watched]) for h in hardened["hosts"]}
-    run = converge(podman, _residency(hardened["inventory"], **residency), tmp_path, *extra)
+    run = converge(podman, _with(hardened["inventory"], **residency), tmp_path, *extra)
     assert run.returncode != 0
     for text in named:
         assert text in run.output, run.output[-3000:]
