@@ -48,10 +48,11 @@ class ConvergeError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class ConvergeResult:
+class PlayRun:
+    """An ansible-playbook run: its exit status, time and output, and what its recap says changed."""
+
     returncode: int
     seconds: float
-    log: Path
     output: str
 
     @property
@@ -69,6 +70,11 @@ class ConvergeResult:
             elif line.startswith("changed: ["):
                 out.append(f"{task}: {line.split('[', 1)[1].split(']', 1)[0]}")
         return out
+
+
+@dataclass(frozen=True)
+class ConvergeResult(PlayRun):
+    log: Path = Path()  # the whole output, kept in the site's state folder
 
 
 class _Unsafe(str):
@@ -213,7 +219,7 @@ def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: Site
             lines.append(line)
             if line.startswith(("PLAY [", "TASK [")):
                 progress("  " + line.strip(" *\n"))
-    result = ConvergeResult(proc.returncode, time.monotonic() - started, log_path, "".join(lines))
+    result = ConvergeResult(proc.returncode, time.monotonic() - started, "".join(lines), log_path)
     if check and proc.returncode != 0:
         tail = "".join(lines[-40:])
         raise ConvergeError(f"converge of {site.name} failed (ansible-playbook exit {proc.returncode}); "

@@ -19,12 +19,10 @@ import pytest
 
 from sovkit import ports
 from sovkit.config import load_stack
+from sovkit.converge import PlayRun
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
 from sovkit.local.up import LocalSite
 from sovkit.render.inventory import DATA_PATHS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "roles"))
-from harden_lab import PlayRun  # the play-output reader the hardening tests use
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")

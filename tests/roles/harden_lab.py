@@ -13,17 +13,16 @@ Used by test_harden.py, test_verify_cli.py and bench/bench_harden.py.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from sovkit.config import SiteConfig, load_stack
+from sovkit.converge import PlayRun
 from sovkit.hosts import AptRepo, Attachment, HostSpec, Lab, NetworkSpec, Podman
 from sovkit.render.inventory import render_inventory
 
@@ -70,29 +69,6 @@ def start_hosts(lab: Lab, image: str, repo: AptRepo, site: SiteConfig) -> list[s
                          (repo.volume(mirror_path(site)),))
                 for i, name in enumerate(names)])
     return names
-
-
-@dataclass
-class PlayRun:
-    returncode: int
-    seconds: float
-    output: str
-
-    @property
-    def changed(self) -> dict[str, int]:
-        """changed= per host from the PLAY RECAP."""
-        recap = re.finditer(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", self.output, re.M)
-        return {m.group(1): int(m.group(2)) for m in recap}
-
-    def changed_tasks(self) -> list[str]:
-        """'TASK name: host' for every task that reported a change (what broke idempotence)."""
-        out, task = [], ""
-        for line in self.output.splitlines():
-            if line.startswith("TASK ["):
-                task = line.split("[", 1)[1].rsplit("]", 1)[0]
-            elif line.startswith("changed: ["):
-                out.append(f"{task}: {line.split('[', 1)[1].split(']', 1)[0]}")
-        return out
 
 
 def ansible_env(podman: Podman) -> dict[str, str]:
