@@ -11,6 +11,7 @@
 # - apt-utils (apt-ftparchive) + gnupg: index and sign the rehearsal's in-country Debian mirror
 #   (sovkit/rehearse/mirror.py). apt-utils is not pinned: it must match the machine's own apt version.
 # - openssl: the rehearsal tests' throwaway site CA and server certificate.
+# - openssh-client: Ansible and `sovkit verify` reach a rehearsal's hosts over SSH (ssh, ssh-keygen).
 # Versions are those of Debian 12 (bookworm); the roles and tests were proven with them.
 set -euo pipefail
 
@@ -26,6 +27,7 @@ packages=(
   apt-utils
   gnupg
   openssl
+  openssh-client
   zstd
   iproute2
 )
