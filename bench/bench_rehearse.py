@@ -32,8 +32,10 @@ def rehearse(site: str, *extra: str) -> tuple[int, float, dict]:
                           text=True, check=False)
     seconds = time.monotonic() - started
     record_file = SiteWorkspace.of(site, ROOT).rehearsal / "record.json"
+    record_file.unlink(missing_ok=True)  # a record of an earlier run proves nothing about this one
     if proc.returncode not in (0, 1) or not record_file.exists():
-        sys.exit(f"sovkit rehearse {site} could not run:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        print(f"sovkit rehearse {site} could not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}", flush=True)
+        return proc.returncode or 2, seconds, {"changed": {"?": -1}, "seconds": {}, "compliant": False}
     return proc.returncode, seconds, json.loads(record_file.read_text())
 
 
@@ -55,6 +57,7 @@ def main() -> int:
         changed = sum(second["changed"].values())
         verdict = "ok" if code == warm_code == 0 and changed == 0 else "FAILED"
         ok &= verdict == "ok"
+        print(f"  {name}: cold {cold:.1f} s, re-run {warm:.1f} s, changed {changed}, {verdict}", flush=True)
         rows.append((name, len(shipped[name].nodes), cold, first["seconds"].get("converge", 0.0), warm,
                      second["seconds"].get("converge", 0.0), changed, second["seconds"].get("verify", 0.0),
                      "compliant" if second["compliant"] else "NOT compliant", verdict))

@@ -273,10 +273,11 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
     if prometheus:
         variables["monitoring_node_targets"] = [
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.NODE_EXPORTER}" for n in site.nodes]
+        # One scrape job per model, its targets every serving node's gateway (Prometheus refuses a job twice).
+        gateways = [f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GATEWAY}" for n in serving]
         variables["monitoring_model_targets"] = [
-            {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https",
-             "target": f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GATEWAY}"}
-            for n in serving for name in site.serving.models]
+            {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https", "targets": gateways}
+            for name in site.serving.models]
     return variables
 
 

@@ -123,3 +123,16 @@ def test_openstack_servers_may_reach_the_metadata_service_and_nothing_else_by_ex
     assert role_vars.site_vars(site("za-national-dc"))["residency_network_allowed_endpoints"] == [
         {"host": "192.0.2.80", "port": 80, "justification": site("za-national-dc").residency.allowed_endpoints[
             "192.0.2.80:80"]}]
+
+
+@pytest.mark.parametrize("stack", sorted(n for n, s in STACKS.items() if s.platform.mode == "hosts"))
+def test_prometheus_scrapes_each_model_once_on_every_serving_node(stack: str):
+    """One scrape job per model (Prometheus refuses a job name twice), its targets every serving node's gateway."""
+    site = STACKS[stack]
+    inventory = render_inventory(site)
+    first = site.serving_nodes()[0].name
+    host = next(g["hosts"][first] for g in inventory["all"]["children"].values() if g["hosts"].get(first))
+    jobs = host["monitoring_model_targets"]
+    assert [j["served_model"] for j in jobs] == list(site.serving.models)
+    gateways = [f"{n.address}:443" for n in site.serving_nodes()]
+    assert all(j["targets"] == gateways for j in jobs)
