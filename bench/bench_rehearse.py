@@ -27,12 +27,12 @@ WARM_TARGET_S = 180.0
 
 
 def rehearse(site: str, *extra: str) -> tuple[int, float, dict]:
+    record_file = SiteWorkspace.of(site, ROOT).rehearsal / "record.json"
+    record_file.unlink(missing_ok=True)  # a record of an earlier run proves nothing about this one
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sovkit", "rehearse", site, *extra], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     seconds = time.monotonic() - started
-    record_file = SiteWorkspace.of(site, ROOT).rehearsal / "record.json"
-    record_file.unlink(missing_ok=True)  # a record of an earlier run proves nothing about this one
     if proc.returncode not in (0, 1) or not record_file.exists():
         print(f"sovkit rehearse {site} could not run:\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}", flush=True)
         return proc.returncode or 2, seconds, {"changed": {"?": -1}, "seconds": {}, "compliant": False}
