@@ -16,6 +16,7 @@ SCENARIOS = sorted(p.parent.parent.parent.name for p in ROLES_DIR.glob("*/molecu
 
 @pytest.mark.hosts
 @pytest.mark.slow
+@pytest.mark.molecule
 @pytest.mark.parametrize("role", SCENARIOS)
 def test_role_scenario(role: str, molecule_env: dict[str, str]) -> None:
     """The role converges, re-converges with nothing changed, and its scenario's checks pass."""
