@@ -233,8 +233,10 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
         result = converge(site, inventory=inventory(rehearsal), workspace=rehearsal.workspace, pulumi_keys=keys,
                           in_lab=lab.argv, env=env, progress=progress)
     with phases.timed("verify", progress):
-        report = run_verify(inventory(rehearsal), rehearsal.workspace.compliance, env={
-            "SOVKIT_SSH_CONFIG": str(access.config), "CONTAINERS_CONF": str(podman.conf)}, wrap=lab.argv)
+        # every host at once: each suite mostly waits on its SSH connection
+        report = run_verify(inventory(rehearsal), rehearsal.workspace.compliance, jobs=len(rehearsal.plan.hosts),
+                            env={"SOVKIT_SSH_CONFIG": str(access.config), "CONTAINERS_CONF": str(podman.conf)},
+                            wrap=lab.argv)
     with phases.timed("serving" if site.platform.mode == "hosts" else "firewall probes", progress):
         found, failures = (checks.serving(rehearsal, keys) if site.platform.mode == "hosts"
                            else checks.node_firewall(rehearsal))
