@@ -28,13 +28,13 @@ import yaml
 
 from sovkit.bundle.manifest import MANIFEST, write_manifest
 from sovkit.config import SiteConfig
+from sovkit.config.catalogue import TINY_MODEL
 from sovkit.render import runtime
 from sovkit.render.packages import host_packages
 from sovkit.render.values import render_values
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace
 
-TINY_MODEL = "sovkit-tiny-llama"  # the catalogue entry the kit can make offline
 CHART = "sovkit-serving"
 ALERT_RULES = "chart/alert-rules.yml"  # {namespace, groups}: what the hosts' Prometheus loads
 Progress = Callable[[str], None]

@@ -11,6 +11,7 @@ from sovkit.config.site import SiteConfig
 from sovkit.data import load_yaml
 from sovkit.errors import Problem, short
 
+TINY_MODEL = "sovkit-tiny-llama"  # the catalogue entry sovkit makes offline (sovkit/serving/tinymodel.py)
 EMBEDDING_BYTES = 2.0  # embeddings and the output head stay 16-bit in every published quantized checkpoint
 KV_CACHE_BYTES = 2  # vLLM's default kv-cache dtype (auto) is the model's 16-bit dtype
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from sovkit.config.catalogue import CatalogueModel, catalogue, get
+from sovkit.config.catalogue import TINY_MODEL, CatalogueModel, catalogue, get
 from sovkit.config.schema import ModelSpec
 from sovkit.config.site import SiteConfig
 
@@ -198,7 +198,7 @@ def _suggest(site: SiteConfig, served: str) -> tuple[str, ...]:
             found.append(f"quantization: {quant.name} ({trial.weights_gib:.1f} GiB of weights, "
                          f"{trial.concurrent_sequences} sequences of {spec.max_context} tokens)")
             break
-    others = sorted((m for m in catalogue().values() if m.id not in (entry.id, "sovkit-tiny-llama")
+    others = sorted((m for m in catalogue().values() if m.id not in (entry.id, TINY_MODEL)
                      and m.max_context >= spec.max_context and m.parameters < entry.parameters),
                     key=lambda m: (not m.covers(spec.languages), -m.parameters))
     for other in others:

@@ -12,6 +12,7 @@ import ipaddress
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -240,8 +241,6 @@ def _ports(rule: dict) -> list[int]:
 
 
 def _wait_listening(rehearsal: Rehearsal, tcp_ports: list[int], attempts: int = 40) -> None:
-    import time
-
     for host in rehearsal.plan.hosts:
         name = container_name(rehearsal.site.name, host.name)
         for _ in range(attempts):

@@ -22,7 +22,7 @@ def rehearse_command(stack: str, take_down: bool) -> None:
     from sovkit.converge import ConvergeError
     from sovkit.hosts import HostsError
     from sovkit.rehearse.plan import PlanError
-    from sovkit.rehearse.run import RehearsalError, down, rehearse
+    from sovkit.rehearse.run import down, rehearse
 
     site = load_site(stack)
     if site.infrastructure.provider == "local":
@@ -40,7 +40,7 @@ def rehearse_command(stack: str, take_down: bool) -> None:
                           markup=False)
             return
         result = rehearse(site, _progress)
-    except (RehearsalError, ConvergeError, BundleError, HostsError, PlanError) as err:
+    except (ConvergeError, BundleError, HostsError, PlanError) as err:
         errors.print(str(err), markup=False)
         raise SystemExit(1) from None
     verdict = "compliant" if result.compliant else "NOT compliant (see the report)"

@@ -35,17 +35,12 @@ from sovkit.render import role_vars
 from sovkit.render.inventory import render_inventory
 from sovkit.workspace import SiteWorkspace
 
-TINY_MODEL = "sovkit-tiny-llama"
 MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
 CA_DEST = "/usr/local/share/ca-certificates/sovkit-rehearsal.crt"
 # The serving roles' variables a CPU stand-in replaces; everything else (tenants, grants, limits, TLS, firewall,
 # monitoring) stays the site's own.
 SERVING_SUBSTITUTED = ("accelerator_vendor", "accelerator_driver_version", "model_store_models",
                        "vllm_service_models", "vllm_service_requirements", "gateway_models", "gateway_model_names")
-
-
-class RehearsalError(RuntimeError):
-    """A rehearsal that cannot go on; the message says which phase, why, and where the log is."""
 
 
 @dataclass
@@ -100,7 +95,7 @@ class Rehearsal:
 def serving_stand_in(site: SiteConfig) -> SiteConfig:
     """The site as its model servers run here: the CPU engine, and the tiny model made offline under every served
     name, from the same sources (so the model store is read where the site reads it)."""
-    from sovkit.config.catalogue import get
+    from sovkit.config.catalogue import TINY_MODEL, get
     from sovkit.serving import tinymodel
 
     revision = tinymodel.revision(tinymodel.manifest(tinymodel.files()))

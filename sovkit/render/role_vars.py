@@ -83,7 +83,7 @@ def _address_of(node: Node, addresses: Mapping[str, str]) -> str | None:
     return addresses.get(node.name) or node.address
 
 
-def _hosts(site: SiteConfig, nodes: list[Node], addresses: Mapping[str, str]) -> list[str] | None:
+def _hosts(nodes: list[Node], addresses: Mapping[str, str]) -> list[str] | None:
     """The nodes' addresses as /32 or /128 networks; None when one is not known yet (OpenStack before `up`)."""
     found = [_address_of(n, addresses) for n in nodes]
     if any(a is None for a in found):
@@ -97,7 +97,7 @@ def inbound_rules(site: SiteConfig, node: Node, addresses: Mapping[str, str]) ->
     in_country = list(res.in_country_cidrs)
     nodes = list(site.nodes)
     # Before a cloud has given the addresses, the site's own networks stand in for its nodes.
-    cluster = _hosts(site, nodes, addresses) or in_country
+    cluster = _hosts(nodes, addresses) or in_country
     rules: list[dict] = []
     if site.platform.mode == "hosts":
         serving = site.serving_nodes()
@@ -105,10 +105,10 @@ def inbound_rules(site: SiteConfig, node: Node, addresses: Mapping[str, str]) ->
             rules.append(_rule("gateway (OpenAI-compatible API)", "tcp", ports.GATEWAY, in_country))
             if node == serving[0]:
                 rules.append(_rule("Prometheus, for the operators", "tcp", ports.PROMETHEUS, list(res.admin_cidrs)))
-        monitor = _hosts(site, serving[:1], addresses) if serving else None
+        monitor = _hosts(serving[:1], addresses) if serving else None
         rules.append(_rule("node exporter, scraped by Prometheus", "tcp", ports.NODE_EXPORTER, monitor or in_country))
         return rules
-    control_planes = _hosts(site, site.nodes_with_role("control_plane"), addresses) or in_country
+    control_planes = _hosts(site.nodes_with_role("control_plane"), addresses) or in_country
     rules.append(_rule("ingress (OpenAI-compatible API)", "tcp", ports.GATEWAY, in_country))
     if node.role == "control_plane":
         rules.append(_rule("Kubernetes API", "tcp", ports.KUBE_API, cluster + list(res.admin_cidrs)))
