@@ -246,6 +246,11 @@ def substitutions(site: SiteConfig) -> list[Substitution]:
                                 "no cloud here; cloud-init's login user and key are set up as it would"))
         out.append(Substitution("data volumes", f"Cinder volumes of type {site.infrastructure.openstack_volume_type}",
                                 "the host's own disk", "containers have no block devices of their own"))
+    if site.residency.encryption_at_rest_required:
+        out.append(Substitution("encryption at rest", "required: data folders on LUKS/dm-crypt volumes",
+                                "not required of the hosts' own disks",
+                                "a container has no block device of its own; the check stays in the report as "
+                                "skipped, with that reason"))
     if site.platform.mode == "kubernetes":
         out.append(Substitution("Kubernetes", f"RKE2 {site.platform.rke2_version}", "not installed",
                                 "no Kubernetes API server can run here; the node firewall is probed between nodes"))
