@@ -23,7 +23,8 @@ from dataclasses import dataclass, field, replace
 
 from sovkit.config.catalogue import TINY_MODEL, CatalogueModel, catalogue, get
 from sovkit.config.schema import ModelSpec
-from sovkit.config.site import SiteConfig
+from sovkit.config.site import SiteConfig, accelerator_catalogue
+from sovkit.config.vendors import vendor
 
 GIB = 1024**3
 GPU_MEMORY_UTILIZATION = 0.90  # vLLM's default share of device memory it may take
@@ -33,11 +34,7 @@ MAX_NUM_SEQS = 256  # vLLM's default ceiling on sequences in one batch
 TP_SIZES = (1, 2, 4, 8, 16)
 CPU_SEQUENCES = 4  # CPU sites: KV cache sized for this many full-context sequences
 CPU_RUNTIME_GIB = 2.0  # CPU sites: Python, torch and the server besides weights and KV cache
-QUANT_SUPPORT = {  # what vLLM's kernels serve per vendor (fp8 on AMD needs MI300: see _supports)
-    "nvidia": ("none", "fp8", "w8a8", "awq", "gptq"),
-    "amd": ("none", "fp8", "w8a8", "awq", "gptq"),
-    "cpu": ("none", "w8a8", "awq", "gptq"),
-}
+CPU_GENERATION = "x86-64-v3"  # the CPU backend's one generation in sovkit/data/vendors/cpu.yaml
 
 
 @dataclass(frozen=True)
@@ -63,6 +60,8 @@ class ModelPlan:
     memory_gib: float = 0.0  # CPU sites: RAM one replica needs
     problem: str | None = None
     suggestions: tuple[str, ...] = field(default=())
+    # Where each replica runs: per replica, (node, the indices of its GPUs there) for each node it spans.
+    placement: tuple[tuple[tuple[str, tuple[int, ...]], ...], ...] = field(default=())
 
     @property
     def fits(self) -> bool:
@@ -77,10 +76,10 @@ class ModelPlan:
         return self.kv_bytes_per_token / 1024
 
 
-def _supports(vendor: str, accelerator_model: str | None, quantization: str) -> bool:
-    if quantization not in QUANT_SUPPORT[vendor]:
-        return False
-    return not (vendor == "amd" and quantization == "fp8" and not (accelerator_model or "").startswith("MI300"))
+def _supports(vendor_name: str, accelerator_model: str | None, quantization: str) -> bool:
+    """vLLM has kernels for the quantization on this accelerator (the vendor's data: vLLM's support table)."""
+    generation = accelerator_catalogue()[accelerator_model]["generation"] if accelerator_model else CPU_GENERATION
+    return vendor(vendor_name).serves(quantization, generation)
 
 
 def _tp_valid(entry: CatalogueModel, tp: int) -> bool:
@@ -213,29 +212,46 @@ def _suggest(site: SiteConfig, served: str) -> tuple[str, ...]:
 
 
 def _place(site: SiteConfig, plans: list[ModelPlan]) -> list[ModelPlan]:
-    """Place every replica on the GPU nodes (first fit, each replica's GPUs within its nodes); a model whose
-    replicas do not all find GPUs gets a problem naming how many the site has."""
-    free: dict[str, list[int]] = {}
+    """Place every replica on the GPU nodes, each on GPUs no other model uses: first fit in kubernetes mode (each
+    replica's GPUs within its nodes); in hosts mode every node of the model's role runs one replica (the roles run
+    every model on every serving node). A model whose replicas do not all find GPUs gets a problem naming how many
+    the site has."""
+    free: dict[str, dict[str, list[int]]] = {}  # role -> node -> free GPU indices
     out = []
     for plan in plans:
         if not plan.fits or plan.accelerator == "cpu":
             out.append(plan)
             continue
-        counts = free.setdefault(plan.node_role, [c for _, _, c in _gpu_nodes(site, plan.node_role)])
-        placed = 0
-        for _ in range(plan.replicas):
-            nodes = [i for i, c in enumerate(counts) if c >= plan.tensor_parallel][: plan.pipeline_parallel]
-            if len(nodes) < plan.pipeline_parallel:
+        nodes = free.setdefault(plan.node_role, {name: list(range(count))
+                                                 for name, _, count in _gpu_nodes(site, plan.node_role)})
+        wanted = plan.replicas if site.platform.mode == "kubernetes" else len(nodes)
+        placement = []
+        for replica in range(wanted):
+            candidates = list(nodes) if site.platform.mode == "kubernetes" else list(nodes)[replica:replica + 1]
+            chosen = [n for n in candidates if len(nodes[n]) >= plan.tensor_parallel][: plan.pipeline_parallel]
+            if len(chosen) < plan.pipeline_parallel:
                 break
-            for i in nodes:
-                counts[i] -= plan.tensor_parallel
-            placed += 1
-        if placed < plan.replicas:
+            placement.append(tuple((n, tuple(nodes[n][: plan.tensor_parallel])) for n in chosen))
+            for n in chosen:
+                del nodes[n][: plan.tensor_parallel]
+        plan = replace(plan, placement=tuple(placement))
+        if len(placement) < wanted:
             total = sum(c for _, _, c in _gpu_nodes(site, plan.node_role))
             plan = replace(plan, problem=(
-                f"only {placed} of {plan.replicas} replicas ({plan.gpus_per_replica} GPUs each) find free GPUs: "
+                f"only {len(placement)} of {wanted} replicas ({plan.gpus_per_replica} GPUs each) find free GPUs: "
                 f"the {plan.node_role} nodes have {total} GPUs and the models before it take the rest"))
         out.append(plan)
+    return out
+
+
+def devices_on(site: SiteConfig, node: str) -> dict[str, tuple[int, ...]]:
+    """Hosts mode: the GPUs each model uses on `node` (indices, disjoint across models), from the placement."""
+    out: dict[str, tuple[int, ...]] = {}
+    for plan in plan_site(site):
+        for replica in plan.placement:
+            for name, indices in replica:
+                if name == node:
+                    out[plan.served_name] = indices
     return out
 
 

@@ -280,9 +280,16 @@ def allowed_endpoints(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable
 
 
 def hosts_mode_models(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
-    """Hosts mode places each model's files itself and proves them one by one: what the model store role reads."""
+    """Hosts mode places each model's files itself and proves them one by one: what the model store role reads.
+    And every node of a model's role runs one replica of it, behind its own gateway: replicas says how many nodes."""
     if site.platform.mode != "hosts":
         return
+    for name, model in site.serving.models.items():
+        nodes = len(site.nodes_with_role(site.model_role(model)))
+        if nodes and model.replicas != nodes:
+            yield Problem(key(f"models.{name}.replicas"), str(model.replicas),
+                          f"{nodes}: in hosts mode every {site.model_role(model)} node runs one replica",
+                          fix=f"set replicas: {nodes}, or change the number of {site.model_role(model)} nodes")
     models = {name: {"source": m.source, "revision": m.revision} for name, m in site.serving.models.items()}
     yield from from_findings("models", checks.model_sources(models, HOST_DATA_PATHS["model_store"],
                                                             site.residency.model_store))

@@ -1,24 +1,54 @@
-"""The accelerator vendors the kit knows, one data file each under sovkit/data/vendors/."""
+"""The accelerator vendors the kit knows, one data file each under sovkit/data/vendors/: where the Debian packages
+come from, the variable and device nodes that give a process its GPUs, the quantizations vLLM serves on each
+generation (vLLM's own support table) and the arguments that select them. Adding a vendor is its file and tests."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from sovkit.data import load_yaml, names_in
+
+RENDER_NODE_BASE = 128  # /dev/dri/renderD128 is the first GPU's render node
 
 
 @dataclass(frozen=True)
 class Vendor:
     name: str
+    title: str
     debian_components: tuple[str, ...]  # archive components the site's hosts need from the in-country mirror
+    generations: dict[str, str]  # generation -> what identifies it (compute capability, gfx target, CPU flags)
+    quantizations: dict[str, tuple[str, ...]]  # stack quantization -> generations vLLM serves it on
+    quantization_methods: dict[str, str] = field(default_factory=dict)  # stack quantization -> vLLM --quantization
+    device_env: str | None = None  # the variable naming the devices a process may use
+    device_nodes_each: str | None = None  # a device's own node; {index} (GPU index) or {render} (render node)
+    device_nodes_shared: tuple[str, ...] = ()  # nodes every process of this vendor opens
+    kubernetes_resource: str | None = None  # the device plugin's resource name
+
+    def serves(self, quantization: str, generation: str | None) -> bool:
+        """vLLM has kernels for `quantization` on accelerators of `generation`."""
+        return generation in self.quantizations.get(quantization, ())
+
+    def device_nodes(self, indices: tuple[int, ...]) -> list[str]:
+        """The device nodes a process using the GPUs `indices` opens (each GPU's own, then the shared ones)."""
+        if not self.device_nodes_each:
+            return []
+        own = [self.device_nodes_each.format(index=i, render=RENDER_NODE_BASE + i) for i in indices]
+        return [*own, *self.device_nodes_shared]
 
 
 @cache
 def vendor(name: str) -> Vendor:
     data = load_yaml(f"vendors/{name}.yaml")
     assert isinstance(data, dict) and data.get("vendor") == name, f"sovkit/data/vendors/{name}.yaml names {name}"
-    return Vendor(name, tuple(data["debian_components"]))
+    nodes = data.get("device_nodes") or {}
+    return Vendor(
+        name=name, title=data["title"], debian_components=tuple(data["debian_components"]),
+        generations=dict(data.get("generations") or {}),
+        quantizations={q: tuple(g) for q, g in (data.get("quantizations") or {}).items()},
+        quantization_methods=dict(data.get("quantization_methods") or {}),
+        device_env=data.get("device_env"), device_nodes_each=nodes.get("each"),
+        device_nodes_shared=tuple(nodes.get("shared") or ()), kubernetes_resource=data.get("kubernetes_resource"))
 
 
 def vendor_names() -> list[str]:

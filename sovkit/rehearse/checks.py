@@ -134,6 +134,33 @@ def serving(rehearsal: Rehearsal, keys: dict[str, str]) -> tuple[list[str], list
         expected = int(label.rsplit(": ", 1)[1])
         line = f"gateway: {label.rsplit(': ', 1)[0]} -> {outcome} (expected {expected})"
         (found if outcome == expected else failures).append(line)
+    found_devices, failed_devices = model_devices(rehearsal)
+    return found + found_devices, failures + failed_devices
+
+
+def model_devices(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
+    """Each model server on each serving host holds exactly the GPUs the planner gave it: the vendor's device
+    variable in its environment and the device nodes its unit may open (on a GPU site; the rehearsal runs the CPU
+    engine, but the units are the site's own)."""
+    from sovkit.rehearse.run import inventory
+
+    found, failures = [], []
+    hosts = {h: v for g in inventory(rehearsal)["all"]["children"].values() for h, v in g["hosts"].items() if v}
+    for node in rehearsal.site.serving_nodes():
+        name = container_name(rehearsal.site.name, node.name)
+        for served, given in (hosts[node.name].get("vllm_service_devices") or {}).items():
+            env = rehearsal.podman("exec", name, "cat", f"/etc/sovkit/vllm/{served}.env")
+            allow = rehearsal.podman("exec", name, "systemctl", "show", "--property=DeviceAllow,DevicePolicy",
+                                     f"sovkit-vllm-{served}.service")
+            wanted_env = [f"{k}={v}" for k, v in given["env"].items()]
+            # one DeviceAllow= line each; systemd adds its own (char-rtc, for ProtectClock): the nodes are /dev paths
+            listed = {line.removeprefix("DeviceAllow=").split()[0] for line in allow.splitlines()
+                      if line.startswith("DeviceAllow=/dev/")}
+            ok = all(line in env.splitlines() for line in wanted_env) and "DevicePolicy=closed" in allow \
+                and listed == set(given["allow"])
+            line = (f"devices: {served} on {node.name} -> {', '.join(wanted_env)}, DeviceAllow "
+                    f"{', '.join(given['allow'])}")
+            (found if ok else failures).append(line if ok else f"{line}; found {sorted(listed)} and {allow!r}")
     return found, failures
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sovkit import ports
 from sovkit.config import SiteConfig
+from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
@@ -266,6 +267,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         return variables
     serving = site.serving_nodes()
     variables["accelerator_expected_count"] = node.accelerator_count
+    variables["vllm_service_devices"] = model_devices(site, node)
     if node in serving:
         variables["gateway_tls_subject_alt_names"] = [f"IP:{address}", f"DNS:{node.name}"]
     prometheus = bool(serving) and node == serving[0]
@@ -279,6 +281,17 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
             {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https", "targets": gateways}
             for name in site.serving.models]
     return variables
+
+
+def model_devices(site: SiteConfig, node: Node) -> dict:
+    """Each model's GPUs on `node`, as the planner placed them: the variable that hands them to vLLM and the device
+    nodes its unit may open (DeviceAllow), from the vendor's data. Empty on CPU sites."""
+    gpus = vendor(site.accelerator.accelerator)
+    if not gpus.device_env:
+        return {}
+    return {served: {"env": {gpus.device_env: ",".join(map(str, indices))},
+                     "allow": gpus.device_nodes(indices)}
+            for served, indices in devices_on(site, node.name).items()}
 
 
 def _bracket(address: str) -> str:

@@ -10,9 +10,9 @@ import yaml
 
 from sovkit.config.planner import ModelPlan
 from sovkit.config.site import SiteConfig
+from sovkit.config.vendors import vendor
 from sovkit.render.vllm_args import PORT, render_vllm
 
-GPU_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
 EXISTING_CLAIM = "sovkit-models"  # path stores: the PVC the platform creates over the store's export
 CPU_CORES_PER_GPU = 4  # host cores requested per GPU (tokenisation, scheduling, the API server)
 HOST_MEMORY_GIB = 16  # host RAM per pod besides the weights it stages while loading
@@ -32,6 +32,11 @@ def split_source(source: str) -> tuple[str, str]:
     return source, ""
 
 
+def _gpu_resource(vendor_name: str) -> str:
+    """The device plugin's resource name for the vendor's GPUs (sovkit/data/vendors/)."""
+    return vendor(vendor_name).kubernetes_resource or ""
+
+
 def _resources(vendor: str, plan: ModelPlan) -> dict:
     if vendor == "cpu":
         memory = f"{math.ceil(plan.memory_gib)}Gi"
@@ -39,8 +44,8 @@ def _resources(vendor: str, plan: ModelPlan) -> dict:
     gpus = plan.tensor_parallel
     memory = f"{math.ceil(plan.weights_gib / plan.pipeline_parallel) + HOST_MEMORY_GIB}Gi"
     return {
-        "requests": {"cpu": str(CPU_CORES_PER_GPU * gpus), "memory": memory, GPU_RESOURCE[vendor]: gpus},
-        "limits": {"memory": memory, GPU_RESOURCE[vendor]: gpus},
+        "requests": {"cpu": str(CPU_CORES_PER_GPU * gpus), "memory": memory, _gpu_resource(vendor): gpus},
+        "limits": {"memory": memory, _gpu_resource(vendor): gpus},
     }
 
 
@@ -71,7 +76,7 @@ def render_values(site: SiteConfig) -> dict:
             "nodeSelector": {"sovkit.io/role": plan.node_role},
         }
         if vendor != "cpu":
-            model["tolerations"] = [{"key": GPU_RESOURCE[vendor], "operator": "Exists", "effect": "NoSchedule"}]
+            model["tolerations"] = [{"key": _gpu_resource(vendor), "operator": "Exists", "effect": "NoSchedule"}]
         models[served] = model
     monitoring = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "sovkit-monitoring"}},

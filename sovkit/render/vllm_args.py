@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sovkit.config.planner import ModelPlan, plan_model
 from sovkit.config.site import SiteConfig
+from sovkit.config.vendors import vendor as vendor_data
 
 MODEL_ROOT = "/models"  # where a model's weights are mounted (kubernetes) or unpacked (hosts): MODEL_ROOT/<served name>
 PORT = 8000  # kubernetes: every pod's port; hosts: the first model's, the next one +1, ...
@@ -20,15 +21,6 @@ TELEMETRY_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
-
-# Which of vLLM's --quantization methods serves a stack's quantization on each vendor: Marlin kernels on
-# NVIDIA; ROCm runs AWQ through its Triton kernel (VLLM_USE_TRITON_AWQ); w8a8 checkpoints are compressed-tensors.
-QUANTIZATION_METHOD = {
-    "nvidia": {"fp8": "fp8", "w8a8": "compressed-tensors", "awq": "awq_marlin", "gptq": "gptq_marlin"},
-    "amd": {"fp8": "fp8", "w8a8": "compressed-tensors", "awq": "awq", "gptq": "gptq"},
-    "cpu": {"w8a8": "compressed-tensors", "awq": "awq", "gptq": "gptq"},
-}
-
 
 class PlanError(ValueError):
     """A model that cannot be served as the stack says; the message names what would fit."""
@@ -76,7 +68,7 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
         "--dtype", "bfloat16" if vendor == "cpu" else "auto",
         "--generation-config", "vllm",  # never look for a generation config anywhere but vLLM's defaults
     ]
-    method = QUANTIZATION_METHOD[vendor].get(spec.quantization)
+    method = vendor_data(vendor).quantization_methods.get(spec.quantization)
     if method:
         args += ["--quantization", method]
     env = dict(TELEMETRY_ENV)
@@ -92,6 +84,4 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
         ]
         if plan.pipeline_parallel > 1:
             args += ["--pipeline-parallel-size", str(plan.pipeline_parallel), "--distributed-executor-backend", "ray"]
-    if vendor == "amd" and spec.quantization == "awq":
-        env["VLLM_USE_TRITON_AWQ"] = "1"
     return VllmLaunch(served_name, args, env, port, model_path, plan)

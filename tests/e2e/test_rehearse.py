@@ -52,6 +52,9 @@ def test_the_site_rehearses_compliant_again_with_nothing_to_change_and_goes(site
             for model in spec.serving.models:
                 assert any(line.startswith(f"gateway: {model} as ") and "-> 200" in line for line in done["checks"])
             assert any(line.startswith("Prometheus:") and "down: none" in line for line in done["checks"])
+            if spec.accelerator.accelerator != "cpu":  # each model server holds its own GPUs, as placed
+                for model in spec.serving.models:
+                    assert any(line.startswith(f"devices: {model} on ") for line in done["checks"]), done["checks"]
         else:
             probes = done["checks"][0]
             assert "node firewall:" in probes and probes.endswith("0 otherwise"), probes

@@ -83,3 +83,9 @@ def test_problems_carry_the_line_of_the_key(tmp_path):
     path = edited(tmp_path, "in-mh-pune", "tensorParallel: 2", "tensorParallel: 3")
     line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "tensorParallel: 3" in text)
     assert f"{path}:{line}: sovereign-ai:models.llama-3-1-8b.tensorParallel" in problems(path)
+
+
+def test_hosts_mode_runs_one_replica_on_every_node_of_the_role(tmp_path):
+    """The roles run every model once on every serving node: replicas that say otherwise are not honoured."""
+    text = problems(edited(tmp_path, "br-ministerio-cpu", "replicas: 2\n", "replicas: 3\n"))
+    assert "sovereign-ai:models.qwen2-5-1-5b.replicas" in text and "2: in hosts mode every cpu_worker node" in text

@@ -136,3 +136,49 @@ def test_prometheus_scrapes_each_model_once_on_every_serving_node(stack: str):
     assert [j["served_model"] for j in jobs] == list(site.serving.models)
     gateways = [f"{n.address}:443" for n in site.serving_nodes()]
     assert all(j["targets"] == gateways for j in jobs)
+
+
+def _gpu_hosts_sites() -> dict:
+    """Every shipped hosts-mode GPU site, and an AMD one made from in-mh-pune (four MI300X, two models)."""
+    import yaml
+
+    sites = {n: s for n, s in STACKS.items() if s.platform.mode == "hosts" and s.accelerator.accelerator != "cpu"}
+    config = yaml.safe_load((ROOT / "stacks" / "Pulumi.in-mh-pune.yaml").read_text())["config"]
+    config["sovereign-ai:accelerator"] = "amd"
+    config["sovereign-ai:hosts"]["pune-ai-01"]["accelerator"] = {"model": "MI300X-192GB", "count": 4}
+    for model in config["sovereign-ai:models"].values():
+        model["quantization"] = "none"
+        model["source"] = model["source"].replace("-awq", "")
+    sites["amd variant of in-mh-pune"] = build_site(config, "amd variant", None)
+    return sites
+
+
+@pytest.mark.parametrize(("name", "site"), sorted(_gpu_hosts_sites().items()))
+def test_each_model_gets_its_own_gpus_on_every_serving_node(name: str, site):
+    """The planner's placement reaches each model server: disjoint GPUs, exactly as many as its tensor parallelism,
+    named to vLLM by the vendor's variable and opened to its unit alone (DeviceAllow)."""
+    from sovkit.config.planner import plan_site
+    from sovkit.config.vendors import vendor
+
+    gpus = vendor(site.accelerator.accelerator)
+    plans = {p.served_name: p for p in plan_site(site)}
+    inventory = render_inventory(site)
+    for node in site.serving_nodes():
+        host = next(g["hosts"][node.name] for g in inventory["all"]["children"].values() if g["hosts"].get(node.name))
+        devices = host["vllm_service_devices"]
+        assert sorted(devices) == sorted(site.serving.models), name
+        taken: list[int] = []
+        for served, given in devices.items():
+            indices = [int(i) for i in given["env"][gpus.device_env].split(",")]
+            assert len(indices) == plans[served].tensor_parallel
+            assert all(0 <= i < node.accelerator_count for i in indices)
+            assert given["allow"] == gpus.device_nodes(tuple(indices))
+            taken += indices
+        assert len(taken) == len(set(taken)), f"{name}: two models share a GPU on {node.name}: {devices}"
+
+
+def test_a_cpu_site_names_no_device():
+    for site in STACKS.values():
+        if site.accelerator.accelerator == "cpu" and site.platform.mode == "hosts":
+            hosts = render_inventory(site)["all"]["children"]
+            assert all(not v.get("vllm_service_devices") for g in hosts.values() for v in g["hosts"].values() if v)

@@ -120,11 +120,13 @@ def test_auto_tensor_parallel_picks_the_smallest_size_with_four_sequences(varian
 
 def test_replicas_beyond_the_gpus_of_the_site_are_refused(variant):
     site = variant("in-mh-pune", hosts=gpu_host("L40S-48GB", 4),
-                   models={"model-a": model("sarvam-1", tensorParallel=2, replicas=2),
-                           "model-b": model("sarvam-1", tensorParallel=1, replicas=1)})
+                   models={"model-a": model("sarvam-1", tensorParallel=2),
+                           "model-b": model("sarvam-1", tensorParallel=2),
+                           "model-c": model("sarvam-1", tensorParallel=1)})
     plans = plan_site(site)
-    assert plans[0].fits
-    assert not plans[1].fits and "only 0 of 1 replicas" in plans[1].problem
+    assert plans[0].fits and plans[1].fits
+    assert plans[0].placement == ((("pune-ai-01", (0, 1)),),) and plans[1].placement == ((("pune-ai-01", (2, 3)),),)
+    assert not plans[2].fits and "only 0 of 1 replicas" in plans[2].problem
 
 
 def test_tensor_parallel_must_divide_the_heads(variant):

@@ -40,11 +40,20 @@ def test_kubernetes_pods_listen_on_their_address(stacks):
     assert _opts(render_vllm(stacks["za-national-dc"], "llama-3-1-8b").args)["--quantization"] == "fp8"
 
 
-def test_amd_awq_uses_the_triton_kernel(variant):
-    site = variant("id-sulsel-cloud", models={"llama": model("llama-3.1-8b-instruct", "awq", tensorParallel=1)})
-    launch = render_vllm(site, "llama")
-    assert _opts(launch.args)["--quantization"] == "awq"
-    assert launch.env["VLLM_USE_TRITON_AWQ"] == "1"
+def test_amd_serves_only_what_vllms_support_table_lists(variant):
+    """vLLM's supported-hardware table has no AWQ, GPTQ or INT8 W8A8 kernel for AMD GPUs, and FP8 only on the
+    MI300 series (sovkit/data/vendors/amd.yaml): an MI210 site is refused AWQ and FP8, and serves FP8 on MI300X."""
+    for quantization in ("awq", "fp8"):
+        site = variant("id-sulsel-cloud", models={"llama": model("llama-3.1-8b-instruct", quantization,
+                                                                 tensorParallel=1)})
+        with pytest.raises(PlanError, match=f"vLLM does not serve {quantization} on MI210-64GB"):
+            render_vllm(site, "llama")
+    groups = {"control_plane": {"flavor": "c4.large", "image": "debian-12-genericcloud", "count": 1},
+              "gpu_worker": {"flavor": "g.mi300x", "image": "debian-12-genericcloud", "count": 1,
+                             "accelerator": {"model": "MI300X-192GB", "count": 8}}}
+    site = variant("id-sulsel-cloud", openstackNodeGroups=groups, mode="kubernetes",
+                   models={"llama": model("llama-3.1-8b-instruct", "fp8", tensorParallel=1)})
+    assert _opts(render_vllm(site, "llama").args)["--quantization"] == "fp8"
 
 
 def test_cpu_sizes_the_kv_cache_in_the_environment(stacks):

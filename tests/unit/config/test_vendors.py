@@ -1,0 +1,42 @@
+"""The vendor registry (sovkit/data/vendors/): every file complete and consistent with the accelerator catalogue,
+and vLLM's own support table is what the planner applies."""
+
+import pytest
+
+from sovkit.config.schema import AcceleratorSection
+from sovkit.config.site import accelerator_catalogue
+from sovkit.config.vendors import vendor, vendor_names
+
+
+@pytest.mark.parametrize("name", vendor_names())
+def test_a_vendor_file_is_complete_and_consistent(name: str):
+    v = vendor(name)
+    assert v.debian_components and v.debian_components[0] == "main"
+    assert "none" in v.quantizations
+    for quantization, generations in v.quantizations.items():
+        assert set(generations) <= set(v.generations), (quantization, generations)
+    assert set(v.quantization_methods) <= set(v.quantizations) - {"none"}
+    if name != "cpu":
+        assert v.device_env and v.device_nodes_each and v.kubernetes_resource
+        assert v.device_nodes((0, 1))[:2] != v.device_nodes((2, 3))[:2]  # each GPU has its own node
+
+
+def test_the_schema_takes_exactly_the_vendors_the_registry_holds():
+    allowed = set(AcceleratorSection.model_fields["accelerator"].annotation.__args__)  # type: ignore[union-attr]
+    assert allowed == set(vendor_names())
+
+
+@pytest.mark.parametrize(("model", "spec"), sorted(accelerator_catalogue().items()))
+def test_every_accelerator_belongs_to_a_generation_of_its_vendor(model: str, spec: dict):
+    assert spec["generation"] in vendor(spec["vendor"]).generations, model
+
+
+@pytest.mark.parametrize(("vendor_name", "generation", "quantization", "served"), [
+    ("amd", "cdna2", "awq", False), ("amd", "cdna2", "gptq", False), ("amd", "cdna2", "fp8", False),
+    ("amd", "cdna3", "fp8", True), ("nvidia", "volta", "awq", False), ("nvidia", "turing", "awq", True),
+    ("nvidia", "volta", "gptq", True), ("nvidia", "hopper", "fp8", True), ("cpu", "x86-64-v3", "fp8", False),
+    ("cpu", "x86-64-v3", "awq", True),
+])
+def test_vllms_support_table(vendor_name: str, generation: str, quantization: str, served: bool):
+    """Rows of vLLM's supported-hardware table for quantization kernels, as the registry holds them."""
+    assert vendor(vendor_name).serves(quantization, generation) is served
