@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sovkit import ports
+from sovkit.hosts import HostsError
 from sovkit.rehearse.hosts import container_name
+from sovkit.verify.runner import inventory_hosts
 
 if TYPE_CHECKING:
     from sovkit.rehearse.run import Rehearsal
@@ -99,16 +101,18 @@ with cf.ThreadPoolExecutor(64) as pool:
 
 
 def _run_json(argv: list[str], timeout: float = 600) -> object:
+    # Not hosts.run: its error would print the whole command line, tenant keys included.
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(argv[:6])} ...` exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
+        raise HostsError(f"`{' '.join(argv[:6])} ...` exited {proc.returncode}: {proc.stderr.strip()[-800:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # -- hosts mode --------------------------------------------------------------------------------------------------
-def serving(rehearsal: Rehearsal, keys: dict[str, str]) -> tuple[list[str], list[str]]:
+def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tuple[list[str], list[str]]:
     """Each served model through the gateway: 200 for a tenant granted it, 403 for one that is not; Prometheus
-    scrapes every target. Returns (what was found, what failed)."""
+    scrapes every target; each model server holds its GPUs (`inventory`: what the play was given). Returns (what
+    was found, what failed)."""
     site = rehearsal.site
     serving_node = site.serving_nodes()[0]
     address = rehearsal.plan.addresses[serving_node.name]
@@ -134,18 +138,17 @@ def serving(rehearsal: Rehearsal, keys: dict[str, str]) -> tuple[list[str], list
         expected = int(label.rsplit(": ", 1)[1])
         line = f"gateway: {label.rsplit(': ', 1)[0]} -> {outcome} (expected {expected})"
         (found if outcome == expected else failures).append(line)
-    found_devices, failed_devices = model_devices(rehearsal)
+    found_devices, failed_devices = model_devices(rehearsal, inventory)
     return found + found_devices, failures + failed_devices
 
 
-def model_devices(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
+def model_devices(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
     """Each model server on each serving host holds exactly the GPUs the planner gave it: the vendor's device
     variable in its environment and the device nodes its unit may open (on a GPU site; the rehearsal runs the CPU
     engine, but the units are the site's own)."""
-    from sovkit.rehearse.run import inventory
-
     found, failures = [], []
-    hosts = {h: v for g in inventory(rehearsal)["all"]["children"].values() for h, v in g["hosts"].items() if v}
+    models = inventory["all"]["vars"]["vllm_service_models"]
+    hosts = inventory_hosts(inventory)
     for node in rehearsal.site.serving_nodes():
         name = container_name(rehearsal.site.name, node.name)
         for served, given in (hosts[node.name].get("vllm_service_devices") or {}).items():
@@ -153,15 +156,33 @@ def model_devices(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
             allow = rehearsal.podman("exec", name, "systemctl", "show", "--property=DeviceAllow,DevicePolicy",
                                      f"sovkit-vllm-{served}.service")
             wanted_env = [f"{k}={v}" for k, v in given["env"].items()]
+            env_problem = env_file_problem(env, {**models[served]["env"], **given["env"]})
             # one DeviceAllow= line each; systemd adds its own (char-rtc, for ProtectClock): the nodes are /dev paths
             listed = {line.removeprefix("DeviceAllow=").split()[0] for line in allow.splitlines()
                       if line.startswith("DeviceAllow=/dev/")}
-            ok = all(line in env.splitlines() for line in wanted_env) and "DevicePolicy=closed" in allow \
-                and listed == set(given["allow"])
+            ok = not env_problem and "DevicePolicy=closed" in allow and listed == set(given["allow"])
             line = (f"devices: {served} on {node.name} -> {', '.join(wanted_env)}, DeviceAllow "
                     f"{', '.join(given['allow'])}")
-            (found if ok else failures).append(line if ok else f"{line}; found {sorted(listed)} and {allow!r}")
+            (found if ok else failures).append(
+                line if ok else f"{line}; found {env_problem or 'the environment as given'}, {sorted(listed)} and "
+                                f"{allow!r}")
     return found, failures
+
+
+def env_file_problem(text: str, given: dict[str, str]) -> str:
+    """What is wrong with a model server's environment file: each variable once, exactly those the role was given
+    (the model's and its devices') besides its own HOME and XDG_CACHE_HOME under it; "" when nothing is."""
+    pairs = [line.partition("=") for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    names = [name for name, _, _ in pairs]
+    env = {name: value for name, _, value in pairs}
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return f"{', '.join(twice)} set more than once"
+    if set(env) != {*given, "HOME", "XDG_CACHE_HOME"}:
+        return f"variables {sorted(env)} (given {sorted(given)}, HOME and XDG_CACHE_HOME)"
+    if any(env[k] != str(v) for k, v in given.items()) or env["XDG_CACHE_HOME"] != env["HOME"] + "/cache":
+        return f"values {env}"
+    return ""
 
 
 # -- kubernetes mode ---------------------------------------------------------------------------------------------
@@ -179,18 +200,15 @@ def _admits(rule: dict, address: str) -> bool:
 
 
 def _in_rule(rule: dict, proto: str, port: int) -> bool:
-    low, _, high = str(rule["ports"]).partition("-")
-    return rule["proto"] == proto and int(low) <= port <= int(high or low)
+    return rule["proto"] == proto and port in _ports(rule)
 
 
-def node_firewall(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
-    """Every node's firewall, probed live from every other node, the admin machine, the stand-in services and an
-    address of the pod network. Returns (a summary of what was tried, every probe that came out otherwise)."""
-    from sovkit.rehearse.run import inventory
-
+def node_firewall(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
+    """Every node's firewall as `inventory` renders it, probed live from every other node, the admin machine, the
+    stand-in services and an address of the pod network. Returns (a summary of what was tried, every probe that
+    came out otherwise)."""
     site, lab, podman = rehearsal.site, rehearsal.lab, rehearsal.podman
-    rendered = {h: v for g in inventory(rehearsal)["all"]["children"].values() for h, v in g["hosts"].items() if v}
-    rules = {name: variables["residency_network_inbound"] for name, variables in rendered.items()}
+    rules = {name: variables["residency_network_inbound"] for name, variables in inventory_hosts(inventory).items()}
     tcp_ports = sorted({p for node_rules in rules.values() for r in node_rules if r["proto"] == "tcp"
                         for p in _ports(r)} | {CLOSED_PORT})
     udp_ports = sorted({p for node_rules in rules.values() for r in node_rules if r["proto"] == "udp"
@@ -262,9 +280,10 @@ def node_firewall(rehearsal: Rehearsal) -> tuple[list[str], list[str]]:
     return found, failures
 
 
-def _ports(rule: dict) -> list[int]:
+def _ports(rule: dict) -> range:
+    """The ports of a rendered rule: "443" or "30000-32767"."""
     low, _, high = str(rule["ports"]).partition("-")
-    return list(range(int(low), int(high or low) + 1))
+    return range(int(low), int(high or low) + 1)
 
 
 def _wait_listening(rehearsal: Rehearsal, tcp_ports: list[int], attempts: int = 40) -> None:

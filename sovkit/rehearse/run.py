@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from sovkit.config import SiteConfig
@@ -28,7 +29,7 @@ from sovkit.hosts.netlab import NetLab
 from sovkit.phases import Phases, Progress
 from sovkit.rehearse import hosts as site_hosts
 from sovkit.rehearse import pki
-from sovkit.rehearse.mirror import build_debian_mirror, make_archive_key
+from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, make_archive_key
 from sovkit.rehearse.plan import RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars
@@ -89,6 +90,11 @@ class Rehearsal:
     @property
     def record_file(self) -> Path:
         return self.folder / "record.json"
+
+    @cached_property
+    def archive_key(self) -> ArchiveKey:
+        """The key the stand-in mirror signs with and the hosts trust (made once, kept in the rehearsal folder)."""
+        return make_archive_key(self.folder / "archive-key", self.site.name)
 
 
 # -- what stands in --------------------------------------------------------------------------------------------------
@@ -152,8 +158,7 @@ def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
         common = {"server_name": service.host, "address": service.address, "port": service.port, "tls": tls,
                   "cert": cert if tls else None, "key": key if tls else None}
         if service.purpose == "mirror":
-            archive = make_archive_key(folder / "archive-key", rehearsal.site.name)
-            layout = build_debian_mirror(bundle / "apt", folder / "mirror", archive)
+            layout = build_debian_mirror(bundle / "apt", folder / "mirror", rehearsal.archive_key)
             base = service.path.rstrip("/")
             sites.append(HttpSite(**common, roots={base: layout.debian, base + "-security": layout.security}))
         elif service.purpose == "model store":
@@ -183,10 +188,9 @@ def inventory(rehearsal: Rehearsal) -> dict:
                     host["accelerator_expected_count"] = 0
     mirror = rehearsal.plan.service("mirror")
     if mirror:
-        archive = make_archive_key(folder / "archive-key", site.name)
         variables["os_baseline_apt_keys"] = [
             *(k for k in variables["os_baseline_apt_keys"] if not k["dest"].endswith(("-mirror.asc", "-mirror.gpg"))),
-            {"src": str(archive.public_armored), "dest": MIRROR_KEY_DEST}]
+            {"src": str(rehearsal.archive_key.public_armored), "dest": MIRROR_KEY_DEST}]
         for source in variables["os_baseline_apt_sources"]:
             if source["uris"].startswith(site.residency.apt_mirror.rstrip("/")):
                 source["signed_by"] = MIRROR_KEY_DEST
@@ -227,17 +231,18 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
         place_path_store_weights(rehearsal)
     keys = tenant_keys(rehearsal)
     env = {**podman.env(), "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
+    rendered = inventory(rehearsal)  # once the stand-ins made the CA it names; converge, verify and checks share it
     with phases.timed("converge", progress):
-        result = converge(site, inventory=inventory(rehearsal), workspace=rehearsal.workspace, pulumi_keys=keys,
+        result = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
                           in_lab=lab.argv, env=env, progress=progress)
     with phases.timed("verify", progress):
         # every host at once: each suite mostly waits on its SSH connection
-        report = run_verify(inventory(rehearsal), rehearsal.workspace.compliance, jobs=len(rehearsal.plan.hosts),
+        report = run_verify(rendered, rehearsal.workspace.compliance, jobs=len(rehearsal.plan.hosts),
                             env={"SOVKIT_SSH_CONFIG": str(access.config), "CONTAINERS_CONF": str(podman.conf)},
                             wrap=lab.argv)
     with phases.timed("serving" if site.platform.mode == "hosts" else "firewall probes", progress):
-        found, failures = (checks.serving(rehearsal, keys) if site.platform.mode == "hosts"
-                           else checks.node_firewall(rehearsal))
+        found, failures = (checks.serving(rehearsal, rendered, keys) if site.platform.mode == "hosts"
+                           else checks.node_firewall(rehearsal, rendered))
     outcome = RehearsalResult(
         site=site.name, substitutions=[s.line() for s in rehearsal.plan.substitutions],
         not_stood_up=[f"{s.purpose} {s.url}: {s.why_not}" for s in rehearsal.plan.services if not s.stood_up],
