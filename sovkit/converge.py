@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import socket
 import subprocess
 import sys
@@ -34,12 +33,12 @@ import yaml
 from sovkit.config import SiteConfig, checks
 from sovkit.render.inventory import render_inventory
 from sovkit.stacks import project_root
-from sovkit.workspace import SiteWorkspace
+from sovkit.workspace import SiteWorkspace, secret_file
 
 PLAYBOOK = "playbooks/site.yml"
 INVENTORY_ENV = "SOVKIT_INVENTORY"  # the inventory Pulumi rendered, with the addresses its cloud gave
 TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose key is a Pulumi secret
-UPSTREAM_KEY_LENGTH = 48
+UPSTREAM_KEY_LENGTH = 48  # characters: 36 random bytes as URL-safe base64
 Progress = Callable[[str], None]
 
 
@@ -124,13 +123,7 @@ def tenant_key_hashes(site: SiteConfig, pulumi_keys: Mapping[str, str]) -> dict[
 
 def upstream_key(workspace: SiteWorkspace) -> str:
     """The gateway's key to its model servers: made once per site, kept 0600 in the site's state folder."""
-    path = workspace.secrets / "upstream-api-key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(secrets.token_urlsafe(UPSTREAM_KEY_LENGTH)[:UPSTREAM_KEY_LENGTH] + "\n")
-    return path.read_text(encoding="utf-8").strip()
+    return secret_file(workspace.secrets / "upstream-api-key", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
 def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:

@@ -7,6 +7,8 @@ On every host, the bundle is read from HOST_BUNDLE_DIR.
 
 from __future__ import annotations
 
+import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +76,14 @@ class SiteWorkspace:
     def machine_snapshot(self) -> Path:
         """This machine's settings before the site's first podman network: what `down` puts back."""
         return self.state_dir / "machine-snapshot.json"
+
+
+def secret_file(path: Path, nbytes: int = 32) -> str:
+    """The secret kept in `path`: made once (`nbytes` random bytes, URL-safe text, mode 0600 in a 0700 folder),
+    read back on every later call."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets.token_urlsafe(nbytes) + "\n")
+    return path.read_text(encoding="utf-8").strip()

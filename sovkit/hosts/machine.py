@@ -82,12 +82,15 @@ class MachineSnapshot:
         return cls({name: read_sysctl(name) for name in SYSCTLS}, nft_tables(), podman_objects("container"),
                    podman_objects("network"))
 
-    def save_once(self, path: Path) -> None:
-        """Keep this snapshot at `path` unless one is kept there already (the first is what `down` restores)."""
+    @classmethod
+    def save_once(cls, path: Path) -> None:
+        """Capture the machine into `path` unless a snapshot is kept there already (the first is what `down`
+        restores; a re-run reads nothing of the machine)."""
         if path.exists():
             return
-        data = {"sysctls": self.sysctls, "tables": sorted(self.tables), "containers": sorted(self.containers),
-                "networks": sorted(self.networks)}
+        snap = cls.capture()
+        data = {"sysctls": snap.sysctls, "tables": sorted(snap.tables), "containers": sorted(snap.containers),
+                "networks": sorted(snap.networks)}
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 

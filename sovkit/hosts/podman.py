@@ -167,6 +167,10 @@ class Podman:
     def container_exists(self, name: str) -> bool:
         return run(["podman", "container", "exists", name], env=self.env(), check=False).returncode == 0
 
+    def container_running(self, name: str) -> bool:
+        return self.container_exists(name) and \
+            self("container", "inspect", "--format", "{{.State.Running}}", name).strip() == "true"
+
     def start_host(self, spec: HostSpec, wait_s: float = 60) -> None:
         """Start ``spec`` and wait until systemd reports the boot finished (running/degraded)."""
         if self.container_exists(spec.name):

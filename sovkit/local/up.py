@@ -8,8 +8,6 @@ down: the hosts and the network go, and the settings podman changed on this mach
 
 from __future__ import annotations
 
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from sovkit.converge import ConvergeError, converge
 from sovkit.hosts import Attachment, HostSpec, MachineSnapshot, NetworkSpec, Podman, default_cache_dir, ensure_image
 from sovkit.hosts.lab import LabLock
 from sovkit.phases import Phases, Progress
-from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace, secret_file
 
 
 class UpError(RuntimeError):
@@ -73,10 +71,7 @@ def ensure_tenant_keys(site: SiteConfig) -> list[Path]:
         path = Path(tenant.api_key.file)
         if path.exists():
             continue
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as stream:
-            stream.write(secrets.token_urlsafe(32) + "\n")
+        secret_file(path)
         made.append(path)
     return made
 
@@ -85,8 +80,7 @@ def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, 
     """The site's network and hosts; hosts already running are kept (a re-run changes nothing)."""
     podman.create_network(local.network)
     for node in local.site.nodes:
-        if podman.container_exists(node.name) and podman("container", "inspect", "--format",
-                                                          "{{.State.Running}}", node.name).strip() == "true":
+        if podman.container_running(node.name):
             continue
         progress(f"starting host {node.name} ({node.role}, {node.address})")
         assert node.address
@@ -97,7 +91,7 @@ def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, 
 def run_verify(local: LocalSite) -> tuple[int, Path]:
     from sovkit.verify.cli import run as verify_run
 
-    out = local.state_dir / "compliance"
+    out = local.workspace.compliance
     return verify_run([str(local.site.source), "--output-dir", str(out)]), out
 
 
@@ -120,12 +114,12 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
     with phases.timed("host image", progress):
         image = ensure_image(podman)
     with phases.timed("bundle", progress):
-        bundle = build_bundle(site, local.state_dir / "bundle", progress)
+        bundle = build_bundle(site, local.workspace.bundle, progress)
     with phases.timed("keys", progress):
         for path in ensure_tenant_keys(site):
             progress(f"made tenant key {path} (0600)")
     with LabLock(), phases.timed("hosts", progress):
-        MachineSnapshot.capture().save_once(local.snapshot_file)
+        MachineSnapshot.save_once(local.snapshot_file)
         start_hosts(local, podman, image.tag, bundle.root, progress)
     with phases.timed("converge", progress):
         try:
@@ -139,7 +133,7 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
                key=lambda t: t.rate_limit.requests_per_minute)
     model = spec.models[0]
     endpoint = f"https://{local.serving_address}:{ports.GATEWAY}/v1"
-    curl = (f"curl --cacert {local.state_dir / 'pki' / 'ca.crt'} -H \"Authorization: Bearer $(cat "
+    curl = (f"curl --cacert {local.workspace.pki / 'ca.crt'} -H \"Authorization: Bearer $(cat "
             f"{spec.api_key.file})\" -H 'Content-Type: application/json' {endpoint}/chat/completions "
             f"-d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Habari\"}}], "
             f"\"max_tokens\": 16}}'")

@@ -95,17 +95,11 @@ def container_name(site: str, machine: str) -> str:
     return f"{site}.{machine}"
 
 
-def running(podman: Podman, name: str) -> bool:
-    if not podman.container_exists(name):
-        return False
-    return podman("container", "inspect", "--format", "{{.State.Running}}", name).strip() == "true"
-
-
 def start_host(podman: Podman, lab: NetLab, plan: RehearsalPlan, machine: Machine, image: str, access: SshAccess,
                bundle: Path | None) -> bool:
     """One host, booted with its login ready; a host already running is left alone. Returns whether it started."""
     name = container_name(plan.site.name, machine.name)
-    if running(podman, name):
+    if podman.container_running(name):
         return False
     netns = lab.attach(machine.name, list(machine.addresses))
     volumes = (f"{bundle}:{HOST_BUNDLE_DIR}:ro",) if bundle else ()

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sovkit.bundle.manifest import sha256_of
 from sovkit.hosts import HostsError
 
 SUITES = ("bookworm", "bookworm-updates")
@@ -210,18 +211,10 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _place(src: Path, dest: Path) -> bool:
     """Put `src` at `dest` (a hard link where the file system allows, else a copy) unless it is there already."""
     if dest.is_file() and (dest.samefile(src) or (dest.stat().st_size == src.stat().st_size
-                                                  and _sha256(dest) == _sha256(src))):
+                                                  and sha256_of(dest) == sha256_of(src))):
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.tmp")
@@ -339,7 +332,7 @@ def _inputs(debs_folder: Path, params: dict[str, object], key: ArchiveKey) -> st
     """A digest of what a build depends on: the .debs (name, size, mtime), the layout parameters and the key."""
     entries = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in debs_folder.glob("*.deb"))
     text = json.dumps({"debs": entries, "params": params, "key": key.fingerprint,
-                       "keyring": _sha256(key.keyring) if key.keyring.is_file() else ""}, sort_keys=True)
+                       "keyring": sha256_of(key.keyring) if key.keyring.is_file() else ""}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

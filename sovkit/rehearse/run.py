@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import os
-import secrets
 import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,7 +32,7 @@ from sovkit.rehearse.plan import RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars
 from sovkit.render.inventory import render_inventory
-from sovkit.workspace import SiteWorkspace
+from sovkit.workspace import SiteWorkspace, secret_file
 
 MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
 CA_DEST = "/usr/local/share/ca-certificates/sovkit-rehearsal.crt"
@@ -117,16 +115,7 @@ def serving_stand_in(site: SiteConfig) -> SiteConfig:
 def tenant_keys(rehearsal: Rehearsal) -> dict[str, str]:
     """A key per tenant, made for the rehearsal (the site's own key files and Pulumi secrets are not here)."""
     folder = rehearsal.folder / "keys"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    keys = {}
-    for tenant in sorted(rehearsal.site.serving.tenants):
-        path = folder / f"{tenant}.key"
-        if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as stream:
-                stream.write(secrets.token_urlsafe(32) + "\n")
-        keys[tenant] = path.read_text().strip()
-    return keys
+    return {tenant: secret_file(folder / f"{tenant}.key") for tenant in sorted(rehearsal.site.serving.tenants)}
 
 
 def prepare_bundle(rehearsal: Rehearsal, progress: Progress) -> Path:
@@ -219,7 +208,7 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
         bundle = prepare_bundle(rehearsal, progress)
     lab = rehearsal.lab
     with LabLock(), phases.timed("stand-ins", progress):
-        MachineSnapshot.capture().save_once(rehearsal.workspace.machine_snapshot)
+        MachineSnapshot.save_once(rehearsal.workspace.machine_snapshot)
         lab.create(list(rehearsal.plan.controller), resolvers=list(rehearsal.plan.resolvers))
         spec = stand_ins(rehearsal, bundle)
         if start_stand_ins(podman, spec, services_image):

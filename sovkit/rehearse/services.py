@@ -37,6 +37,7 @@ from pathlib import Path
 from sovkit.hosts import HostsError, ImageSpec, Podman, build_rootfs
 from sovkit.hosts.image import BASE_PACKAGES, MASKED_UNITS
 from sovkit.hosts.netlab import GUEST_IFACE, NetLab
+from sovkit.hosts.podman import LABEL as HOST_LABEL
 
 # dnsmasq-base: the resolver binary without Debian's dnsmasq.service (which would start with the stock config).
 # chrony: the NTP server. nginx: bookworm's core nginx (nginx-light only adds the echo module).
@@ -262,7 +263,7 @@ def _mounts(spec: StandIns) -> list[tuple[Path, str, str]]:
 def _run_args(spec: StandIns, image: str, digest: str) -> list[str]:
     args = [
         "--detach", "--name", spec.name, "--hostname", spec.name,
-        "--label", "io.sovkit.host=1", "--label", f"{LABEL}={digest}",
+        "--label", f"{HOST_LABEL}=1", "--label", f"{LABEL}={digest}",
         "--systemd=always",
         "--network", f"ns:{spec.lab.netns_path(spec.name)}",
         "--cap-drop", "SYS_TIME",  # not in podman's default set either: chronyd -x never needs it
