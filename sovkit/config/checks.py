@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sovkit.config import locations, types
+from sovkit.errors import redact
 
 MIN_JUSTIFICATION = 20  # characters of a written reason for an egress exception
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -27,12 +28,17 @@ MIN_SECRET_LENGTH = 32  # characters of an API key (tenants, the gateway's key t
 @dataclass(frozen=True)
 class Finding:
     """One value that fails: where it is below the checked value ("" for the value itself, "[2]", ".name"),
-    what was found and what is allowed."""
+    what was found and what is allowed. Its texts are redacted as a Problem's are: a role refusing a value prints
+    no credential that `sovkit validate` would hide."""
 
     at: str
     found: str
     allowed: str
     fix: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("at", "found", "allowed", "fix"):
+            object.__setattr__(self, name, redact(getattr(self, name)))
 
 
 def _text(value: object) -> str:

@@ -11,6 +11,7 @@ import pytest
 import sovkit.cli
 from sovkit.cli import run
 from sovkit.config import load_pulumi_config, load_stack
+from sovkit.config.checks import CHECKS
 from sovkit.config.schema import ResidencySection
 from sovkit.errors import REDACTED, StackError, redact, short
 from sovkit.infra.testing import stack_environment
@@ -79,6 +80,14 @@ def test_the_pulumi_program_does_not_print_a_secret(secret_stack):
     with pytest.raises(StackError) as caught:
         load_pulumi_config(config, set(secret_keys), "pulumi config")
     assert_no_secret(str(caught.value))
+
+
+def test_a_role_refusing_a_value_does_not_print_its_credential():
+    """A role's sovkit_check (playbooks/action_plugins) prints its findings: the same redaction as validate's."""
+    url = f"https://journal:{SECRETS[6]}@siem.dc.gov.example:19532"
+    findings = CHECKS["collectors"]([url], in_country_cidrs=["198.51.100.0/24"], in_country_domains=["gov.example"])
+    assert findings and REDACTED in findings[0].found
+    assert_no_secret(*(f"{f.at} {f.found} {f.allowed} {f.fix}" for f in findings))
 
 
 @pytest.mark.parametrize("as_json", [False, True])
