@@ -81,7 +81,7 @@ def test_logrotate_retention(host, site, evidence):
 def test_log_shipping_in_country(host, site, evidence):
     """Logs are shipped only to in-country collectors, or not at all (cross-border transfer clause)."""
     f = host.file("/etc/systemd/journal-upload.conf.d/50-sovkit.conf")
-    collectors = site.get("sovkit_log_collectors", [])
+    collectors = site["audit_logging_remote_collectors"]
     if not collectors:
         evidence("no collector configured: nothing shipped")
         assert not f.exists or not host.service("systemd-journal-upload").is_enabled

@@ -18,7 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sovkit.config import load_stack
+from sovkit.render.inventory import render_inventory
+from sovkit.stacks import stack_files
 from sovkit.verify.report import load_controls
+from sovkit.verify.runner import inventory_hosts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("os_baseline", "residency_network", "residency_time_dns", "audit_logging", "data_at_rest")
@@ -128,3 +132,35 @@ def test_every_check_has_a_control_and_rationale():
         if not doc or len(doc) < 20:
             problems.append(f"{file}::{name}: no rationale docstring")
     assert problems == []
+
+
+def site_variables_read() -> set[str]:
+    """Every variable the suite reads from its `site` fixture: site["name"] and site.get("name")."""
+    names = set()
+    for path in sorted(SUITE.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "site":
+                key = node.slice
+            elif isinstance(node, ast.Call) and ast.unparse(node.func) == "site.get" and node.args:
+                key = node.args[0]
+            else:
+                continue
+            if isinstance(key, ast.Constant):
+                names.add(key.value)
+    return names
+
+
+def test_the_suite_reads_only_variables_the_roles_are_given():
+    """A check judges a host by what its roles were given (sovkit/compliance/conftest.py: the roles' defaults under
+    the host's inventory variables). A name nothing sets would send the check down its "not configured" branch on
+    every site, whatever the stack says."""
+    given = set()
+    for path in (REPO_ROOT / "roles").glob("*/defaults/main.yml"):
+        given |= set(yaml.safe_load(path.read_text()) or {})
+    read = site_variables_read()
+    assert {"residency_network_inbound", "data_at_rest_cloud_volume"} <= read  # the parser sees both forms
+    for stack in stack_files(REPO_ROOT):
+        inventory = render_inventory(load_stack(stack))
+        for host, variables in inventory_hosts(inventory).items():
+            missing = sorted(read - given - set(inventory["all"]["vars"]) - set(variables))
+            assert not missing, f"{stack.name} {host}: the suite reads {missing}, which nothing renders"
