@@ -273,6 +273,26 @@ def runtime_pins(value: object) -> list[Finding]:
             if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+$", str(pin))]
 
 
+def model_launches(value: object) -> list[Finding]:
+    """A host's model servers ({name: {port, args, ...}}): one or more, each on a port of its own and bound to a
+    loopback address with --host (vLLM listens on every address without one): only the gateway is reached."""
+    if not isinstance(value, Mapping) or not value:
+        return [Finding("", _text(value) if value else "nothing", "a map of one or more model servers")]
+    findings, owners = [], {}
+    for name, launch in value.items():
+        launch = launch if isinstance(launch, Mapping) else {}
+        port = launch.get("port")
+        if port in owners:
+            findings.append(Finding(f".{name}.port", _text(port), f"a port of its own (also {owners[port]}'s)"))
+        owners.setdefault(port, name)
+        args = [str(a) for a in launch.get("args") or []]
+        host = args[args.index("--host") + 1] if "--host" in args[:-1] else None
+        if host is None or not (types.is_address(host) and ipaddress.ip_address(host).is_loopback):
+            findings.append(Finding(f".{name}.args", f"--host {host}" if host else "no --host",
+                                    "--host 127.0.0.1 or ::1: a model server listens on loopback, behind the gateway"))
+    return findings
+
+
 def key_hashes(value: object, tenants: Sequence[str]) -> list[Finding]:
     """The SHA-256 of every tenant's API key, made on the machine running sovkit: the gateway holds no key."""
     hashes = value if isinstance(value, Mapping) else {}
@@ -310,6 +330,7 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "grants": grants,
     "model_sources": model_sources,
     "runtime_pins": runtime_pins,
+    "model_launches": model_launches,
     "key_hashes": key_hashes,
     "secret": secret,
     "admitted": admitted,

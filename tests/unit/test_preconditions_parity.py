@@ -130,3 +130,23 @@ def test_every_checked_input_is_refused_by_both_somewhere_in_the_corpus(verdicts
     """The agreement is not only on passing: each check refuses at least one corpus file, in both."""
     refused = set().union(*(v & p for v, p in verdicts.values()))
     assert refused == {p.variable for p in role_vars.PRECONDITIONS}
+
+
+def role_check_tasks() -> dict[str, dict]:
+    """{checked variable: its sovkit_check arguments} over every role's tasks/validate.yml."""
+    out = {}
+    for path in sorted((ROOT / "roles").glob("*/tasks/validate.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            if "sovkit_check" in task:
+                out[task["sovkit_check"]["name"]] = task["sovkit_check"]
+    return out
+
+
+@pytest.mark.parametrize("precondition", role_vars.PRECONDITIONS, ids=lambda p: p.variable)
+def test_each_role_runs_its_check_on_the_rendered_variables(precondition):
+    """A role's task passes the check exactly the variables PRECONDITIONS names, never a value re-derived in Jinja
+    (what validate judged is what the role judges)."""
+    task = role_check_tasks()[precondition.variable]
+    assert task["check"] == precondition.check
+    assert re.fullmatch(rf"\{{\{{ {precondition.variable}( \| int)? \}}\}}", task["value"]), task["value"]
+    assert task.get("args", {}) == {arg: f"{{{{ {variable} }}}}" for arg, variable in precondition.args.items()}

@@ -182,3 +182,19 @@ def test_a_cpu_site_names_no_device():
         if site.accelerator.accelerator == "cpu" and site.platform.mode == "hosts":
             hosts = render_inventory(site)["all"]["children"]
             assert all(not v.get("vllm_service_devices") for g in hosts.values() for v in g["hosts"].values() if v)
+
+
+@pytest.mark.parametrize("stack", sorted(n for n, s in STACKS.items() if s.platform.mode == "hosts"))
+def test_the_rendered_model_servers_pass_the_roles_launch_check(stack: str):
+    launches = render_inventory(STACKS[stack])["all"]["vars"]["vllm_service_models"]
+    assert launches and CHECKS["model_launches"](launches) == []
+
+
+@pytest.mark.parametrize(("host", "found"), [("0.0.0.0", "--host 0.0.0.0"), ("::", "--host ::"),
+                                             ("203.0.113.40", "--host 203.0.113.40"), (None, "no --host")])
+def test_a_model_server_beyond_loopback_or_on_a_taken_port_is_refused(host, found):
+    args = ["--model", "/m"] + (["--host", host] if host else [])
+    launches = {"a": {"port": 8000, "args": ["--host", "::1"]}, "b": {"port": 8000, "args": args}}
+    findings = CHECKS["model_launches"](launches)
+    assert [(f.at, f.found) for f in findings] == [(".b.port", "8000"), (".b.args", found)]
+    assert CHECKS["model_launches"]({}) and CHECKS["model_launches"](None)
