@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 
 from sovkit.config import SiteConfig, checks
+from sovkit.phases import Progress
 from sovkit.render.inventory import render_inventory
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace, secret_file
@@ -39,7 +40,6 @@ PLAYBOOK = "playbooks/site.yml"
 INVENTORY_ENV = "SOVKIT_INVENTORY"  # the inventory Pulumi rendered, with the addresses its cloud gave
 TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose key is a Pulumi secret
 UPSTREAM_KEY_LENGTH = 48  # characters: 36 random bytes as URL-safe base64
-Progress = Callable[[str], None]
 
 
 class ConvergeError(RuntimeError):

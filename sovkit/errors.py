@@ -42,7 +42,7 @@ def url_secrets(url: str, *, ends: str = "") -> list[tuple[str, int, int]]:
     a host whose "port" is not a number (https://user:pa/ss@host: a password with an unencoded '/', '?' or '#')
     is treated as userinfo too, so a malformed URL never prints its password. A parameter's value also ends at
     any character of `ends` (quotes, when the URL is quoted inside a message)."""
-    match = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", url)
+    match = _SCHEME.match(url)
     if not match:
         return []
     start = match.end()

@@ -22,7 +22,6 @@ CREDENTIALS_HOME = {
     "stateBackend": "give them to `pulumi login` in its environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)",
     "alertReceivers": "keep the receiver's token in a secret of the monitoring stack, not in the URL",
     "logCollector": "the collector authenticates hosts by their TLS certificate, not by a password in the URL",
-    "logCollectors": "the collector authenticates hosts by their TLS certificate, not by a password in the URL",
     "containerRegistry": "the container runtime reads registry logins from its own credentials file",
 }
 
@@ -63,10 +62,7 @@ def url_keys(site: SiteConfig) -> list[tuple[str, str]]:
     urls += [(f"models.{name}.source", spec.source) for name, spec in site.serving.models.items()]
     urls += [(f"alertReceivers.{name}.webhook", r.webhook) for name, r in site.monitoring.alert_receivers.items()
              if r.webhook]
-    # The journal collector: one URL (logCollector), or a list of them (logCollectors) in older schemas.
-    collector = getattr(res, "log_collector", None)
-    urls += [("logCollector", collector)] if collector else []
-    urls += [(f"logCollectors[{i}]", url) for i, url in enumerate(getattr(res, "log_collectors", None) or [])]
+    urls += [("logCollector", res.log_collector)] if res.log_collector else []
     return urls
 
 

@@ -32,6 +32,8 @@ from sovkit.config.profiles import load_profile, profile_ids
 from sovkit.config.schema import PROJECT, SECTIONS
 from sovkit.config.site import SiteConfig
 from sovkit.errors import Problem, StackError, short
+from sovkit.stacks import PREFIX as STACK_PREFIX
+from sovkit.stacks import stack_file_name, stack_name
 
 STACK_FILE_KEYS = ("config", "encryptionsalt", "secretsprovider", "environment")
 # Config namespaces besides sovkit's own that the Pulumi program reads (its providers, and Pulumi's own settings).
@@ -107,10 +109,10 @@ def load_stack(path: str | Path, *, fit: bool = True) -> SiteConfig:
     except StackError as err:
         err.problems[:0] = problems
         raise
-    stack = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    if path.name.startswith("Pulumi.") and stack != site.name:
+    stack = stack_name(path)
+    if path.name.startswith(STACK_PREFIX) and stack != site.name:
         problems.append(Problem(f"{PROJECT}:siteName", short(site.name), f"{stack!r}, the stack this file is for",
-                                fix=f"rename the file to Pulumi.{site.name}.yaml or set siteName: {stack}",
+                                fix=f"rename the file to {stack_file_name(site.name)} or set siteName: {stack}",
                                 line=_line(document["config"], [f"{PROJECT}:siteName"])))
     if problems:
         raise StackError(label, problems)

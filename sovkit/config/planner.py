@@ -34,7 +34,6 @@ MAX_NUM_SEQS = 256  # vLLM's default ceiling on sequences in one batch
 TP_SIZES = (1, 2, 4, 8, 16)
 CPU_SEQUENCES = 4  # CPU sites: KV cache sized for this many full-context sequences
 CPU_RUNTIME_GIB = 2.0  # CPU sites: Python, torch and the server besides weights and KV cache
-CPU_GENERATION = "x86-64-v3"  # the CPU backend's one generation in sovkit/data/vendors/cpu.yaml
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,11 @@ class ModelPlan:
 
 def _supports(vendor_name: str, accelerator_model: str | None, quantization: str) -> bool:
     """vLLM has kernels for the quantization on this accelerator (the vendor's data: vLLM's support table)."""
-    generation = accelerator_catalogue()[accelerator_model]["generation"] if accelerator_model else CPU_GENERATION
-    return vendor(vendor_name).serves(quantization, generation)
+    known = vendor(vendor_name)
+    # a CPU site: the CPU backend's one generation (sovkit/data/vendors/cpu.yaml)
+    generation = accelerator_catalogue()[accelerator_model]["generation"] if accelerator_model else \
+        next(iter(known.generations))
+    return known.serves(quantization, generation)
 
 
 def _tp_valid(entry: CatalogueModel, tp: int) -> bool:
@@ -108,15 +110,15 @@ def plan_model(site: SiteConfig, served: str, spec: ModelSpec | None = None) -> 
     """The plan of one model (spec overrides the stack's, for what-if suggestions)."""
     spec = spec or site.serving.models[served]
     entry = get(spec.catalogue)
-    vendor = site.accelerator.accelerator
+    vendor_name = site.accelerator.accelerator
     role = site.model_role(spec)
-    base = ModelPlan(served, entry.id, spec.quantization, vendor, spec.max_context, spec.replicas, role,
+    base = ModelPlan(served, entry.id, spec.quantization, vendor_name, spec.max_context, spec.replicas, role,
                      entry.weight_bytes(spec.quantization) / GIB if spec.quantization in entry.quantizations else 0.0,
                      entry.kv_bytes_per_token)
     if spec.quantization not in entry.quantizations:
         return replace(base, problem=f"{entry.id} is not published in {spec.quantization} "
                                      f"(offered: {', '.join(entry.quantizations)})")
-    if vendor == "cpu":
+    if vendor_name == "cpu":
         return _plan_cpu(base, entry, spec)
     nodes = _gpu_nodes(site, role)
     if not nodes:
@@ -126,7 +128,7 @@ def plan_model(site: SiteConfig, served: str, spec: ModelSpec | None = None) -> 
     memory_gib = site.accelerator_memory_mib(model) / 1024 if model else 0.0
     base = replace(base, accelerator_model=model, device_memory_gib=memory_gib,
                    gpu_memory_utilization=GPU_MEMORY_UTILIZATION)
-    if not _supports(vendor, model, spec.quantization):
+    if not _supports(vendor_name, model, spec.quantization):
         return replace(base, problem=f"vLLM does not serve {spec.quantization} on {model}")
     multi_node = site.platform.mode == "kubernetes" and len(nodes) > 1
     if spec.tensor_parallel == "auto":

@@ -26,21 +26,9 @@ def key(path: str) -> str:
     return f"{PROJECT}:{path}"
 
 
-def _networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c) for c in cidrs]
-
-
-def _in_networks(address: str, networks: list) -> bool:
-    ip = ipaddress.ip_address(address)
-    return any(ip.version == n.version and ip in n for n in networks)
-
-
 def is_in_country(site: SiteConfig, host: str) -> bool:
-    """An IP inside the in-country CIDRs, or a name under an in-country domain."""
-    try:
-        return _in_networks(host, _networks(site.residency.in_country_cidrs))
-    except ValueError:
-        return any(host == d or host.endswith("." + d) for d in site.residency.in_country_domains)
+    """An IP inside the in-country CIDRs, or a name under an in-country domain (the roles' own rule)."""
+    return checks.in_country(host, site.residency.in_country_cidrs, site.residency.in_country_domains)
 
 
 def _in_country_allowed(site: SiteConfig) -> str:
@@ -217,7 +205,7 @@ def from_findings(path: str, findings: Iterable[checks.Finding], fix: str = "") 
 
 def networks(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
     res = site.residency
-    in_country = _networks(res.in_country_cidrs)
+    in_country = [ipaddress.ip_network(c) for c in res.in_country_cidrs]
     yield from from_findings("inCountryCidrs", checks.networks(list(res.in_country_cidrs)))
     yield from from_findings("adminCidrs", checks.admin_networks(list(res.admin_cidrs), list(res.in_country_cidrs)))
     seen_addr: dict[str, str] = {}
@@ -228,14 +216,14 @@ def networks(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         if node.address in seen_addr:
             yield Problem(path, node.address, f"an address no other host has (also on {seen_addr[node.address]})")
         seen_addr[node.address] = node.name
-        if not _in_networks(node.address, in_country):
+        if not checks.inside(node.address, res.in_country_cidrs):
             yield Problem(path, node.address, "an address inside inCountryCidrs: the site's hosts are in-country")
     if site.platform.mode == "kubernetes":
         internal = {"clusterCidr": site.platform.cluster_cidr, "serviceCidr": site.platform.service_cidr}
         for name, cidr in internal.items():
             net = ipaddress.ip_network(cidr)
             clash = [str(n) for n in in_country if n.version == net.version and n.overlaps(net)]
-            clash += [a for a in seen_addr if _in_networks(a, [net])]
+            clash += [a for a in seen_addr if checks.inside(a, [cidr])]
             if clash:
                 yield Problem(key(name), cidr, f"a network that does not overlap {', '.join(clash)}")
         if ipaddress.ip_network(internal["clusterCidr"]).overlaps(ipaddress.ip_network(internal["serviceCidr"])):
