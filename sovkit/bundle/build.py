@@ -36,7 +36,6 @@ from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace
 
 CHART = "sovkit-serving"
-ALERT_RULES = "chart/alert-rules.yml"  # {namespace, groups}: what the hosts' Prometheus loads
 Progress = Callable[[str], None]
 
 
@@ -165,17 +164,14 @@ def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
 
 
 def build_chart(site: SiteConfig, root: Path) -> None:
-    """The chart, the site's values, and the chart's alert rules as Prometheus rule groups: hosts mode's
-    Prometheus loads those very rules (ALERT_RULES), so both modes alert alike from one source."""
-    from sovkit.serving import chart as helm  # needs the helm binary (scripts/helm.sh): imported on use
-
+    """The chart and the site's values. (Hosts mode's Prometheus loads the chart's own alert rules, which the
+    converge pipeline renders for the play: both modes alert alike from one source.)"""
     source = project_root() / "charts" / CHART
     target = root / "chart" / CHART
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(source, target)
     values = render_values(site)
     (root / "chart" / f"{site.name}-values.yaml").write_text(yaml.safe_dump(values, sort_keys=True, width=120))
-    (root / ALERT_RULES).write_text(yaml.safe_dump(helm.alert_rules(values), sort_keys=False, width=120))
 
 
 def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress = lambda _: None) -> Bundle:

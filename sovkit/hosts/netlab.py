@@ -97,10 +97,6 @@ class NetLab:
         self._address(ns, GUEST_IFACE, addresses)
         return self.netns_path(machine)
 
-    def add_addresses(self, machine: str, addresses: list[str]) -> None:
-        """More addresses on a machine already attached (a stand-in service answering at several)."""
-        self._address(self.machine_namespace(machine), GUEST_IFACE, addresses)
-
     def _address(self, ns: str, iface: str, addresses: list[str]) -> None:
         present = _ip("-n", ns, "-o", "addr", "show", "dev", iface)
         for cidr in addresses:

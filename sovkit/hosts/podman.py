@@ -34,43 +34,19 @@ LABEL = "io.sovkit.host"  # every container/network this module creates carries 
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """An internal podman network: a bridge without NAT or any route out of this machine.
-
-    `gateway` is this machine's address on the bridge (podman's default: the subnet's first address); a site
-    rehearsal puts it inside the site's admin networks, where its operators' machines are. `ipv6_subnet` adds an
-    IPv6 subnet to the same bridge."""
+    """An internal podman network: a bridge without NAT or any route out of this machine."""
 
     name: str
     subnet: str  # e.g. "198.51.100.0/24" (a documentation range in tests)
-    gateway: str | None = None
-    ipv6_subnet: str | None = None
-    ipv6_gateway: str | None = None
 
     def __post_init__(self) -> None:
         ipaddress.ip_network(self.subnet)  # raises ValueError on nonsense
-        if self.ipv6_subnet:
-            ipaddress.ip_network(self.ipv6_subnet)
-
-    def create_args(self) -> list[str]:
-        args = ["--internal", "--label", f"{LABEL}=1", "--subnet", self.subnet]
-        if self.gateway:
-            args += ["--gateway", self.gateway]
-        if self.ipv6_subnet:
-            args += ["--ipv6", "--subnet", self.ipv6_subnet]
-            if self.ipv6_gateway:
-                args += ["--gateway", self.ipv6_gateway]
-        return [*args, self.name]
 
 
 @dataclass(frozen=True)
 class Attachment:
     network: str
     ip: str
-    ipv6: str | None = None
-
-    def option(self) -> str:
-        """podman run's --network value: the network with the host's fixed addresses."""
-        return f"{self.network}:ip={self.ip}" + (f",ip6={self.ipv6}" if self.ipv6 else "")
 
 
 @dataclass(frozen=True)
@@ -106,7 +82,7 @@ class HostSpec:
             args += ["--network", f"ns:{self.netns}", "--no-hosts", *(f"--dns={d}" for d in self.dns)]
         elif self.attachments:
             for att in self.attachments:
-                args += ["--network", att.option()]
+                args += ["--network", f"{att.network}:ip={att.ip}"]
         else:
             args += ["--network", "none"]
         for vol in self.volumes:
@@ -157,7 +133,8 @@ class Podman:
             if spec.subnet not in subnets:
                 raise HostsError(f"podman network {spec.name} exists with subnets {subnets}, not {spec.subnet}")
             return
-        self("network", "create", *spec.create_args())
+        self("network", "create", "--internal", "--label", f"{LABEL}=1",
+             "--subnet", spec.subnet, spec.name)
 
     def remove_network(self, name: str) -> None:
         if self.network_exists(name):

@@ -25,16 +25,14 @@ import pulumi_command as command
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from sovkit.converge import INVENTORY_ENV, TENANT_KEYS_ENV
 from sovkit.workspace import SiteWorkspace
 
 TYPE = "sovkit:hosts:HostConfiguration"
-PLAYBOOK = "playbooks/site.yml"  # what the converge pipeline runs
 CONVERGE_MODULE = "sovkit.converge"
 HASHED_DIRS = ("roles", "playbooks")
 # Not read by the play: caches, and each role's molecule scenario (its own tests, run by CI, never on a site).
 SKIPPED_PARTS = ("__pycache__", ".pytest_cache", ".cache", "molecule")
-INVENTORY_ENV = "SOVKIT_INVENTORY"
-TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose key is a Pulumi secret
 
 
 def workdir(site_name: str) -> str:
@@ -96,13 +94,8 @@ def playbook_command(site_name: str, python: str | None = None) -> str:
     """The converge pipeline `sovkit up` and `sovkit rehearse` run: `python -m sovkit.converge SITE` reads the
     inventory the program rendered from SOVKIT_INVENTORY (and writes it where the kubeconfig fetch and the
     operator's `sovkit verify` read it), the tenant keys held as Pulumi secrets from SOVKIT_TENANT_KEYS, and runs
-    playbooks/site.yml."""
-    return f"umask 077 && {converge_command(site_name, python)}"
-
-
-def converge_command(site_name: str, python: str | None = None) -> str:
-    """The converge pipeline for one site, with the Python that runs this program (the checkout's .venv)."""
-    return f"{shlex.quote(python or sys.executable)} -m {CONVERGE_MODULE} {shlex.quote(site_name)}"
+    playbooks/site.yml, with the Python that runs this program (the checkout's .venv)."""
+    return f"umask 077 && {shlex.quote(python or sys.executable)} -m {CONVERGE_MODULE} {shlex.quote(site_name)}"
 
 
 def kubeconfig_command(site_name: str, python: str | None = None) -> str:

@@ -30,6 +30,8 @@ from sovkit.config.site import SiteConfig
 from sovkit.errors import Problem, StackError
 from sovkit.render.cloud_init import (
     KEYS_ALLOWED,
+    METADATA_ADDRESS,
+    METADATA_PORT,
     PublicKeyError,
     UserData,
     data_volume_facts,
@@ -49,8 +51,7 @@ KUBE_API_PORT = 6443  # RKE2's API server, reached by the operator's Pulumi and 
 GATEWAY_ROLES = ("gpu_worker", "cpu_worker", "control_plane")  # the first node of these takes the floating IP
 # The cloud's metadata service: cloud-init reads the server's user data and key there at first boot (Nova's
 # OpenStack and EC2 metadata APIs, served on the link-local address through Neutron's metadata proxy).
-METADATA_CIDR = "169.254.169.254/32"
-METADATA_PORT = 80
+METADATA_CIDR = f"{METADATA_ADDRESS}/32"
 KEY_PATH = f"{PROJECT}:openstackSshPublicKey"
 DATA_VOLUME_VAR = "sovkit_data_volume"  # the host variable holding a node's data volume evidence
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import yaml
 
+# The cloud's metadata service: cloud-init reads the server's key and this user data there at first boot.
+METADATA_ADDRESS, METADATA_PORT = "169.254.169.254", 80
 DATA_MOUNT = "/srv/sovkit"
 DATA_LABEL = "sovkit-data"
 DATA_FSTYPE = "ext4"

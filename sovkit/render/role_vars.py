@@ -20,7 +20,7 @@ from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
 from sovkit.render import runtime
-from sovkit.render.cloud_init import DATA_MOUNT
+from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.vllm_args import render_vllm
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
 
@@ -29,7 +29,7 @@ DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
 # OpenStack's metadata service: cloud-init reads the server's key and user data there at first boot.
-METADATA_SERVICE = {"host": "169.254.169.254", "port": 80,
+METADATA_SERVICE = {"host": METADATA_ADDRESS, "port": METADATA_PORT,
                     "justification": "OpenStack metadata service: cloud-init reads the server's key and user data"}
 
 
