@@ -1,6 +1,7 @@
-"""sovkit.gpu_exporter against recorded NVML readings (tests/data/nvml-readings-h100-l40s.json: two H100, one in
-MIG mode, and an L40S with ECC off), replayed through a stand-in for the pynvml module that the collector is given.
-The stand-in raises pynvml's own NVMLError classes with the recorded return codes; nothing of the real library is
+"""sovkit.gpu_exporter against NVML readings composed from NVML's documented return types, not captured from a GPU
+(tests/data/nvml-readings-h100-l40s.json: two H100, one in MIG mode, and an L40S with ECC off), replayed through a
+stand-in for the pynvml module that the collector is given.
+The stand-in raises pynvml's own NVMLError classes with the readings' return codes; nothing of the real library is
 patched. The exposition is checked series by series, and by Prometheus' own promtool."""
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ def test_the_xid_thread_reads_events(collector, nvml):
     collector.xid.start()
     deadline = time.monotonic() + 10
     while key("DCGM_FI_DEV_XID_ERRORS", 1, err_code="94") not in scrape(collector):
-        assert time.monotonic() < deadline, "the Xid thread did not record the recorded Xid 94"
+        assert time.monotonic() < deadline, "the Xid thread did not record the readings' Xid 94"
         nvml.event_waits.acquire(timeout=1)
     collector.xid.stop()
     assert collector.xid._thread is not None and not collector.xid._thread.is_alive()
