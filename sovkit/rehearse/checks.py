@@ -138,8 +138,29 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
         expected = int(label.rsplit(": ", 1)[1])
         line = f"gateway: {label.rsplit(': ', 1)[0]} -> {outcome} (expected {expected})"
         (found if outcome == expected else failures).append(line)
-    found_devices, failed_devices = model_devices(rehearsal, inventory)
-    return found + found_devices, failures + failed_devices
+    for more_found, more_failures in (model_listeners(rehearsal, inventory), model_devices(rehearsal, inventory)):
+        found, failures = found + more_found, failures + more_failures
+    return found, failures
+
+
+def listen_addresses(ss_output: str, port: int) -> list[str]:
+    """The local addresses listening on TCP `port`, from `ss -Htln` ("127.0.0.1", "[::1]", "0.0.0.0", "*", ...)."""
+    local = [line.split()[3] for line in ss_output.splitlines() if len(line.split()) > 3]
+    return sorted(address for address, _, found in (a.rpartition(":") for a in local) if found == str(port))
+
+
+def model_listeners(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
+    """Each model server's API listens on loopback only, on the port the role gave it: read on every serving host
+    (the gateway is the one way in)."""
+    found, failures = [], []
+    for node in rehearsal.site.serving_nodes():
+        listening = rehearsal.podman("exec", container_name(rehearsal.site.name, node.name), "ss", "-Htln")
+        for served, launch in inventory["all"]["vars"]["vllm_service_models"].items():
+            addresses = listen_addresses(listening, launch["port"])
+            line = f"listening: {served} on {node.name} port {launch['port']} at {', '.join(addresses) or 'nothing'}"
+            ok = bool(addresses) and set(addresses) <= {"127.0.0.1", "[::1]"}
+            (found if ok else failures).append(line if ok else f"{line}; expected loopback only")
+    return found, failures
 
 
 def model_devices(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:

@@ -1,6 +1,7 @@
-"""A model server's environment file as the vllm_service role writes it (its template, rendered as Ansible's template
-module does) for every serving host of a GPU site and a CPU site: each variable once, exactly the model's and its
-GPUs', and its own HOME and cache folder. The same check runs on the live hosts of a rehearsal."""
+"""What a rehearsal holds each model server to on a serving host, checked here without one: its environment file as
+the vllm_service role writes it (its template, rendered as Ansible's template module does) for a GPU site and a CPU
+site holds each variable once, exactly the model's and its GPUs', and its own HOME and cache folder; and its API's
+listeners, read from `ss`, are told apart by address."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from sovkit.config import load_stack
-from sovkit.rehearse.checks import env_file_problem
+from sovkit.rehearse.checks import env_file_problem, listen_addresses
 from sovkit.render.inventory import render_inventory
 from sovkit.verify.runner import inventory_hosts
 
@@ -61,3 +62,18 @@ def test_each_model_environment_holds_each_variable_once(stack):
 def test_the_check_refuses_a_variable_twice_missing_or_changed(text, problem):
     found = env_file_problem("# comment\n" + text, {"A": "1", "CUDA_VISIBLE_DEVICES": "0"})
     assert found.startswith(problem) if problem else found == ""
+
+
+SS_OUTPUT = """LISTEN 0      4096       127.0.0.1:8000       0.0.0.0:*
+LISTEN 0      4096           [::1]:8001          [::]:*
+LISTEN 0      511    203.0.113.40:8443       0.0.0.0:*
+LISTEN 0      4096         0.0.0.0:8002       0.0.0.0:*
+LISTEN 0      4096               *:8003             *:*
+"""
+
+
+@pytest.mark.parametrize(("port", "addresses"), [(8000, ["127.0.0.1"]), (8001, ["[::1]"]), (8002, ["0.0.0.0"]),
+                                                 (8003, ["*"]), (9, [])])
+def test_the_listeners_of_a_port_are_read_from_ss(port, addresses):
+    """What the rehearsal reads on a serving host to hold each model server to loopback."""
+    assert listen_addresses(SS_OUTPUT, port) == addresses
