@@ -381,3 +381,25 @@ def build_debian_mirror(packages: Path, target: Path, key: ArchiveKey, *,
              ", ".join(f"{c} {len(v)}" for c, v in listed.items()), len(builder.changed))
     _write_if_changed(stamp, json.dumps({"inputs": inputs, "packages": listed}, indent=1).encode())
     return MirrorLayout(**layout, packages=listed, changed=tuple(builder.changed))
+
+
+def build_flat_repository(target: Path, key: ArchiveKey, origin: str) -> Path:
+    """An empty flat repository (apt's `Suites: /`) at `target`, signed by `key`: the stand-in for a vendor's
+    repository the site mirrors in-country, whose packages are not reachable here. The hosts read it through the
+    site's own source entry, so a source apt cannot read or verify fails the rehearsal. Idempotent."""
+    target.mkdir(parents=True, exist_ok=True)
+    builder = _Builder(target, key, (), ())
+    indexes = {"Packages": b"", "Packages.gz": gzip.compress(b"", mtime=0)}
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=target) as tmp:
+        for name, data in indexes.items():  # staged apart, so Release lists the indexes and not itself
+            (Path(tmp) / name).write_bytes(data)
+            builder.put(target / name, data)
+        release = _run(["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Origin={origin}",
+                        "-o", f"APT::FTPArchive::Release::Label={origin}",
+                        "-o", "APT::FTPArchive::Release::Description=Rehearsal stand-in (no packages)",
+                        "release", "."], cwd=Path(tmp))
+    try:
+        builder._release(target, release)
+    finally:
+        key.stop_agent()
+    return target

@@ -27,7 +27,7 @@ from sovkit.hosts.netlab import NetLab
 from sovkit.phases import Phases, Progress
 from sovkit.rehearse import hosts as site_hosts
 from sovkit.rehearse import pki
-from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, make_archive_key
+from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_flat_repository, make_archive_key
 from sovkit.rehearse.plan import RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars
@@ -154,13 +154,28 @@ def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
             roots = {"/" + spec.source.split("://", 1)[1].split("/", 1)[1]: bundle / "models" / name
                      for name, spec in rehearsal.site.serving.models.items()}
             sites.append(HttpSite(**common, roots=roots))
+        elif service.purpose.startswith("vendor repository"):
+            name = service.purpose.removeprefix("vendor repository ")
+            repository = build_flat_repository(folder / "vendor-repositories" / name, rehearsal.archive_key, name)
+            sites.append(HttpSite(**common, roots={service.path.rstrip("/") or "/": repository}))
         elif service.purpose.startswith("alert receiver"):
             sites.append(HttpSite(**common, sink=True))
     smtp = tuple(sorted({p.records[host][0] for host in p.mail_exchangers.values()}))
     return StandIns(name=site_hosts.container_name(rehearsal.site.name, "services"), lab=rehearsal.lab,
                     addresses=p.service_addresses, workdir=folder / "stand-ins", dns_listen=p.resolvers,
                     dns_records=dict(p.records), dns_mx=dict(p.mail_exchangers), ntp_listen=p.ntp_servers,
-                    http_sites=tuple(sites), smtp_listen=smtp)
+                    http_sites=_one_per_server(sites), smtp_listen=smtp)
+
+
+def _one_per_server(sites: list[HttpSite]) -> tuple[HttpSite, ...]:
+    """One virtual host per name, address and port: services the site keeps on one server (the Debian mirror and a
+    vendor's repository under one host name, say) are served side by side, each under its own path."""
+    merged: dict[tuple, HttpSite] = {}
+    for site in sites:
+        server = (site.server_name, site.address, site.port, site.sink)
+        before = merged.get(server)
+        merged[server] = dataclasses.replace(before, roots={**before.roots, **site.roots}) if before else site
+    return tuple(merged.values())
 
 
 def inventory(rehearsal: Rehearsal) -> dict:
@@ -175,14 +190,19 @@ def inventory(rehearsal: Rehearsal) -> dict:
             for host in group["hosts"].values():
                 if host and "accelerator_expected_count" in host:
                     host["accelerator_expected_count"] = 0
-    mirror = rehearsal.plan.service("mirror")
-    if mirror:
+    # The stand-in mirror and vendor repositories are signed by the rehearsal's archive key: their sources trust it
+    # in place of the site's keys (which sign the site's real mirrors and are not on this machine).
+    stood_up = [s.url.rstrip("/") for s in rehearsal.plan.services
+                if s.stood_up and (s.purpose == "mirror" or s.purpose.startswith("vendor repository"))]
+    replaced = set()
+    for source in variables["os_baseline_apt_sources"]:
+        if any(source["uris"].startswith(url) for url in stood_up) and not source.get("trusted"):
+            replaced.add(source.get("signed_by"))
+            source["signed_by"] = MIRROR_KEY_DEST
+    if replaced:
         variables["os_baseline_apt_keys"] = [
-            *(k for k in variables["os_baseline_apt_keys"] if not k["dest"].endswith(("-mirror.asc", "-mirror.gpg"))),
+            *(k for k in variables["os_baseline_apt_keys"] if k["dest"] not in replaced),
             {"src": str(rehearsal.archive_key.public_armored), "dest": MIRROR_KEY_DEST}]
-        for source in variables["os_baseline_apt_sources"]:
-            if source["uris"].startswith(site.residency.apt_mirror.rstrip("/")):
-                source["signed_by"] = MIRROR_KEY_DEST
     # A container has no block device of its own: the role would rightly refuse it as unencrypted (it fails
     # closed on a real host); the rehearsal says so (plan.substitutions) instead of letting the role skip.
     variables["data_at_rest_required"] = False

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from sovkit.hosts import HostsError
-from sovkit.rehearse.mirror import ArchiveKey, MirrorLayout, build_debian_mirror, make_archive_key
+from sovkit.rehearse.mirror import (
+    ArchiveKey,
+    MirrorLayout,
+    build_debian_mirror,
+    build_flat_repository,
+    make_archive_key,
+)
 
 COMPONENTS = ("main", "contrib", "non-free", "non-free-firmware")
 # package, version, architecture, section, source field (or None)
@@ -169,3 +175,22 @@ def test_archive_key_kept(tmp_path: Path) -> None:
     assert first == second
     assert first.public_armored.read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
     assert first.keyring.read_bytes()[:1] != b"-"  # binary, as Signed-By wants
+
+
+def test_a_vendor_repository_stand_in_is_an_empty_flat_repository_signed_by_the_key(tmp_path: Path,
+                                                                                      key: ArchiveKey) -> None:
+    """apt reads `Suites: /` sources at <url>/InRelease and <url>/Packages: both are there, the index is empty,
+    Release lists it, and the signature verifies with the archive key alone. A second build rewrites nothing."""
+    repository = build_flat_repository(tmp_path / "nvidia", key, "nvidia")
+    assert (repository / "Packages").read_bytes() == b"" == gzip.decompress((repository / "Packages.gz").read_bytes())
+    release = (repository / "Release").read_text()
+    assert "Origin: nvidia" in release and " Packages.gz\n" in release.split("SHA256:", 1)[1]
+    assert " Release" not in release.split("SHA256:", 1)[1]  # it does not list itself
+    assert subprocess.run(["gpgv", "--keyring", str(key.keyring), str(repository / "InRelease")],
+                          capture_output=True).returncode == 0
+    other = make_archive_key(tmp_path / "other-key", "someone else")
+    assert subprocess.run(["gpgv", "--keyring", str(other.keyring), str(repository / "InRelease")],
+                          capture_output=True).returncode != 0
+    before = tree(repository)
+    build_flat_repository(repository, key, "nvidia")
+    assert tree(repository) == before
