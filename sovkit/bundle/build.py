@@ -27,9 +27,8 @@ from pathlib import Path
 import yaml
 
 from sovkit.bundle.manifest import MANIFEST, write_manifest
-from sovkit.config import SiteConfig
+from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import TINY_MODEL
-from sovkit.render import runtime
 from sovkit.render.packages import host_packages
 from sovkit.render.values import render_values
 from sovkit.stacks import project_root
@@ -62,15 +61,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sovkit"
 
 
-def refuse_gpu_sites(site: SiteConfig) -> None:
-    vendor = site.accelerator.accelerator
-    if vendor != "cpu":
-        raise BundleError(
-            f"{site.source}: accelerator {vendor!r}: the GPU driver and runtime come from the site's in-country "
-            f"mirror of the vendor's repository (roles/accelerator/tasks/{vendor}.yml), which sovkit does not "
-            "assemble; `sovkit bundle` builds offline bundles for cpu sites. Nothing was changed.")
-
-
 def runtime_lock(site: SiteConfig) -> Path | None:
     """The pinned serving runtime the site's hosts install (hosts mode), or None (kubernetes: images)."""
     if site.platform.mode != "hosts":
@@ -80,10 +70,22 @@ def runtime_lock(site: SiteConfig) -> Path | None:
     if not lock.is_file():
         shipped = ", ".join(runtime.shipped_locks())
         raise BundleError(
-            f"{site.source}: accelerator {vendor!r} in hosts mode needs a pinned serving runtime "
-            f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. Add the lock file (one "
-            "`name==version` per line, the whole runtime) or run this site in kubernetes mode. Nothing was changed.")
+            f"{site.source}: accelerator {vendor!r} in hosts mode needs a locked serving runtime "
+            f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. Add the lock "
+            f"(scripts/lock-runtime.py {vendor}) or run this site in kubernetes mode. Nothing was changed.")
     return lock
+
+
+def driver_source(site: SiteConfig) -> str | None:
+    """Where the site's hosts get the accelerator driver (the bundle's Debian packages hold only Debian's own)."""
+    name = site.accelerator.accelerator
+    if name == "cpu":
+        return None
+    repository = site.residency.apt_repositories.get(name)
+    if repository:
+        return (f"the site's mirror of the vendor's repository (aptRepositories.{name}: {repository.url}); "
+                "its packages are not in this bundle")
+    return "Debian 12's non-free archive, through the site's Debian mirror; its packages are not in this bundle"
 
 
 def _place(source: Path, target: Path) -> bool:
@@ -125,7 +127,8 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     cached = cache_dir() / "wheels" / f"{lock.stem}-{key}"
     if not (cached / ".complete").exists():
-        progress(f"wheels: downloading the {lock.stem} serving runtime ({lock.name}, about 900 MB once)")
+        count = len(runtime.Lock.read(lock).lines)
+        progress(f"wheels: downloading the {lock.stem} serving runtime ({count} wheels of {lock.name}, once)")
         partial = cached.with_name(cached.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -140,8 +143,7 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
         (cached / ".complete").touch()
     wheels = sorted(cached.glob("*.whl"))
     _sync_folder(wheels, root / "wheels")
-    requirements = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
-    (root / "wheels" / "requirements.txt").write_text("\n".join(requirements) + "\n")
+    (root / "wheels" / "requirements.txt").write_text("\n".join(runtime.Lock.read(lock).lines) + "\n")
 
 
 def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
@@ -176,8 +178,7 @@ def build_chart(site: SiteConfig, root: Path) -> None:
 
 def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress = lambda _: None) -> Bundle:
     """Build (or bring up to date) the site's bundle and write its manifest."""
-    refuse_gpu_sites(site)  # refuse an impossible bundle before downloading anything
-    lock = runtime_lock(site)
+    lock = runtime_lock(site)  # refuse an impossible bundle before downloading anything
     root = root or default_bundle_dir(site)
     root.mkdir(parents=True, exist_ok=True)
     (root / MANIFEST).unlink(missing_ok=True)  # a bundle being rebuilt is never vouched for half-way
@@ -201,6 +202,7 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
         "site": site.name, "country": site.site.country, "mode": site.platform.mode,
         "accelerator": site.accelerator.accelerator,
         "runtime_lock": lock.name if lock else None,
+        "driver": driver_source(site),
         "models_made_offline": made,
         "models_from_store": sorted(set(site.serving.models) - set(made)),
     })

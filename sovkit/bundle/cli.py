@@ -38,3 +38,5 @@ def bundle(stack: str, output: Path | None, verify_only: bool) -> None:
     phases = ", ".join(f"{name} {s:.1f} s" for name, s in built.seconds.items())
     console.print(f"bundle of {site.name}: {len(built.manifest['files'])} files, {built.bytes / 2**20:.0f} MiB in "
                   f"{built.root} ({phases})", markup=False)
+    if built.manifest.get("driver"):
+        console.print(f"  the accelerator driver comes from {built.manifest['driver']}", markup=False)

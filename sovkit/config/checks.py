@@ -25,6 +25,8 @@ SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MIN_SECRET_LENGTH = 32  # characters of an API key (tenants, the gateway's key to its model servers)
 
 
+PINNED_WHEEL = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+( --hash=sha256:[0-9a-f]{64})+$")
+
 @dataclass(frozen=True)
 class Finding:
     """One value that fails: where it is below the checked value ("" for the value itself, "[2]", ".name"),
@@ -264,13 +266,14 @@ def model_sources(value: object, root: str, store: str) -> list[Finding]:
 
 
 def runtime_pins(value: object) -> list[Finding]:
-    """The serving runtime, pinned: `name==version` lines, nothing resolved on a host."""
+    """The serving runtime, locked: `name==version --hash=sha256:<digest>` lines, nothing resolved on a host and
+    no wheel installed that is not the one the lock was made from."""
     items = _list(value)
     if not items:
-        return [Finding("", "no pins", "the pinned serving runtime of the site's accelerator (sovkit ships "
+        return [Finding("", "no pins", "the locked serving runtime of the site's accelerator (sovkit ships "
                         "sovkit/data/runtime/<vendor>.txt)")]
-    return [Finding(f"[{i}]", _text(pin), "name==version") for i, pin in enumerate(items)
-            if not re.match(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+$", str(pin))]
+    return [Finding(f"[{i}]", _text(pin), "name==version --hash=sha256:<64 hex digits>")
+            for i, pin in enumerate(items) if not PINNED_WHEEL.match(str(pin))]
 
 
 def model_launches(value: object) -> list[Finding]:

@@ -6,12 +6,13 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
-from sovkit.config import checks, hygiene
+from sovkit.config import checks, hygiene, runtime
 from sovkit.config.catalogue import check_models
 from sovkit.config.planner import plan_site
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.config.types import email_domain, host_of_url, is_address, split_host_port
+from sovkit.config.vendors import vendor
 from sovkit.errors import Problem, short
 from sovkit.workspace import HOST_DATA_PATHS
 
@@ -126,11 +127,57 @@ def accelerators(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Prob
         if site.accelerator.accelerator_driver_version or site.accelerator.accelerator_toolkit_version:
             yield Problem(key("acceleratorDriverVersion"), "set", "nothing for a cpu site")
     else:
-        versions = {"acceleratorDriverVersion": site.accelerator.accelerator_driver_version,
-                    "acceleratorToolkitVersion": site.accelerator.accelerator_toolkit_version}
+        versions = {"acceleratorDriverVersion": site.accelerator.accelerator_driver_version}
+        if site.platform.mode == "kubernetes":  # in hosts mode the runtime lock brings the toolkit (CUDA, ROCm)
+            versions["acceleratorToolkitVersion"] = site.accelerator.accelerator_toolkit_version
         for field_name, version in versions.items():
             if not version:
                 yield Problem(key(field_name), "nothing", f"the pinned {vendor} version to install")
+
+
+def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Hosts mode installs the vendor's locked runtime on the site's driver: the driver branch must run the
+    device runtime the lock's wheels are built on (CUDA 13 needs 580), and come from a source the hosts read:
+    the branch Debian 12 carries, or the vendor's repository mirrored in-country. (Kubernetes mode serves the
+    chart's image on the GPU operator's driver.)"""
+    name = site.accelerator.accelerator
+    if site.platform.mode != "hosts" or name == "cpu":
+        return
+    if runtime.vendor_lock(name) is None:
+        yield Problem(key("accelerator"), name, "in hosts mode, an accelerator whose serving runtime sovkit locks: "
+                      + ", ".join(runtime.shipped_locks()),
+                      fix=f"run this site in kubernetes mode, or add sovkit/data/runtime/{name}.txt "
+                          "(scripts/lock-runtime.py)")
+        return
+    known, device = vendor(name), runtime.device_runtime(name)
+    version = site.accelerator.accelerator_driver_version
+    branch = runtime.driver_branch(version)
+    if version and branch is None:
+        yield Problem(key("acceleratorDriverVersion"), short(version), "a driver version, e.g. 580.95.05")
+    toolkit = site.accelerator.accelerator_toolkit_version
+    if device and toolkit and toolkit != device.release:
+        yield Problem(key("acceleratorToolkitVersion"), short(toolkit),
+                      f"{device.release} (the {device.name} release the serving runtime, {device.serving}, brings), "
+                      "or nothing")
+    if device is None or branch is None:
+        return
+    mirror, debian = f"aptRepositories.{name}", known.debian_driver_branch
+    minimum = known.driver_minimum_branch.get(device.major)
+    if minimum and branch < minimum:
+        older = runtime.newest_runtime_major(name, debian) if debian else None
+        debian_path = (f", or run Debian 12's branch {debian}, which runs {device.name} {older}.x at most, with a "
+                       f"runtime lock built on {device.name} {older} (sovkit's {name} lock is built on "
+                       f"{device.name} {device.release})") if older else ""
+        yield Problem(key("acceleratorDriverVersion"), short(version),
+                      f"branch {minimum} or later: the serving runtime ({device.serving}) is built on "
+                      f"{device.name} {device.release}, which needs it",
+                      fix=f"Either install branch {minimum} or later from the vendor's repository mirrored "
+                          f"in-country ({mirror}, a mirror of {known.driver_repository}){debian_path}")
+    elif debian and branch != debian and name not in site.residency.apt_repositories:
+        yield Problem(key("acceleratorDriverVersion"), short(version),
+                      f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository "
+                      f"mirrored in-country as {mirror}",
+                      fix=f"mirror {known.driver_repository} in-country and name it {mirror}, with its signing key")
 
 
 def _node_path(site: SiteConfig, name: str, role: str) -> str:
@@ -320,9 +367,9 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, check_models, model_placement, hosts_mode_models,
-                           tenants, networks, in_country_services, allowed_endpoints, state_backend, retention,
-                           platform, *hygiene.RULES)
+RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, check_models, model_placement,
+                           hosts_mode_models, tenants, networks, in_country_services, allowed_endpoints, state_backend,
+                           retention, platform, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

@@ -1,6 +1,7 @@
 """The accelerator vendors the kit knows, one data file each under sovkit/data/vendors/: where the Debian packages
 come from, the variable and device nodes that give a process its GPUs, the quantizations vLLM serves on each
-generation (vLLM's own support table) and the arguments that select them. Adding a vendor is its file and tests."""
+generation (vLLM's own support table) and the arguments that select them, what the hosts-mode serving runtime is
+resolved from, and which driver branches run it. Adding a vendor is its file and tests."""
 
 from __future__ import annotations
 
@@ -24,6 +25,13 @@ class Vendor:
     device_nodes_each: str | None = None  # a device's own node; {index} (GPU index) or {render} (render node)
     device_nodes_shared: tuple[str, ...] = ()  # nodes every process of this vendor opens
     kubernetes_resource: str | None = None  # the device plugin's resource name
+    runtime_requirements: tuple[str, ...] = ()  # what the runtime lock is resolved from (scripts/lock-runtime.py)
+    runtime_without: tuple[str, ...] = ()  # packages the resolution names that the lock leaves out
+    device_runtime_name: str | None = None  # the device runtime the lock's wheels are built on (CUDA, ROCm, CANN)
+    device_runtime_package: str | None = None  # the lock's pin whose version is that runtime's release
+    driver_minimum_branch: dict[int, int] = field(default_factory=dict)  # runtime major release -> oldest driver
+    debian_driver_branch: int | None = None  # the driver branch Debian 12 carries
+    driver_repository: str | None = None  # the vendor's own repository, for a site to mirror in-country
 
     def serves(self, quantization: str, generation: str | None) -> bool:
         """vLLM has kernels for `quantization` on accelerators of `generation`."""
@@ -42,13 +50,21 @@ def vendor(name: str) -> Vendor:
     data = load_yaml(f"vendors/{name}.yaml")
     assert isinstance(data, dict) and data.get("vendor") == name, f"sovkit/data/vendors/{name}.yaml names {name}"
     nodes = data.get("device_nodes") or {}
+    runtime = data.get("runtime") or {}
+    device_runtime = runtime.get("device_runtime") or {}
+    driver = data.get("driver") or {}
     return Vendor(
         name=name, title=data["title"], debian_components=tuple(data["debian_components"]),
         generations=dict(data.get("generations") or {}),
         quantizations={q: tuple(g) for q, g in (data.get("quantizations") or {}).items()},
         quantization_methods=dict(data.get("quantization_methods") or {}),
         device_env=data.get("device_env"), device_nodes_each=nodes.get("each"),
-        device_nodes_shared=tuple(nodes.get("shared") or ()), kubernetes_resource=data.get("kubernetes_resource"))
+        device_nodes_shared=tuple(nodes.get("shared") or ()), kubernetes_resource=data.get("kubernetes_resource"),
+        runtime_requirements=tuple(runtime.get("requirements") or ()),
+        runtime_without=tuple(runtime.get("without") or ()),
+        device_runtime_name=device_runtime.get("name"), device_runtime_package=device_runtime.get("package"),
+        driver_minimum_branch={int(k): int(v) for k, v in (driver.get("minimum_branch") or {}).items()},
+        debian_driver_branch=driver.get("debian_branch"), driver_repository=driver.get("repository"))
 
 
 def vendor_names() -> list[str]:

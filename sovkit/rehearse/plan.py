@@ -257,7 +257,8 @@ def substitutions(site: SiteConfig) -> list[Substitution]:
     elif vendor != "cpu":
         out.append(Substitution("model servers", f"vLLM on {vendor} accelerators",
                                 "vLLM's CPU engine with tiny stand-in models under the site's served names",
-                                "no accelerator here"))
+                                f"no accelerator here; `sovkit bundle` assembles the {vendor} runtime, which the "
+                                "rehearsal does not install"))
     if site.platform.mode == "hosts":
         names = ", ".join(site.serving.models)
         out.append(Substitution("model weights", names, "a tiny model made offline, under each served name",
@@ -266,6 +267,12 @@ def substitutions(site: SiteConfig) -> list[Substitution]:
         out.append(Substitution("package mirror signature", site.residency.apt_mirror_key or "Debian's archive key",
                                 "a rehearsal archive key", "the stand-in mirror serves the bundle's packages and "
                                 "signs its own indexes"))
+    for name, repository in sorted(site.residency.apt_repositories.items()):
+        if not repository.url.startswith("file:"):
+            out.append(Substitution(f"vendor repository {name}", f"{repository.url}, the site's mirror",
+                                    "an empty repository at that URL, signed by the rehearsal archive key",
+                                    "the vendor's packages are not reachable here: the hosts read and verify the "
+                                    "source as the site's hosts would, and install nothing from it"))
     https = [u for purpose, u in _service_urls(site) if u.startswith("https://") and _stood_up(site, purpose)[0]]
     if site.residency.trusted_ca_files or https:
         out.append(Substitution("in-country PKI", ", ".join(site.residency.trusted_ca_files) or "the site's CAs",

@@ -14,12 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sovkit import ports
-from sovkit.config import SiteConfig
+from sovkit.config import SiteConfig, runtime
 from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
-from sovkit.render import runtime
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.vllm_args import render_vllm
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace

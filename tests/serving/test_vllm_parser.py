@@ -3,33 +3,8 @@ own serve parser, from the vLLM CPU venv, with the values it parsed checked agai
 
 from __future__ import annotations
 
-import json
-import subprocess
-from pathlib import Path
-
 import pytest
-from vllm_helpers import vllm_env
-
-from sovkit.config import load_stack
-from sovkit.render.vllm_args import render_vllm
-from sovkit.serving.scenarios import SCENARIOS, scenario_site
-from sovkit.stacks import project_root, stack_files
-
-HERE = Path(__file__).parent
-
-
-def launches() -> list[tuple[str, object]]:
-    sites = [(f"stack {p.name}", load_stack(p)) for p in stack_files(project_root())]
-    sites += [(f"scenario {name}", scenario_site(name)) for name in SCENARIOS]
-    return [(f"{label}: {served}", render_vllm(site, served))
-            for label, site in sites for served in site.serving.models]
-
-
-def parse(python: str, arg_lists: list[list[str]]) -> dict:
-    result = subprocess.run([python, str(HERE / "vllm_parse.py")], input=json.dumps(arg_lists), text=True,
-                            capture_output=True, env=vllm_env(), timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+from vllm_helpers import launches, parse
 
 
 @pytest.fixture(scope="module")

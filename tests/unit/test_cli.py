@@ -124,8 +124,9 @@ FILLED = {
     "in-country model store, s3:// URL or path": "/srv/sovkit/models",
     "file:///path or s3://bucket?endpoint=in-country-host": "file:///srv/sovkit/state",
     "network administrators reach SSH from, inside inCountryCidrs": "198.51.100.0/28",
-    "NVIDIA driver version to install": '"570.172.08"',
-    "CUDA version": '"12.8"',
+    "NVIDIA driver version to install, branch 580 or later": '"580.95.05"',
+    "in-country mirror of NVIDIA's Debian 12 repository": "http://mirror.kisumu.go.example/nvidia-cuda/debian12/x86_64",
+    "path of the repository's signing key on this machine": "/etc/sovkit/keys/nvidia-cuda-archive.asc",
     "model catalogue entry": "llama-3.1-8b-instruct",
     "where the weights are in the model store": "/srv/sovkit/models/llama-3.1-8b-instruct",
     "sha256: digest of the weights' SHA256SUMS (or a git commit, kubernetes mode)":

