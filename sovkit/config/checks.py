@@ -276,6 +276,30 @@ def runtime_pins(value: object) -> list[Finding]:
             for i, pin in enumerate(items) if not PINNED_WHEEL.match(str(pin))]
 
 
+NVIDIA_SMI_QUERY = "nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits"
+
+
+def accelerator_inventory(value: object, *, model: str, count: int | str, memory_mib: int | str) -> list[Finding]:
+    """The GPUs a host's driver reports (NVIDIA_SMI_QUERY's output: one `index, name, MiB` line per GPU) against
+    the stack: exactly `count` of them, each with the total memory the catalogue records for `model`, which is the
+    memory the planner sized the models against. A host that differs would place models on GPUs that are not there
+    or overfill them."""
+    lines = [line.strip() for line in str(value or "").splitlines() if line.strip()]
+    count, memory_mib = int(count), int(memory_mib)  # a play passes them as text
+    findings = []
+    if len(lines) != count:
+        findings.append(Finding("", f"{len(lines)} GPUs", f"{count} {model} GPUs, as the stack counts them"))
+    for line in lines:
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 3 or not parts[2].isdigit():
+            findings.append(Finding("", _text(line), f"index, name, MiB per line ({NVIDIA_SMI_QUERY})"))
+        elif int(parts[2]) != memory_mib:
+            findings.append(Finding(f"[{parts[0]}]", f"{parts[1]} with {parts[2]} MiB",
+                                    f"a {model} with {memory_mib} MiB (the memory the planner sized the models "
+                                    "against)"))
+    return findings
+
+
 def model_launches(value: object) -> list[Finding]:
     """A host's model servers ({name: {port, args, ...}}): one or more, each on a port of its own and bound to a
     loopback address with --host (vLLM listens on every address without one): only the gateway is reached."""
@@ -333,6 +357,7 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "grants": grants,
     "model_sources": model_sources,
     "runtime_pins": runtime_pins,
+    "accelerator_inventory": accelerator_inventory,
     "model_launches": model_launches,
     "key_hashes": key_hashes,
     "secret": secret,

@@ -204,7 +204,7 @@ class AcceleratorSection(StrictModel):
     accelerator: Literal["nvidia", "amd", "cpu"] = Field(description="nvidia | amd | cpu")
     accelerator_driver_version: str | None = Field(None, description="NVIDIA driver or AMDGPU driver version")
     accelerator_toolkit_version: str | None = Field(
-        None, description="CUDA or ROCm version (kubernetes mode; in hosts mode the runtime lock brings it)")
+        None, description="CUDA or ROCm version; in hosts mode the runtime lock's")
 
 
 class ServingSection(StrictModel):

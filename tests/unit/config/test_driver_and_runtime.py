@@ -91,3 +91,37 @@ def test_the_branch_of_a_driver_version(version, branch):
 def test_the_newest_cuda_a_driver_branch_runs():
     assert [runtime.newest_runtime_major("nvidia", b) for b in (470, 525, 535, 579, 580, 590)] == \
         [None, 12, 12, 12, 13, 13]
+
+
+# nvidia-smi's CSV output for --query-gpu=index,name,memory.total --format=csv,noheader,nounits, composed from
+# nvidia-smi's documented format and the catalogue's memory figures (not recorded from a GPU: none is here).
+FOUR_L40S = "0, NVIDIA L40S, 46068\n1, NVIDIA L40S, 46068\n2, NVIDIA L40S, 46068\n3, NVIDIA L40S, 46068\n"
+
+
+def test_a_host_showing_the_gpus_the_stack_counts_passes():
+    from sovkit.config.checks import CHECKS
+
+    assert CHECKS["accelerator_inventory"](FOUR_L40S, model="L40S-48GB", count="4", memory_mib="46068") == []
+
+
+def test_a_host_with_fewer_more_or_other_gpus_is_refused():
+    from sovkit.config.checks import accelerator_inventory
+
+    three = accelerator_inventory(FOUR_L40S.rsplit("3, ", 1)[0], model="L40S-48GB", count=4, memory_mib=46068)
+    assert [(f.found, f.allowed) for f in three] == [("3 GPUs", "4 L40S-48GB GPUs, as the stack counts them")]
+    assert accelerator_inventory(FOUR_L40S, model="L40S-48GB", count=2, memory_mib=46068)[0].found == "4 GPUs"
+    other = accelerator_inventory(FOUR_L40S.replace("2, NVIDIA L40S, 46068", "2, NVIDIA L4, 23034"),
+                                  model="L40S-48GB", count=4, memory_mib=46068)
+    assert [(f.at, f.found) for f in other] == [("[2]", "NVIDIA L4 with 23034 MiB")]
+    assert "the memory the planner sized the models against" in other[0].allowed
+    garbled = accelerator_inventory("NVIDIA-SMI has failed", model="L40S-48GB", count=1, memory_mib=46068)
+    assert [f.found for f in garbled] == ["'NVIDIA-SMI has failed'"]
+
+
+def test_each_gpu_host_is_given_its_model_and_the_memory_the_planner_sized_against():
+    from sovkit.render.inventory import render_inventory
+
+    host = render_inventory(load_stack(STACKS / "Pulumi.in-mh-pune.yaml"))["all"]["children"]["gpu_worker"]["hosts"]
+    given = {k: v for k, v in host["pune-ai-01"].items() if k.startswith("accelerator_expected")}
+    assert given == {"accelerator_expected_count": 4, "accelerator_expected_model": "L40S-48GB",
+                     "accelerator_expected_memory_mib": 46068}
