@@ -71,8 +71,8 @@ def runtime_lock(site: SiteConfig) -> Path | None:
         shipped = ", ".join(runtime.shipped_locks())
         raise BundleError(
             f"{site.source}: accelerator {vendor!r} in hosts mode needs a locked serving runtime "
-            f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. Add the lock "
-            f"(scripts/lock-runtime.py {vendor}) or run this site in kubernetes mode. Nothing was changed.")
+            f"({lock.relative_to(project_root())}); sovkit ships one for: {shipped}. For {vendor}, "
+            f"{runtime.how_to_lock(vendor)}. Nothing was changed.")
     return lock
 
 

@@ -146,8 +146,7 @@ def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[P
     if runtime.vendor_lock(name) is None:
         yield Problem(key("accelerator"), name, "in hosts mode, an accelerator whose serving runtime sovkit locks: "
                       + ", ".join(runtime.shipped_locks()),
-                      fix=f"run this site in kubernetes mode, or add sovkit/data/runtime/{name}.txt "
-                          "(scripts/lock-runtime.py)")
+                      fix=runtime.how_to_lock(name))
         return
     known, device = vendor(name), runtime.device_runtime(name)
     version = site.accelerator.accelerator_driver_version

@@ -53,6 +53,17 @@ def vendor_lock(vendor_name: str) -> Lock | None:
     return Lock.read(path) if path.is_file() else None
 
 
+def how_to_lock(vendor_name: str) -> str:
+    """What a site does when no lock ships for its vendor (said by validate and by the bundle alike)."""
+    known = vendor(vendor_name)
+    if known.runtime_index:
+        return (f"its wheels come from {known.runtime_index}, which sovkit cannot reach: mirror that index "
+                f"in-country and write sovkit/data/runtime/{vendor_name}.txt from the mirror (scripts/lock-runtime.py "
+                f"{vendor_name} -- --index-url <mirror>), or run this site in kubernetes mode")
+    return (f"write sovkit/data/runtime/{vendor_name}.txt (scripts/lock-runtime.py {vendor_name}), or run this site "
+            "in kubernetes mode")
+
+
 def requirements(site: SiteConfig) -> list[str]:
     """The lines of the site's runtime lock, or [] when none ships for its vendor (or the site runs kubernetes)."""
     lock = vendor_lock(site.accelerator.accelerator)

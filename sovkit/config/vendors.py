@@ -27,6 +27,7 @@ class Vendor:
     kubernetes_resource: str | None = None  # the device plugin's resource name
     runtime_requirements: tuple[str, ...] = ()  # what the runtime lock is resolved from (scripts/lock-runtime.py)
     runtime_without: tuple[str, ...] = ()  # packages the resolution names that the lock leaves out
+    runtime_index: str | None = None  # where the runtime's wheels come from when it is not PyPI
     device_runtime_name: str | None = None  # the device runtime the lock's wheels are built on (CUDA, ROCm, CANN)
     device_runtime_package: str | None = None  # the lock's pin whose version is that runtime's release
     driver_minimum_branch: dict[int, int] = field(default_factory=dict)  # runtime major release -> oldest driver
@@ -61,7 +62,7 @@ def vendor(name: str) -> Vendor:
         device_env=data.get("device_env"), device_nodes_each=nodes.get("each"),
         device_nodes_shared=tuple(nodes.get("shared") or ()), kubernetes_resource=data.get("kubernetes_resource"),
         runtime_requirements=tuple(runtime.get("requirements") or ()),
-        runtime_without=tuple(runtime.get("without") or ()),
+        runtime_without=tuple(runtime.get("without") or ()), runtime_index=runtime.get("index"),
         device_runtime_name=device_runtime.get("name"), device_runtime_package=device_runtime.get("package"),
         driver_minimum_branch={int(k): int(v) for k, v in (driver.get("minimum_branch") or {}).items()},
         debian_driver_branch=driver.get("debian_branch"), driver_repository=driver.get("repository"))

@@ -27,8 +27,9 @@ def test_a_hosts_mode_site_without_a_runtime_lock_is_refused_before_anything_is_
     pune = load_stack(ROOT / "stacks" / "Pulumi.in-mh-pune.yaml")
     amd = dataclasses.replace(pune, accelerator=AcceleratorSection(accelerator="amd"))
     with pytest.raises(BundleError, match=r"accelerator 'amd' in hosts mode needs a locked serving runtime "
-                                          r"\(sovkit/data/runtime/amd.txt\); sovkit ships one for: cpu, nvidia"):
+                                          r"\(sovkit/data/runtime/amd.txt\); sovkit ships one for: cpu, nvidia") as err:
         runtime_lock(amd)
+    assert "AMD's ROCm wheel index" in str(err.value) and "-- --index-url <mirror>" in str(err.value)
 
 
 def test_a_gpu_site_says_where_its_driver_comes_from():

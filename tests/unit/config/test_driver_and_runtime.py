@@ -125,3 +125,14 @@ def test_each_gpu_host_is_given_its_model_and_the_memory_the_planner_sized_again
     given = {k: v for k, v in host["pune-ai-01"].items() if k.startswith("accelerator_expected")}
     assert given == {"accelerator_expected_count": 4, "accelerator_expected_model": "L40S-48GB",
                      "accelerator_expected_memory_mib": 46068}
+
+
+def test_a_hosts_mode_amd_site_is_refused_until_a_lock_is_written_from_the_sites_mirror(tmp_path):
+    """No AMD lock ships: vLLM's ROCm wheels come from AMD's own index, which the site mirrors."""
+    found = problems(pune(tmp_path, ("sovereign-ai:accelerator: nvidia", "sovereign-ai:accelerator: amd"),
+                          ("model: L40S-48GB", "model: MI300X-192GB"), ("quantization: awq", "quantization: none"),
+                          (PUNE_DRIVER, 'acceleratorDriverVersion: "6.12.12"')))
+    assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:accelerator", "amd")]
+    assert found[0].allowed == "in hosts mode, an accelerator whose serving runtime sovkit locks: cpu, nvidia"
+    assert found[0].fix.startswith("its wheels come from AMD's ROCm wheel index (repo.radeon.com/rocm/manylinux)")
+    assert "scripts/lock-runtime.py amd -- --index-url <mirror>" in found[0].fix
