@@ -19,8 +19,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from sovkit.config.runtime import Lock, lock_path, normalise
 from sovkit.config.vendors import vendor
 

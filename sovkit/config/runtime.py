@@ -22,13 +22,12 @@ def normalise(package: str) -> str:
 
 @dataclass(frozen=True)
 class Lock:
-    name: str
     lines: tuple[str, ...]  # `name==version --hash=sha256:...`, one per package
 
     @classmethod
     def read(cls, path: Path) -> Lock:
         lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-        return cls(path.stem, tuple(line for line in lines if line and not line.startswith("#")))
+        return cls(tuple(line for line in lines if line and not line.startswith("#")))
 
     @property
     def pins(self) -> dict[str, str]:
