@@ -25,12 +25,13 @@ from sovkit.config.types import (
     Slug,
     StrictModel,
 )
+from sovkit.config.vendors import vendor_names
 
 PROJECT = "sovereign-ai"
 
 Provider = Literal["onprem", "openstack", "local"]
 Mode = Literal["hosts", "kubernetes"]
-Vendor = Literal["nvidia", "amd", "cpu"]
+Vendor = Literal[tuple(vendor_names())]  # one per data file under sovkit/data/vendors/
 Quantization = Literal["none", "fp8", "awq", "gptq", "w8a8"]
 
 
@@ -201,7 +202,7 @@ class PlatformSection(StrictModel):
 
 
 class AcceleratorSection(StrictModel):
-    accelerator: Literal["nvidia", "amd", "cpu"] = Field(description="nvidia | amd | cpu")
+    accelerator: Vendor = Field(description=" | ".join(vendor_names()))
     accelerator_driver_version: str | None = Field(None, description="NVIDIA driver or AMDGPU driver version")
     accelerator_toolkit_version: str | None = Field(
         None, description="CUDA or ROCm version; in hosts mode the runtime lock's")

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import yaml
 
+from sovkit.config.vendors import vendor_names
+
 APT_MODULES = ("ansible.builtin.apt", "apt")
-VENDOR_TASK_FILES = {"nvidia", "amd", "cpu"}  # roles/accelerator: tasks/<vendor>.yml count for that vendor only
+VENDOR_TASK_FILES = set(vendor_names())  # roles/accelerator: tasks/<vendor>.yml count for that vendor only
 INSTALLING_STATES = (None, "present", "latest", "fixed")
 NESTED = ("block", "rescue", "always")
 

@@ -1,11 +1,17 @@
 """The vendor registry (sovkit/data/vendors/): every file complete and consistent with the accelerator catalogue,
 and vLLM's own support table is what the planner applies."""
 
-import pytest
+from pathlib import Path
 
+import pytest
+import yaml
+
+from sovkit.config import runtime
 from sovkit.config.schema import AcceleratorSection
 from sovkit.config.site import accelerator_catalogue
 from sovkit.config.vendors import vendor, vendor_names
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name", vendor_names())
@@ -19,6 +25,25 @@ def test_a_vendor_file_is_complete_and_consistent(name: str):
     if name != "cpu":
         assert v.device_env and v.device_nodes_each and v.kubernetes_resource
         assert v.device_nodes((0, 1))[:2] != v.device_nodes((2, 3))[:2]  # each GPU has its own node
+
+
+@pytest.mark.parametrize("name", vendor_names())
+def test_a_vendor_has_what_the_role_the_chart_and_hosts_mode_need(name: str):
+    """Adding a vendor is its data file and these: the accelerator role's tasks for it, the chart's vLLM image, and
+    a runtime lock that pins what the file's runtime requirements name (or the index to write one from)."""
+    tasks = yaml.safe_load((ROOT / "roles" / "accelerator" / "tasks" / "main.yml").read_text())
+    assert any(t.get("ansible.builtin.import_tasks") == f"{name}.yml" for t in tasks)
+    assert (ROOT / "roles" / "accelerator" / "tasks" / f"{name}.yml").is_file()
+    assert name in yaml.safe_load((ROOT / "charts" / "sovkit-serving" / "values.yaml").read_text())["images"]["vllm"]
+    known, lock = vendor(name), runtime.vendor_lock(name)
+    assert known.runtime_requirements
+    if lock is None:
+        assert known.runtime_index, f"{name}: no lock ships, and the data file does not say where its wheels are"
+        return
+    for requirement in known.runtime_requirements:
+        package, version = requirement.split("==")
+        assert lock.version(package) == version, requirement
+    assert not {runtime.normalise(p) for p in known.runtime_without} & {runtime.normalise(p) for p in lock.pins}
 
 
 def test_the_schema_takes_exactly_the_vendors_the_registry_holds():
