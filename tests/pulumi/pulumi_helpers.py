@@ -8,11 +8,19 @@ import json
 def openstack_in_hosts_mode(config: dict[str, str]) -> dict[str, str]:
     """The shipped OpenStack site's config in hosts mode: its GPU workers only (hosts mode serves at most four
     nodes), no RKE2, and its models as hosts mode serves them: from an https store, proven by their SHA256SUMS
-    digests, one replica on every GPU worker."""
+    digests, one replica on every GPU worker. Its workers carry NVIDIA L40S GPUs with driver 580 from the cloud's
+    mirror of NVIDIA's repository: hosts mode serves AMD only once a site writes an AMD lock from its mirror of
+    AMD's wheel index."""
     config = dict(config)
     groups = json.loads(config.pop("sovereign-ai:openstackNodeGroups"))
     del groups["control_plane"]
     del config["sovereign-ai:rke2Version"]
+    del config["sovereign-ai:acceleratorToolkitVersion"]  # hosts mode: the runtime lock brings CUDA
+    groups["gpu_worker"] |= {"flavor": "g.l40sx4", "accelerator": {"model": "L40S-48GB", "count": 4}}
+    nvidia = {"url": "https://mirror.cloud.go.example/nvidia-cuda/debian12/x86_64",
+              "signingKey": "/etc/sovkit/keys/nvidia-cuda-archive.asc"}
+    config |= {"sovereign-ai:accelerator": "nvidia", "sovereign-ai:acceleratorDriverVersion": "580.95.05",
+               "sovereign-ai:aptRepositories": json.dumps({"nvidia": nvidia})}
     store = "https://object.cloud.go.example/models"
     models = json.loads(config["sovereign-ai:models"])
     for i, model in enumerate(models.values()):
