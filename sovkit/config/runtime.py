@@ -92,10 +92,9 @@ def device_runtime(vendor_name: str) -> DeviceRuntime | None:
     version = lock.version(known.device_runtime_package)
     if version is None:
         return None
-    serving = next((f"vLLM {v}" for p, v in lock.pins.items() if normalise(p).startswith("vllm")), "vLLM")
-    torch = lock.version("torch")
-    release = ".".join(version.split(".")[:2])
-    return DeviceRuntime(known.device_runtime_name or "", release, serving + (f" on torch {torch}" if torch else ""))
+    engine = next((r.split("==")[0] for r in known.runtime_requirements if r.startswith("vllm")), "vllm")
+    serving = f"vLLM {lock.version(engine)}" + (f" on torch {lock.version('torch')}" if lock.version("torch") else "")
+    return DeviceRuntime(known.device_runtime_name or "", ".".join(version.split(".")[:2]), serving)
 
 
 def driver_branch(version: str | None) -> int | None:
