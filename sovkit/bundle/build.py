@@ -125,10 +125,10 @@ def build_apt(root: Path, progress: Progress) -> None:
 def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
     """The runtime's wheels, downloaded once per lock into the cache, exactly the pinned files."""
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
+    lines = runtime.Lock.read(lock).lines
     cached = cache_dir() / "wheels" / f"{lock.stem}-{key}"
     if not (cached / ".complete").exists():
-        count = len(runtime.Lock.read(lock).lines)
-        progress(f"wheels: downloading the {lock.stem} serving runtime ({count} wheels of {lock.name}, once)")
+        progress(f"wheels: downloading the {lock.stem} serving runtime ({len(lines)} wheels of {lock.name}, once)")
         partial = cached.with_name(cached.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -143,7 +143,7 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
         (cached / ".complete").touch()
     wheels = sorted(cached.glob("*.whl"))
     _sync_folder(wheels, root / "wheels")
-    (root / "wheels" / "requirements.txt").write_text("\n".join(runtime.Lock.read(lock).lines) + "\n")
+    (root / "wheels" / "requirements.txt").write_text("\n".join(lines) + "\n")
 
 
 def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:

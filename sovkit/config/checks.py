@@ -23,9 +23,8 @@ from sovkit.errors import redact
 MIN_JUSTIFICATION = 20  # characters of a written reason for an egress exception
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 MIN_SECRET_LENGTH = 32  # characters of an API key (tenants, the gateway's key to its model servers)
+PINNED_WHEEL = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+( --hash=sha256:[0-9a-f]{64})+$")  # a lock's line
 
-
-PINNED_WHEEL = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+( --hash=sha256:[0-9a-f]{64})+$")
 
 @dataclass(frozen=True)
 class Finding:

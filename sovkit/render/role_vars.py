@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sovkit import ports
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.planner import devices_on
-from sovkit.config.site import Node, accelerator_catalogue
+from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
@@ -268,7 +268,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
     variables["accelerator_expected_count"] = node.accelerator_count
     variables["accelerator_expected_model"] = node.accelerator_model or ""
     variables["accelerator_expected_memory_mib"] = (
-        accelerator_catalogue()[node.accelerator_model]["memory_mib"] if node.accelerator_model else 0)
+        site.accelerator_memory_mib(node.accelerator_model) if node.accelerator_model else 0)
     variables["vllm_service_devices"] = model_devices(site, node)
     if node in serving:
         variables["gateway_tls_subject_alt_names"] = [f"IP:{address}", f"DNS:{node.name}"]
