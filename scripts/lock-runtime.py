@@ -65,7 +65,8 @@ def main() -> int:
         return 2
     path = lock_path(args.vendor)
     constraints = [f"{p}=={v}" for p, v in Lock.read(path).pins.items()] if args.keep and path.is_file() else []
-    requirements = list(known.runtime_requirements)
+    # the hosts-mode GPU exporter runs from the same venv: what it imports is locked with the runtime
+    requirements = [*known.runtime_requirements, *known.metrics_exporter_requires]
     entries = resolve(requirements, constraints, pip_args)
     path.write_text(lock_text(args.vendor, requirements, entries, {normalise(p) for p in known.runtime_without}))
     print(f"{path}: {len(Lock.read(path).pins)} packages")

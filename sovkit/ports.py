@@ -4,6 +4,7 @@ the endpoints sovkit prints."""
 GATEWAY = 443  # the TLS gateway (hosts mode): the OpenAI-compatible API, per-tenant keys
 PROMETHEUS = 9090  # hosts mode: Prometheus on the first serving node
 NODE_EXPORTER = 9100  # every host: scraped by Prometheus from inside the site
+GPU_EXPORTER = 9400  # hosts mode, GPU hosts: sovkit's NVML exporter, on DCGM exporter's port
 
 # Kubernetes mode (RKE2 with its default CNI, Canal), from RKE2's documented inbound rules.
 KUBE_API = 6443  # the API server, on control-plane nodes: the other nodes, the pods and the admins

@@ -25,6 +25,8 @@ class Vendor:
     device_nodes_each: str | None = None  # a device's own node; {index} (GPU index) or {render} (render node)
     device_nodes_shared: tuple[str, ...] = ()  # nodes every process of this vendor opens
     kubernetes_resource: str | None = None  # the device plugin's resource name
+    hosts_metrics_exporter: str | None = None  # hosts mode: the exporter (a file of the sovkit package) it runs
+    metrics_exporter_requires: tuple[str, ...] = ()  # what that exporter imports: the runtime lock pins them
     runtime_requirements: tuple[str, ...] = ()  # what the runtime lock is resolved from (scripts/lock-runtime.py)
     runtime_without: tuple[str, ...] = ()  # packages the resolution names that the lock leaves out
     runtime_index: str | None = None  # where the runtime's wheels come from when it is not PyPI
@@ -54,6 +56,7 @@ def vendor(name: str) -> Vendor:
     runtime = data.get("runtime") or {}
     device_runtime = runtime.get("device_runtime") or {}
     driver = data.get("driver") or {}
+    exporter = data.get("metrics_exporter") or {}
     return Vendor(
         name=name, title=data["title"], debian_components=tuple(data["debian_components"]),
         generations=dict(data.get("generations") or {}),
@@ -61,6 +64,7 @@ def vendor(name: str) -> Vendor:
         quantization_methods=dict(data.get("quantization_methods") or {}),
         device_env=data.get("device_env"), device_nodes_each=nodes.get("each"),
         device_nodes_shared=tuple(nodes.get("shared") or ()), kubernetes_resource=data.get("kubernetes_resource"),
+        hosts_metrics_exporter=exporter.get("hosts"), metrics_exporter_requires=tuple(exporter.get("requires") or ()),
         runtime_requirements=tuple(runtime.get("requirements") or ()),
         runtime_without=tuple(runtime.get("without") or ()), runtime_index=runtime.get("index"),
         device_runtime_name=device_runtime.get("name"), device_runtime_package=device_runtime.get("package"),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from sovkit.config import SiteConfig
 from sovkit.config.types import email_domain, host_of_url, is_address
+from sovkit.config.vendors import vendor as vendor_data
 
 FIRST_NODE_OFFSET = 10  # where a cloud's addresses start in the rehearsal, as OpenStack's DHCP pools often do
 SERVICE_OFFSET = 200  # named services count down from here, away from the nodes
@@ -259,6 +260,11 @@ def substitutions(site: SiteConfig) -> list[Substitution]:
                                 "vLLM's CPU engine with tiny stand-in models under the site's served names",
                                 f"no accelerator here; `sovkit bundle` assembles the {vendor} runtime, which the "
                                 "rehearsal does not install"))
+        if vendor_data(vendor).hosts_metrics_exporter:
+            out.append(Substitution("GPU metrics", f"sovkit's {vendor} GPU exporter on each GPU host, scraped by "
+                                    "Prometheus", "not started, and no GPU scrape job",
+                                    "it reads the GPUs through the driver, which no host here has; its series are "
+                                    "checked against recorded readings by promtool in the unit tests"))
     if site.platform.mode == "hosts":
         names = ", ".join(site.serving.models)
         out.append(Substitution("model weights", names, "a tiny model made offline, under each served name",

@@ -190,6 +190,10 @@ def inventory(rehearsal: Rehearsal) -> dict:
             for host in group["hosts"].values():
                 if host and "accelerator_expected_count" in host:
                     host["accelerator_expected_count"] = 0
+                if host and host.get("monitoring_gpu_exporter_enabled"):  # NVML needs the driver: no GPU here
+                    host["monitoring_gpu_exporter_enabled"] = False
+                if host and host.get("monitoring_gpu_targets"):
+                    host["monitoring_gpu_targets"] = []
     # The stand-in mirror and vendor repositories are signed by the rehearsal's archive key: their sources trust it
     # in place of the site's keys (which sign the site's real mirrors and are not on this machine).
     stood_up = [s.url.rstrip("/") for s in rehearsal.plan.services

@@ -110,7 +110,7 @@ def site_facts(site: SiteConfig) -> dict:
         "sovkit_data_paths": dict(DATA_PATHS),
         "sovkit_bundle_dir": HOST_BUNDLE_DIR,
         "sovkit_ports": {"gateway": ports.GATEWAY, "prometheus": ports.PROMETHEUS,
-                         "node_exporter": ports.NODE_EXPORTER},
+                         "node_exporter": ports.NODE_EXPORTER, "gpu_exporter": ports.GPU_EXPORTER},
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sovkit import ports
 from sovkit.config import SiteConfig, runtime
@@ -26,6 +27,8 @@ from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
 DATA_PATHS = HOST_DATA_PATHS
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
+RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
+SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]  # the GPU exporter is copied to the hosts from here
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
 # OpenStack's metadata service: cloud-init reads the server's key and user data there at first boot.
 METADATA_SERVICE = {"host": METADATA_ADDRESS, "port": METADATA_PORT,
@@ -107,6 +110,8 @@ def inbound_rules(site: SiteConfig, node: Node, addresses: Mapping[str, str]) ->
                 rules.append(_rule("Prometheus, for the operators", "tcp", ports.PROMETHEUS, list(res.admin_cidrs)))
         monitor = _hosts(serving[:1], addresses) if serving else None
         rules.append(_rule("node exporter, scraped by Prometheus", "tcp", ports.NODE_EXPORTER, monitor or in_country))
+        if gpu_exporter_vars(site, node)["monitoring_gpu_exporter_enabled"]:
+            rules.append(_rule("GPU exporter, scraped by Prometheus", "tcp", ports.GPU_EXPORTER, monitor or in_country))
         return rules
     control_planes = _hosts(site.nodes_with_role("control_plane"), addresses) or in_country
     rules.append(_rule("ingress (OpenAI-compatible API)", "tcp", ports.GATEWAY, in_country))
@@ -223,6 +228,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "model_store_models": models,
         "vllm_service_models": models,
         "vllm_service_model_root": DATA_PATHS["model_store"],
+        "vllm_service_venv": RUNTIME_VENV,
         "vllm_service_wheelhouse": f"{HOST_BUNDLE_DIR}/wheels",
         "vllm_service_requirements": runtime.requirements(site),
         "gateway_listen_port": ports.GATEWAY,
@@ -270,6 +276,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
     variables["accelerator_expected_memory_mib"] = (
         site.accelerator_memory_mib(node.accelerator_model) if node.accelerator_model else 0)
     variables["vllm_service_devices"] = model_devices(site, node)
+    variables.update(gpu_exporter_vars(site, node))
     if node in serving:
         variables["gateway_tls_subject_alt_names"] = [f"IP:{address}", f"DNS:{node.name}"]
     prometheus = bool(serving) and node == serving[0]
@@ -282,7 +289,24 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         variables["monitoring_model_targets"] = [
             {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https", "targets": gateways}
             for name in site.serving.models]
+        variables["monitoring_gpu_targets"] = [
+            f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GPU_EXPORTER}"
+            for n in serving if gpu_exporter_vars(site, n)["monitoring_gpu_exporter_enabled"]]
     return variables
+
+
+def gpu_exporter_vars(site: SiteConfig, node: Node) -> dict:
+    """Hosts mode: the vendor's GPU exporter on a serving node with GPUs, run from the serving runtime's venv and
+    allowed every GPU of the node (it reads them all, through the driver's device nodes)."""
+    gpus = vendor(site.accelerator.accelerator)
+    enabled = bool(gpus.hosts_metrics_exporter and node.accelerator_count and node in site.serving_nodes())
+    if not enabled:
+        return {"monitoring_gpu_exporter_enabled": False}
+    return {"monitoring_gpu_exporter_enabled": True,
+            "monitoring_gpu_exporter_src": str(SOVKIT_PACKAGE / gpus.hosts_metrics_exporter),
+            "monitoring_gpu_exporter_python": f"{RUNTIME_VENV}/bin/python",
+            "monitoring_gpu_exporter_listen": f"0.0.0.0:{ports.GPU_EXPORTER}",
+            "monitoring_gpu_exporter_devices": gpus.device_nodes(tuple(range(node.accelerator_count)))}
 
 
 def model_devices(site: SiteConfig, node: Node) -> dict:

@@ -10,6 +10,7 @@ import ast
 import json
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -318,3 +319,17 @@ def test_the_exporter_stands_alone():
     names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     names |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not [n for n in names if n == "sovkit" or n.startswith("sovkit.")]
+
+
+def test_the_exporter_runs_alone_from_the_runtime_venv_on_dcgm_exporters_port():
+    """On the GPU hosts it is one file run by the runtime's Python: it may import only the standard library and the
+    distributions its vendor file names (the lock pins them), and it listens where Prometheus is told to scrape."""
+    from sovkit import ports
+
+    tree = ast.parse(Path(gpu_exporter.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0}
+    assert imported - set(sys.stdlib_module_names) - {"__future__"} == {"prometheus_client", "pynvml"}
+    assert gpu_exporter.DEFAULT_LISTEN.rsplit(":", 1)[1] == str(ports.GPU_EXPORTER)

@@ -46,6 +46,16 @@ def test_a_vendor_has_what_the_role_the_chart_and_hosts_mode_need(name: str):
     assert not {runtime.normalise(p) for p in known.runtime_without} & {runtime.normalise(p) for p in lock.pins}
 
 
+@pytest.mark.parametrize("name", [n for n in vendor_names() if vendor(n).hosts_metrics_exporter])
+def test_a_hosts_mode_gpu_exporter_is_a_file_of_the_kit_and_its_imports_are_locked(name: str):
+    """The exporter runs on the GPU hosts from the runtime's venv: the lock must pin every distribution it imports
+    (and scripts/lock-runtime.py resolves them with the runtime, so a new vLLM that drops one cannot drop it)."""
+    known, lock = vendor(name), runtime.vendor_lock(name)
+    assert (ROOT / "sovkit" / known.hosts_metrics_exporter).is_file()
+    assert known.metrics_exporter_requires and lock is not None
+    assert [p for p in known.metrics_exporter_requires if lock.version(p) is None] == []
+
+
 def test_the_schema_takes_exactly_the_vendors_the_registry_holds():
     allowed = set(AcceleratorSection.model_fields["accelerator"].annotation.__args__)  # type: ignore[union-attr]
     assert allowed == set(vendor_names())

@@ -76,12 +76,13 @@ def test_what_cannot_exist_here_is_substituted_and_said():
     assert "vLLM's CPU engine" in pune["model servers"].rehearsal and "no accelerator" in pune["model servers"].why
     assert "noise by design" in pune["model weights"].why
     assert "does not install" in pune["model servers"].why  # the NVIDIA runtime is bundled, not rehearsed
+    assert "no host here has" in pune["GPU metrics"].why  # NVML needs the NVIDIA driver
     vendor = pune["vendor repository nvidia"]
     assert vendor.site.startswith("http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64")
     assert "signed by the rehearsal archive key" in vendor.rehearsal and "not reachable here" in vendor.why
     za = {s.what: s for s in plan(SITES["za-national-dc"]).substitutions}
     assert "Kubernetes" in za and "model servers" not in za and "model weights" not in za
     brazil = plan(SITES["br-ministerio-cpu"])
-    assert "model servers" not in {s.what for s in brazil.substitutions}  # a CPU site serves on its own engine
+    assert not {"model servers", "GPU metrics"} & {s.what for s in brazil.substitutions}  # its own engine
     assert brazil.service("model store").stood_up and brazil.service("mirror").stood_up
     assert not plan(SITES["za-national-dc"]).service("model store").stood_up

@@ -204,3 +204,32 @@ def test_a_model_server_beyond_loopback_or_on_a_taken_port_is_refused(host, foun
     findings = CHECKS["model_launches"](launches)
     assert [(f.at, f.found) for f in findings] == [(".b.port", "8000"), (".b.args", found)]
     assert CHECKS["model_launches"]({}) and CHECKS["model_launches"](None)
+
+
+def test_gpu_hosts_run_the_gpu_exporter_and_only_prometheus_may_scrape_it():
+    """Hosts mode has no DCGM: each GPU serving host runs sovkit's NVML exporter from the runtime's venv, opening
+    every GPU of the host; Prometheus scrapes it, and the firewall admits that scrape from Prometheus alone."""
+    from sovkit.config.vendors import vendor
+
+    pune = site("in-mh-pune")
+    inventory = render_inventory(pune)
+    [node] = pune.serving_nodes()
+    host = next(g["hosts"][node.name] for g in inventory["all"]["children"].values() if g["hosts"].get(node.name))
+    assert host["monitoring_gpu_exporter_enabled"] is True
+    assert Path(host["monitoring_gpu_exporter_src"]) == ROOT / "sovkit" / "gpu_exporter.py"
+    assert host["monitoring_gpu_exporter_python"] == f"{inventory['all']['vars']['vllm_service_venv']}/bin/python"
+    assert host["monitoring_gpu_exporter_devices"] == vendor("nvidia").device_nodes((0, 1, 2, 3))
+    assert host["monitoring_gpu_targets"] == [f"{node.address}:9400"]
+    assert rules_of(inventory, node.name)["GPU exporter, scraped by Prometheus"] == {
+        "name": "GPU exporter, scraped by Prometheus", "proto": "tcp", "ports": "9400",
+        "from": {"v4": [f"{node.address}/32"], "v6": []}}
+
+
+@pytest.mark.parametrize("stack", sorted(n for n, s in STACKS.items()
+                                         if s.platform.mode == "hosts" and s.accelerator.accelerator == "cpu"))
+def test_a_cpu_site_runs_no_gpu_exporter_and_opens_no_port_for_one(stack: str):
+    inventory = render_inventory(STACKS[stack])
+    hosts = [v for g in inventory["all"]["children"].values() for v in g["hosts"].values() if v]
+    assert all(v["monitoring_gpu_exporter_enabled"] is False for v in hosts)
+    assert all(not v.get("monitoring_gpu_targets") for v in hosts)
+    assert all(r["ports"] != "9400" for v in hosts for r in v["residency_network_inbound"])
