@@ -1,4 +1,5 @@
-"""The model catalogue (package data `catalogue.yaml`) and the stack rule that refuses models it does not hold."""
+"""The model catalogue (package data `catalogue.yaml`) and the stack rule that refuses models it does not hold; and
+what the accelerator catalogue (`accelerators.yaml`) says of the board a host's GPUs sit on."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from sovkit.config.schema import PROJECT
-from sovkit.config.site import SiteConfig
+from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.data import load_yaml
 from sovkit.errors import Problem, short
 
@@ -85,6 +86,13 @@ def get(model_id: str) -> CatalogueModel:
         return catalogue()[model_id]
     except KeyError:
         raise KeyError(f"{model_id!r} is not in sovkit's model catalogue ({', '.join(catalogue())})") from None
+
+
+def on_nvswitch_board(accelerator_model: str | None, count: int) -> bool:
+    """Whether a host counting `count` GPUs of `accelerator_model` (sovkit/data/accelerators.yaml) sits on an HGX
+    board that joins them through NVSwitch, which needs NVIDIA Fabric Manager before CUDA sees the GPUs."""
+    entry = accelerator_catalogue().get(accelerator_model or "") or {}
+    return bool(count) and entry.get("nvswitch_board_gpus") == count
 
 
 def check_models(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:

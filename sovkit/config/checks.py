@@ -276,6 +276,9 @@ def runtime_pins(value: object) -> list[Finding]:
 
 
 NVIDIA_SMI_QUERY = "nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits"
+ROCM_SMI_QUERY = "rocm-smi --showmeminfo vram --csv"
+ROCM_SMI_TOTAL = "VRAM Total Memory (B)"  # the column of ROCM_SMI_QUERY's CSV with each GPU's total, in bytes
+MIB = 1024 * 1024
 
 
 def accelerator_inventory(value: object, *, model: str, count: int | str, memory_mib: int | str) -> list[Finding]:
@@ -283,19 +286,48 @@ def accelerator_inventory(value: object, *, model: str, count: int | str, memory
     the stack: exactly `count` of them, each with the total memory the catalogue records for `model`, which is the
     memory the planner sized the models against. A host that differs would place models on GPUs that are not there
     or overfill them."""
-    lines = [line.strip() for line in str(value or "").splitlines() if line.strip()]
-    count, memory_mib = int(count), int(memory_mib)  # a play passes them as text
-    findings = []
-    if len(lines) != count:
-        findings.append(Finding("", f"{len(lines)} GPUs", f"{count} {model} GPUs, as the stack counts them"))
-    for line in lines:
+    gpus, findings = [], []
+    for line in (line.strip() for line in str(value or "").splitlines()):
         parts = [part.strip() for part in line.split(",")]
+        if not line:
+            continue
         if len(parts) != 3 or not parts[2].isdigit():
             findings.append(Finding("", _text(line), f"index, name, MiB per line ({NVIDIA_SMI_QUERY})"))
-        elif int(parts[2]) != memory_mib:
-            findings.append(Finding(f"[{parts[0]}]", f"{parts[1]} with {parts[2]} MiB",
-                                    f"a {model} with {memory_mib} MiB (the memory the planner sized the models "
-                                    "against)"))
+        else:
+            gpus.append((parts[0], parts[1], int(parts[2])))
+    count_of = len(gpus) + len(findings)  # a line that is no GPU's is still counted: the driver printed it
+    return _inventory(gpus, count_of, findings, model=model, count=count, memory_mib=memory_mib)
+
+
+def rocm_inventory(value: object, *, model: str, count: int | str, memory_mib: int | str) -> list[Finding]:
+    """`accelerator_inventory` for AMD GPUs, read from ROCM_SMI_QUERY's CSV: a `device,VRAM Total Memory (B),...`
+    header (after any warning rocm-smi prints first), then one `cardN,<bytes>,...` row per GPU."""
+    lines = [line.strip() for line in str(value or "").splitlines() if line.strip()]
+    header = next((i for i, line in enumerate(lines) if line.split(",")[0] == "device"), None)
+    columns = lines[header].split(",") if header is not None else []
+    if ROCM_SMI_TOTAL not in columns:
+        return [Finding("", _text(" | ".join(lines)) if lines else "nothing",
+                        f"a CSV with a device and a {ROCM_SMI_TOTAL} column ({ROCM_SMI_QUERY})")]
+    total = columns.index(ROCM_SMI_TOTAL)
+    gpus, findings = [], []
+    for line in lines[header + 1:]:  # type: ignore[operator]
+        cells = [cell.strip() for cell in line.split(",")]
+        if len(cells) != len(columns) or not cells[total].isdigit():
+            findings.append(Finding("", _text(line), f"cardN and the bytes of {ROCM_SMI_TOTAL} ({ROCM_SMI_QUERY})"))
+        else:
+            gpus.append((cells[0].removeprefix("card"), cells[0], int(cells[total]) // MIB))
+    return _inventory(gpus, len(gpus) + len(findings), findings, model=model, count=count, memory_mib=memory_mib)
+
+
+def _inventory(gpus: list[tuple[str, str, int]], shown: int, findings: list[Finding], *, model: str,
+               count: int | str, memory_mib: int | str) -> list[Finding]:
+    """The comparison both inventories make: `shown` devices where the stack counts `count`, and each of `gpus`
+    (index, name, MiB) with the catalogue's memory."""
+    count, memory_mib = int(count), int(memory_mib)  # a play passes them as text
+    if shown != count:
+        findings.insert(0, Finding("", f"{shown} GPUs", f"{count} {model} GPUs, as the stack counts them"))
+    findings += [Finding(f"[{index}]", f"{name} with {mib} MiB", f"a {model} with {memory_mib} MiB (the memory the "
+                         "planner sized the models against)") for index, name, mib in gpus if mib != memory_mib]
     return findings
 
 
@@ -357,6 +389,7 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "model_sources": model_sources,
     "runtime_pins": runtime_pins,
     "accelerator_inventory": accelerator_inventory,
+    "rocm_inventory": rocm_inventory,
     "model_launches": model_launches,
     "key_hashes": key_hashes,
     "secret": secret,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
 from sovkit.config import checks, hygiene, runtime
-from sovkit.config.catalogue import check_models
+from sovkit.config.catalogue import check_models, on_nvswitch_board
 from sovkit.config.planner import plan_site
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
@@ -177,6 +177,24 @@ def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[P
                       f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository "
                       f"mirrored in-country as {mirror}",
                       fix=f"mirror {known.driver_repository} in-country and name it {mirror}, with its signing key")
+
+
+def fabric_manager_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Hosts mode installs NVIDIA Fabric Manager on hosts whose GPUs sit on an NVSwitch board (CUDA sees none of
+    them without it), at the driver's exact version. Debian does not carry it: only NVIDIA's repository, mirrored
+    in-country, does. (Kubernetes mode leaves it to the GPU operator.)"""
+    name = site.accelerator.accelerator
+    if site.platform.mode != "hosts" or name == "cpu" or not vendor(name).fabric_manager_package:
+        return
+    boards = [f"{_node_path(site, n.name, n.role)} ({n.accelerator_count}x {n.accelerator_model})" for n in site.nodes
+              if on_nvswitch_board(n.accelerator_model, n.accelerator_count)]
+    mirror = f"aptRepositories.{name}"
+    if boards and name not in site.residency.apt_repositories:
+        yield Problem(key(mirror), "nothing, with GPUs on an NVSwitch board at " + ", ".join(boards),
+                      f"NVIDIA's Debian 12 repository mirrored in-country as {mirror}: NVSwitch boards need NVIDIA "
+                      "Fabric Manager at the driver's version, which Debian does not carry",
+                      fix=f"mirror {vendor(name).driver_repository} in-country and name it {mirror}, with its "
+                          "signing key")
 
 
 def _node_path(site: SiteConfig, name: str, role: str) -> str:
@@ -366,9 +384,9 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, check_models, model_placement,
-                           hosts_mode_models, tenants, networks, in_country_services, allowed_endpoints, state_backend,
-                           retention, platform, *hygiene.RULES)
+RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
+                           check_models, model_placement, hosts_mode_models, tenants, networks, in_country_services,
+                           allowed_endpoints, state_backend, retention, platform, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

@@ -35,10 +35,34 @@ class Vendor:
     driver_minimum_branch: dict[int, int] = field(default_factory=dict)  # runtime major release -> oldest driver
     debian_driver_branch: int | None = None  # the driver branch Debian 12 carries
     driver_repository: str | None = None  # the vendor's own repository, for a site to mirror in-country
+    # What a serving host installs, by source ("debian": Debian 12's archive, "repository": the vendor's own):
+    # kind ("module": the DKMS source built for the running kernel, "pinned": versioned with the driver, "unpinned":
+    # versioned apart from it) -> package names.
+    driver_packages: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    kernel_module: str | None = None  # what modprobe loads
+    persistence_service: str | None = None  # the daemon that keeps the GPUs initialised between processes
+    fabric_manager_package: str | None = None  # NVSwitch boards: its package, {branch} being the driver's branch
+    fabric_manager_service: str | None = None
 
     def serves(self, quantization: str, generation: str | None) -> bool:
         """vLLM has kernels for `quantization` on accelerators of `generation`."""
         return generation in self.quantizations.get(quantization, ())
+
+    def driver_install(self, version: str, *, repository: bool) -> dict[str, list[str]]:
+        """The apt requests for a serving host's driver at `version` (a release or a branch), from the vendor's
+        repository or Debian's archive: "module" (the DKMS source, built for the running kernel) and "driver" (the
+        rest), each pinned to `version` where its source versions it with the driver."""
+        packages = self.driver_packages.get("repository" if repository else "debian", {})
+        pinned = [f"{name}={version}*" for name in (*packages.get("module", ()), *packages.get("pinned", ()))]
+        module = len(packages.get("module", ()))
+        return {"module": pinned[:module], "driver": pinned[module:] + list(packages.get("unpinned", ()))}
+
+    def fabric_manager_install(self, version: str, branch: int) -> list[str]:
+        """The apt request for Fabric Manager, which must match the driver exactly: its branch's package at
+        `version`."""
+        if not self.fabric_manager_package:
+            return []
+        return [f"{self.fabric_manager_package.format(branch=branch)}={version}*"]
 
     def device_nodes(self, indices: tuple[int, ...]) -> list[str]:
         """The device nodes a process using the GPUs `indices` opens (each GPU's own, then the shared ones)."""
@@ -56,6 +80,7 @@ def vendor(name: str) -> Vendor:
     runtime = data.get("runtime") or {}
     device_runtime = runtime.get("device_runtime") or {}
     driver = data.get("driver") or {}
+    fabric_manager = driver.get("fabric_manager") or {}
     exporter = data.get("metrics_exporter") or {}
     return Vendor(
         name=name, title=data["title"], debian_components=tuple(data["debian_components"]),
@@ -69,7 +94,11 @@ def vendor(name: str) -> Vendor:
         runtime_without=tuple(runtime.get("without") or ()), runtime_index=runtime.get("index"),
         device_runtime_name=device_runtime.get("name"), device_runtime_package=device_runtime.get("package"),
         driver_minimum_branch={int(k): int(v) for k, v in (driver.get("minimum_branch") or {}).items()},
-        debian_driver_branch=driver.get("debian_branch"), driver_repository=driver.get("repository"))
+        debian_driver_branch=driver.get("debian_branch"), driver_repository=driver.get("repository"),
+        driver_packages={source: {kind: tuple(names) for kind, names in kinds.items()}
+                         for source, kinds in (driver.get("packages") or {}).items()},
+        kernel_module=driver.get("kernel_module"), persistence_service=driver.get("persistence_service"),
+        fabric_manager_package=fabric_manager.get("package"), fabric_manager_service=fabric_manager.get("service"))
 
 
 def vendor_names() -> list[str]:

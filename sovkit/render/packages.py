@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from sovkit.config.vendors import vendor_names
+from sovkit.config.vendors import vendor, vendor_names
 
 APT_MODULES = ("ansible.builtin.apt", "apt")
 VENDOR_TASK_FILES = set(vendor_names())  # roles/accelerator: tasks/<vendor>.yml count for that vendor only
@@ -52,6 +52,10 @@ def role_apt_packages(roles_dir: Path, accelerator: str = "cpu") -> dict[str, tu
                 continue
             for task in _tasks(yaml.safe_load(task_file.read_text(encoding="utf-8")) or []):
                 names.update(_installed_names(task, task_file.stem in VENDOR_TASK_FILES))
+            if task_file.stem == accelerator:
+                # The driver's names are vendor data, rendered into the role: those Debian's archive carries.
+                names.update(name for kind in vendor(accelerator).driver_packages.get("debian", {}).values()
+                             for name in kind)
         if names:
             found[role.name] = tuple(sorted(names))
     return found

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sovkit import ports
 from sovkit.config import SiteConfig, runtime
+from sovkit.config.catalogue import on_nvswitch_board
 from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
@@ -219,10 +220,18 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
     tenants' key hashes and the gateway's key to its model servers."""
     models = serving_models(site)
     res = site.residency
+    name, driver = site.accelerator.accelerator, site.accelerator.accelerator_driver_version or ""
+    gpus = vendor(name)
     return {
-        "accelerator_vendor": site.accelerator.accelerator,
-        "accelerator_driver_version": site.accelerator.accelerator_driver_version or "",
+        "accelerator_vendor": name,
+        "accelerator_driver_version": driver,
         "accelerator_container_toolkit": False,
+        # from the vendor's repository when the site mirrors it, else from Debian's archive (what os_baseline's
+        # sources hold); validate has refused a driver neither carries
+        "accelerator_driver_packages": gpus.driver_install(driver, repository=name in res.apt_repositories),
+        "accelerator_kernel_module": gpus.kernel_module or "",
+        "accelerator_persistence_service": gpus.persistence_service or "",
+        "accelerator_fabric_manager_service": gpus.fabric_manager_service or "",
         "model_store_root": DATA_PATHS["model_store"],
         "model_store_store": res.model_store,
         "model_store_models": models,
@@ -275,6 +284,10 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
     variables["accelerator_expected_model"] = node.accelerator_model or ""
     variables["accelerator_expected_memory_mib"] = (
         site.accelerator_memory_mib(node.accelerator_model) if node.accelerator_model else 0)
+    variables["accelerator_fabric_manager_packages"] = vendor(site.accelerator.accelerator).fabric_manager_install(
+        site.accelerator.accelerator_driver_version or "",
+        runtime.driver_branch(site.accelerator.accelerator_driver_version) or 0,
+    ) if on_nvswitch_board(node.accelerator_model, node.accelerator_count) else []
     variables["vllm_service_devices"] = model_devices(site, node)
     variables.update(gpu_exporter_vars(site, node))
     if node in serving:
