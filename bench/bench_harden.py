@@ -8,15 +8,18 @@ Debian 12 host under podman with systemd whose only package source is the stack'
 3. `sovkit verify` of that one host (process start included)                  target <= 15 s
 4. `sovkit verify` of all three hosts, in parallel (the other two converged first, untimed)
                                                                                 target <= 25 s
+5. the auditors' scanner: Lynis's hardening index of an untouched host and of a hardened one, side by side
+   (Lynis is copied in from this machine's Debian package `lynis`; its score is printed, not held to a target)
 
 The image and the local apt repository are built once and cached (~/.cache/sovkit/hosts); their
 build is not timed. Holds the lab lock, so it waits for a test session using the machine.
 
-Run: .venv/bin/python bench/bench_harden.py
+Run: .venv/bin/python bench/bench_harden.py   (apt-get install lynis first for step 5)
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +45,20 @@ def verify(stack: Path, out: Path, podman: Podman, hosts: list[str]) -> tuple[fl
     return time.monotonic() - started, proc.returncode, proc.stderr
 
 
+LYNIS_FILES = ("/usr/sbin/lynis", "/usr/share/lynis", "/etc/lynis")  # Debian's package: shell, nothing to build
+
+
+def lynis(podman: Podman, host: str) -> tuple[int, int, int]:
+    """Lynis's hardening index of `host`, with its warning and suggestion counts (from its report file)."""
+    for path in LYNIS_FILES:
+        podman("cp", path, f"{host}:{path}")
+    podman.exec(host, ["lynis", "audit", "system", "--quick", "--no-colors", "--noplugins"], check=False)
+    lines = podman.exec(host, ["cat", "/var/log/lynis-report.dat"]).splitlines()
+    report = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return (int(report["hardening_index"]), sum(line.startswith("warning[]=") for line in lines),
+            sum(line.startswith("suggestion[]=") for line in lines))
+
+
 def main() -> int:
     podman = Podman(default_cache_dir() / "podman")
     image = ensure_image(podman)
@@ -54,6 +71,9 @@ def main() -> int:
         site, inv = stack_inventory(stack)
         hosts = start_hosts(lab, image.tag, repo, site)
         first, others = hosts[0], hosts[1:]
+        scores: dict[str, tuple[int, int, int]] = {}
+        if shutil.which("lynis"):
+            scores["untouched"] = lynis(podman, others[0])
 
         run = converge(podman, inv, work, "--limit", first)
         figures["converge"] = run.seconds
@@ -76,6 +96,8 @@ def main() -> int:
         figures["verify 3 hosts"] = seconds
         if rc != 0:
             problems.append(f"verify of 3 hosts exited {rc}:\n{err[-2000:]}")
+        if shutil.which("lynis"):
+            scores["hardened"] = lynis(podman, first)
         restored = lab.close()
 
     print("sovkit hardening bench (local stack, fresh Debian 12 podman hosts, 2 cores):")
@@ -83,6 +105,13 @@ def main() -> int:
         value = figures.get(name)
         mark = "ok  " if value is not None and value <= target else "OVER"
         print(f"  {mark} {name:<16} {value if value is not None else float('nan'):6.1f} s   target <= {target:.0f} s")
+    if scores:
+        print("  Lynis (container host; the kernel-level tests see the machine's kernel):")
+        for name, (index, warnings, suggestions) in scores.items():
+            print(f"       {name:<10} hardening index {index:3d}   warnings {warnings:2d}   "
+                  f"suggestions {suggestions:3d}")
+    else:
+        print("  Lynis: not installed on this machine (apt-get install lynis): no scanner figures")
     print(f"  machine settings restored: {', '.join(restored) or 'nothing to restore'}")
     for problem in problems:
         print(f"  FAIL: {problem}")

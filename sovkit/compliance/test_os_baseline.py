@@ -57,6 +57,19 @@ def test_sshd_limits(sshd, site, evidence, key, var):
 
 
 @pytest.mark.control("SOV-OS-003")
+@pytest.mark.parametrize(("key", "value"), [
+    ("disableforwarding", "yes"), ("allowtcpforwarding", "no"), ("allowagentforwarding", "no"),
+    ("x11forwarding", "no"), ("gatewayports", "no"), ("permittunnel", "no"), ("compression", "no"),
+    ("tcpkeepalive", "no"),
+])
+def test_sshd_forwards_nothing(sshd, evidence, key, value):
+    """A login opens no tunnel, agent or display into the site, and sessions are kept alive only inside the
+    encrypted channel (CIS 5.1.8)."""
+    evidence(f"sshd -T: {key} {sshd.get(key)}")
+    assert sshd.get(key) == value
+
+
+@pytest.mark.control("SOV-OS-003")
 def test_sshd_allow_groups_and_banner(sshd, host, site, evidence):
     """Only members of the allowed groups may log in, after the legal banner (CIS 5.1.4, 5.1.5)."""
     evidence(f"allowgroups={sshd.get('allowgroups')} banner={sshd.get('banner')}")
@@ -69,9 +82,11 @@ def test_sshd_allow_groups_and_banner(sshd, host, site, evidence):
 @pytest.mark.parametrize(("key", "var"), [
     ("PASS_MAX_DAYS", "os_baseline_pass_max_days"), ("PASS_MIN_DAYS", "os_baseline_pass_min_days"),
     ("PASS_WARN_AGE", "os_baseline_pass_warn_age"), ("UMASK", "os_baseline_umask"),
+    ("SHA_CRYPT_MIN_ROUNDS", "os_baseline_sha_crypt_rounds"), ("SHA_CRYPT_MAX_ROUNDS", "os_baseline_sha_crypt_rounds"),
 ])
 def test_login_defs(host, site, evidence, key, var):
-    """Passwords age out and new files are private by default (CIS 5.4.1.1, 5.4.1.3)."""
+    """Passwords age out, any SHA-512 hash is slow to guess and new files are private by default (CIS 5.4.1.1,
+    5.4.1.3)."""
     lines = [ln.split() for ln in host.file("/etc/login.defs").content_string.splitlines()]
     values = [ln[1] for ln in lines if len(ln) >= 2 and ln[0] == key]
     evidence(f"/etc/login.defs {key} = {values}")
@@ -129,12 +144,51 @@ def test_kernel_sysctl(sysctls, site, evidence, name):
     assert sysctls.get(name) == str(site["os_baseline_sysctl_kernel"][name])
 
 
+# Where systemd-sysctl reads sysctl files at boot, lowest precedence first: a file in an earlier folder is replaced by
+# one of the same name in a later folder, and all are applied in the order of their names (sysctl.d(5)).
+SYSCTL_DIRS = ("/usr/lib/sysctl.d", "/lib/sysctl.d", "/usr/local/lib/sysctl.d", "/run/sysctl.d", "/etc/sysctl.d")
+
+
+@pytest.mark.control("SOV-OS-005")
+def test_the_kits_sysctls_are_what_boot_applies(host, site, in_container, evidence):
+    """At boot every sysctl file is applied in the order of its name, so a file that sorts after the kit's (Debian's
+    99-protect-links.conf, say) silently resets what the kit set. The boot-time value of each of the kit's keys,
+    read from the files as systemd-sysctl reads them, is the kit's (CIS 1.5.x, 3.3.x)."""
+    listing = host.check_output(f"for d in {' '.join(SYSCTL_DIRS)}; do for f in $d/*.conf; do "
+                                "[ -f \"$f\" ] && echo \"$f\"; done; done; true")
+    files: dict[str, str] = {}
+    for path in listing.splitlines():
+        files[path.rsplit("/", 1)[1]] = path  # a later folder replaces a file of the same name
+    boot: dict[str, tuple[str, str]] = {}
+    for name in sorted(files):
+        for line in host.file(files[name]).content_string.splitlines():
+            key, sep, value = line.strip().lstrip("-").partition("=")
+            if sep and not line.lstrip().startswith(("#", ";")):
+                boot[key.strip()] = (value.strip(), name)
+    # a container gets no kernel sysctl file (they are not namespaced): there, the network ones
+    wanted = {**site["os_baseline_sysctl_net"], **({} if in_container else site["os_baseline_sysctl_kernel"])}
+    wrong = {k: boot.get(k) for k, v in wanted.items() if boot.get(k, ("",))[0] != str(v)}
+    evidence(f"{len(files)} files; not the kit's at boot: {wrong}")
+    assert wrong == {}
+
+
+ALWAYS_THERE = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/ssh/sshd_config")
+# there only where cron is installed
+CRON_FILES = ("/etc/crontab", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
+              "/etc/cron.d")
+
+
 @pytest.mark.control("SOV-OS-006")
-@pytest.mark.parametrize("path", ["/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/ssh/sshd_config"])
+@pytest.mark.parametrize("path", [*ALWAYS_THERE, *CRON_FILES])
 def test_sensitive_file_permissions(host, site, evidence, path):
-    """Password hashes and sshd settings readable only by those who need them (CIS 7.1.x)."""
+    """Password hashes, sshd settings and root's scheduled jobs readable only by those who need them (CIS 7.1.x,
+    2.4.1.2-2.4.1.7)."""
     want = next(f for f in site["os_baseline_file_modes"] if f["path"] == path)
     f = host.file(path)
+    if not f.exists:  # nothing there to protect
+        evidence(f"{path}: absent")
+        assert path not in ALWAYS_THERE, f"{path} is missing"
+        return
     evidence(f"{path}: {oct(f.mode)} {f.user}:{f.group}")
     assert (f.mode, f.user, f.group) == (int(want["mode"], 8), want["owner"], want["group"])
 
@@ -144,7 +198,7 @@ def test_unused_modules_disabled(host, site, evidence):
     """Filesystems and protocols the platform never uses cannot be loaded (CIS 1.1.1.x, 3.2.x)."""
     config = host.check_output("modprobe --showconfig 2>/dev/null | grep -E '^(install|blacklist) '")
     missing = [m for m in site["os_baseline_disabled_modules"]
-               if f"install {m} /bin/false" not in config or f"blacklist {m}" not in config]
+               if f"install {m} /bin/true" not in config or f"blacklist {m}" not in config]
     evidence(f"not disabled: {missing}")
     assert missing == []
 
@@ -205,3 +259,20 @@ def test_sudo_logged(host, site, evidence):
     assert "use_pty" in f.content_string
     assert f'logfile="{site["os_baseline_sudo_logfile"]}"' in f.content_string
     assert f.mode == 0o440
+
+
+@pytest.mark.control("SOV-OS-011")
+def test_no_core_dumps(host, evidence):
+    """No process writes its memory to disk: login sessions have a hard core limit of 0, services get 0 from
+    systemd's default, and systemd-coredump, if installed, keeps nothing (CIS 1.5.3). fs.suid_dumpable=0 is
+    checked with the kernel sysctls."""
+    limits = host.check_output("cat /etc/security/limits.conf /etc/security/limits.d/*.conf 2>/dev/null; true")
+    hard = [f[3] for f in (line.split() for line in limits.splitlines() if not line.lstrip().startswith("#"))
+            if len(f) >= 4 and f[0] == "*" and f[1] in ("hard", "-") and f[2] == "core"]
+    manager = host.check_output("systemctl show --property=DefaultLimitCORE --value")
+    coredump = host.check_output("systemd-analyze cat-config systemd/coredump.conf 2>/dev/null; true")
+    settings = dict(line.split("=", 1) for line in coredump.splitlines() if "=" in line and line[0] not in "#;")
+    evidence(f"pam_limits * hard core: {hard}; systemd DefaultLimitCORE={manager}; coredump.conf: {settings}")
+    assert hard and hard[-1] == "0"  # the last one read wins
+    assert manager.strip() == "0"
+    assert (settings.get("Storage"), settings.get("ProcessSizeMax")) == ("none", "0")
