@@ -34,6 +34,8 @@ def local_stack(workdir: Path, cpu_workers: int = 1, control_planes: int = 1) ->
     """A copy of the local stack with ``control_planes`` + ``cpu_workers`` nodes, written under workdir."""
     doc = yaml.safe_load(LOCAL_STACK.read_text())
     doc["config"]["sovereign-ai:localNodes"] = {"control_plane": control_planes, "cpu_worker": cpu_workers}
+    for model in doc["config"]["sovereign-ai:models"].values():  # hosts mode: one replica on every worker
+        model["replicas"] = cpu_workers
     path = workdir / "Pulumi.local.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
