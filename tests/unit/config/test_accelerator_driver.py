@@ -3,9 +3,9 @@ package names of the driver's source (Debian 12's archive or NVIDIA's repository
 stack's driver version; and NVIDIA Fabric Manager on the hosts whose GPUs sit on an NVSwitch board (the catalogue
 says which), which only NVIDIA's repository carries."""
 
-from pathlib import Path
 
 import pytest
+from pune_variants import PUNE_REPOSITORY, STACKS, pune
 
 from sovkit.config import load_stack
 from sovkit.config.catalogue import on_nvswitch_board
@@ -14,23 +14,7 @@ from sovkit.config.vendors import vendor
 from sovkit.errors import StackError
 from sovkit.render.inventory import render_inventory
 
-STACKS = Path(__file__).parents[3] / "stacks"
 PUNE_HOST = "accelerator: {model: L40S-48GB, count: 4}"
-PUNE_REPOSITORY = """  sovereign-ai:aptRepositories:
-    nvidia:
-      url: http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64
-      signingKey: /etc/sovkit/keys/nvidia-cuda-archive.asc
-"""
-
-
-def pune(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    text = (STACKS / "Pulumi.in-mh-pune.yaml").read_text()
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "Pulumi.in-mh-pune.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.parametrize(("model", "count", "nvswitch"), [

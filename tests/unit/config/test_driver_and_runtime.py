@@ -5,27 +5,12 @@ driver must come from a source the hosts read (Debian 12's branch, or the vendor
 from pathlib import Path
 
 import pytest
+from pune_variants import PUNE_REPOSITORY, STACKS, pune
 
 from sovkit.config import load_stack, runtime
 from sovkit.errors import StackError
 
-STACKS = Path(__file__).parents[3] / "stacks"
 PUNE_DRIVER = 'acceleratorDriverVersion: "580.95.05"'
-PUNE_REPOSITORY = """  sovereign-ai:aptRepositories:
-    nvidia:
-      url: http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64
-      signingKey: /etc/sovkit/keys/nvidia-cuda-archive.asc
-"""
-
-
-def pune(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    text = (STACKS / "Pulumi.in-mh-pune.yaml").read_text()
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "Pulumi.in-mh-pune.yaml"
-    path.write_text(text)
-    return path
 
 
 def problems(path: Path) -> list:
