@@ -176,7 +176,7 @@ def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[P
         yield Problem(key("acceleratorDriverVersion"), short(version),
                       f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository "
                       f"mirrored in-country as {mirror}",
-                      fix=f"mirror {known.driver_repository} in-country and name it {mirror}, with its signing key")
+                      fix=_mirror_repository(name))
 
 
 def fabric_manager_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
@@ -193,8 +193,13 @@ def fabric_manager_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iter
         yield Problem(key(mirror), "nothing, with GPUs on an NVSwitch board at " + ", ".join(boards),
                       f"NVIDIA's Debian 12 repository mirrored in-country as {mirror}: NVSwitch boards need NVIDIA "
                       "Fabric Manager at the driver's version, which Debian does not carry",
-                      fix=f"mirror {vendor(name).driver_repository} in-country and name it {mirror}, with its "
-                          "signing key")
+                      fix=_mirror_repository(name))
+
+
+def _mirror_repository(name: str) -> str:
+    """How a site gets the vendor's own packages: its repository, mirrored in-country under aptRepositories."""
+    return (f"mirror {vendor(name).driver_repository} in-country and name it aptRepositories.{name}, with its "
+            "signing key")
 
 
 def _node_path(site: SiteConfig, name: str, role: str) -> str:

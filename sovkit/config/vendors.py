@@ -53,9 +53,9 @@ class Vendor:
         repository or Debian's archive: "module" (the DKMS source, built for the running kernel) and "driver" (the
         rest), each pinned to `version` where its source versions it with the driver."""
         packages = self.driver_packages.get("repository" if repository else "debian", {})
-        pinned = [f"{name}={version}*" for name in (*packages.get("module", ()), *packages.get("pinned", ()))]
-        module = len(packages.get("module", ()))
-        return {"module": pinned[:module], "driver": pinned[module:] + list(packages.get("unpinned", ()))}
+        module = [f"{name}={version}*" for name in packages.get("module", ())]
+        driver = [f"{name}={version}*" for name in packages.get("pinned", ())]
+        return {"module": module, "driver": driver + list(packages.get("unpinned", ()))}
 
     def fabric_manager_install(self, version: str, branch: int) -> list[str]:
         """The apt request for Fabric Manager, which must match the driver exactly: its branch's package at

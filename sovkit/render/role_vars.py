@@ -111,7 +111,7 @@ def inbound_rules(site: SiteConfig, node: Node, addresses: Mapping[str, str]) ->
                 rules.append(_rule("Prometheus, for the operators", "tcp", ports.PROMETHEUS, list(res.admin_cidrs)))
         monitor = _hosts(serving[:1], addresses) if serving else None
         rules.append(_rule("node exporter, scraped by Prometheus", "tcp", ports.NODE_EXPORTER, monitor or in_country))
-        if gpu_exporter_vars(site, node)["monitoring_gpu_exporter_enabled"]:
+        if runs_gpu_exporter(site, node):
             rules.append(_rule("GPU exporter, scraped by Prometheus", "tcp", ports.GPU_EXPORTER, monitor or in_country))
         return rules
     control_planes = _hosts(site.nodes_with_role("control_plane"), addresses) or in_country
@@ -304,17 +304,22 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
             for name in site.serving.models]
         variables["monitoring_gpu_targets"] = [
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GPU_EXPORTER}"
-            for n in serving if gpu_exporter_vars(site, n)["monitoring_gpu_exporter_enabled"]]
+            for n in serving if runs_gpu_exporter(site, n)]
     return variables
 
 
+def runs_gpu_exporter(site: SiteConfig, node: Node) -> bool:
+    """Hosts mode: a serving node with GPUs of a vendor that names a hosts-mode exporter runs it."""
+    return bool(vendor(site.accelerator.accelerator).hosts_metrics_exporter and node.accelerator_count
+                and node in site.serving_nodes())
+
+
 def gpu_exporter_vars(site: SiteConfig, node: Node) -> dict:
-    """Hosts mode: the vendor's GPU exporter on a serving node with GPUs, run from the serving runtime's venv and
-    allowed every GPU of the node (it reads them all, through the driver's device nodes)."""
-    gpus = vendor(site.accelerator.accelerator)
-    enabled = bool(gpus.hosts_metrics_exporter and node.accelerator_count and node in site.serving_nodes())
-    if not enabled:
+    """The vendor's GPU exporter where the node runs one, from the serving runtime's venv and allowed every GPU of
+    the node (it reads them all, through the driver's device nodes)."""
+    if not runs_gpu_exporter(site, node):
         return {"monitoring_gpu_exporter_enabled": False}
+    gpus = vendor(site.accelerator.accelerator)
     return {"monitoring_gpu_exporter_enabled": True,
             "monitoring_gpu_exporter_src": str(SOVKIT_PACKAGE / gpus.hosts_metrics_exporter),
             "monitoring_gpu_exporter_python": f"{RUNTIME_VENV}/bin/python",
