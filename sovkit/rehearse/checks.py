@@ -26,10 +26,11 @@ if TYPE_CHECKING:
 
 CLOSED_PORT = 12345  # a port nothing admits: the default drop, tried on every node
 PROBE_TIMEOUT_S = 1.5
+TARGETS_WAIT_S = 90  # several of the role's 15 s scrape intervals: Prometheus may have just restarted
 
 # Run in the lab as the admin machine: the calls a tenant makes, and Prometheus's view of its targets.
 SERVING_CALLS = r"""
-import json, ssl, sys, urllib.error, urllib.request
+import json, ssl, sys, time, urllib.error, urllib.request
 spec = json.loads(sys.argv[1])
 context = ssl.create_default_context(cafile=spec["ca"])
 out = []
@@ -45,12 +46,20 @@ for call in spec["calls"]:
         out.append([call["label"], err.code])
     except OSError as err:
         out.append([call["label"], str(err)])
-try:
-    with urllib.request.urlopen(spec["prometheus"] + "/api/v1/targets", timeout=30) as response:
-        targets = json.load(response)["data"]["activeTargets"]
-    out.append(["targets", [[t["labels"].get("job", ""), t["scrapeUrl"], t["health"]] for t in targets]])
-except OSError as err:
-    out.append(["targets", str(err)])
+# Until discovery has run Prometheus lists no target, and one it has not scraped yet is "unknown", neither up nor
+# down: wait for every first scrape, up to the deadline.
+deadline = time.monotonic() + spec["targets_wait_s"]
+while True:
+    try:
+        with urllib.request.urlopen(spec["prometheus"] + "/api/v1/targets", timeout=30) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+        seen = [[t["labels"].get("job", ""), t["scrapeUrl"], t["health"]] for t in targets]
+    except OSError as err:
+        seen = str(err)
+    if time.monotonic() > deadline or (isinstance(seen, list) and seen and all(t[2] != "unknown" for t in seen)):
+        break
+    time.sleep(2)
+out.append(["targets", seen])
 print(json.dumps(out))
 """
 
@@ -126,14 +135,14 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
         if refused:
             calls.append({"label": f"{model} as {refused[0]}: 403", "model": model, "key": keys[refused[0]]})
     spec = {"ca": str(rehearsal.workspace.pki / "ca.crt"), "endpoint": f"https://{host}:{ports.GATEWAY}/v1",
-            "prometheus": f"http://{host}:{ports.PROMETHEUS}", "calls": calls}
+            "prometheus": f"http://{host}:{ports.PROMETHEUS}", "calls": calls, "targets_wait_s": TARGETS_WAIT_S}
     results = _run_json(rehearsal.lab.argv([sys.executable, "-c", SERVING_CALLS, json.dumps(spec)]))
     found, failures = [], []
     for label, outcome in results:  # type: ignore[union-attr]
         if label == "targets":
-            down = [t for t in outcome if t[2] != "up"] if isinstance(outcome, list) else outcome
-            line = f"Prometheus: {len(outcome) if isinstance(outcome, list) else 0} targets, down: {down or 'none'}"
-            (failures if down else found).append(line)
+            problem = targets_problem(outcome)
+            count = len(outcome) if isinstance(outcome, list) else 0
+            (failures if problem else found).append(f"Prometheus: {count} targets, down: {problem or 'none'}")
             continue
         expected = int(label.rsplit(": ", 1)[1])
         line = f"gateway: {label.rsplit(': ', 1)[0]} -> {outcome} (expected {expected})"
@@ -141,6 +150,16 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
     for more_found, more_failures in (model_listeners(rehearsal, inventory), model_devices(rehearsal, inventory)):
         found, failures = found + more_found, failures + more_failures
     return found, failures
+
+
+def targets_problem(targets: list | str) -> str:
+    """What is wrong with Prometheus's targets as SERVING_CALLS read them ([job, url, health] each, or the error
+    met asking): those not up, or that there are none; "" when every one is up."""
+    if not isinstance(targets, list):
+        return targets
+    if not targets:
+        return "no target at all"
+    return ", ".join(f"{job} {url} ({health})" for job, url, health in targets if health != "up")
 
 
 def listen_addresses(ss_output: str, port: int) -> list[str]:
