@@ -37,7 +37,8 @@ def volume(path):
     probe = path
     while not os.path.exists(probe):
         probe = os.path.dirname(probe) or "/"
-    out = run("findmnt", "--noheadings", "--output", "TARGET,SOURCE,FSTYPE", "--target", probe)
+    # --nofsroot: a bind mount's source is its device, not "device[/folder]", which lsblk does not know
+    out = run("findmnt", "--noheadings", "--nofsroot", "--output", "TARGET,SOURCE,FSTYPE", "--target", probe)
     target, source, fstype = [*out.split(), "?", "?", "?"][:3]
     types = chain(source)
     return {"path": path, "mount": target, "source": source, "fstype": fstype, "chain": types,
