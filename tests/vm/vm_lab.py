@@ -159,6 +159,7 @@ def prepare_as_operator(lab: NetLab, access: SshAccess, mirror: str, folders: di
 def vm_lab(workdir: Path) -> Iterator[VmSite]:
     """The site of this module, booted and prepared by the operator, in `workdir`; all of it goes at the end and
     the machine is as it was. Holds the machine's lab lock (unless this process already does)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     site = load_stack(vm_stack(workdir))
     inventory = render_inventory(site)
     mirror = "/" + site.residency.apt_mirror.removeprefix("file:").lstrip("/")
