@@ -121,7 +121,7 @@ def ansible_env(access: SshAccess) -> dict[str, str]:
     return env
 
 
-def wait_for_ssh(site_lab: NetLab, address: str, wait_s: float) -> None:
+def wait_for_ssh(site_lab: NetLab, address: str, wait_s: float, console: Path) -> None:
     probe = ("import socket,sys\n"
              "s=socket.create_connection((sys.argv[1],22),3)\n"
              "sys.exit(0 if s.recv(8).startswith(b'SSH-') else 1)\n")
@@ -131,7 +131,8 @@ def wait_for_ssh(site_lab: NetLab, address: str, wait_s: float) -> None:
                           check=False).returncode == 0:
             return
         time.sleep(1)
-    raise AssertionError(f"sshd on the VM did not answer on {address}:22 within {wait_s:.0f} s")
+    raise AssertionError(f"sshd on the VM did not answer on {address}:22 within {wait_s:.0f} s (its console: "
+                         f"{console})")
 
 
 def prepare_as_operator(lab: NetLab, access: SshAccess, mirror: str, folders: dict[str, str]) -> None:
@@ -186,7 +187,7 @@ def vm_lab(workdir: Path) -> Iterator[VmSite]:
         start_stand_ins(podman, spec, services_image)
         vm = VirtualMachine.boot(lab, HOST, [f"{ADDRESS}/24"], access.public_key, workdir / HOST,
                                  shares={mirror: repo.path}, data_disk_gib=2, image=image)
-        wait_for_ssh(lab, ADDRESS, 240)
+        wait_for_ssh(lab, ADDRESS, 240, vm.console_log)
         prepare_as_operator(lab, access, mirror, inventory["all"]["vars"]["data_at_rest_paths"])
         yield VmSite(lab, vm, access, inventory, workdir)
     finally:
