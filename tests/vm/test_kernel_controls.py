@@ -9,8 +9,13 @@ or an attacker would, and the same check fails.
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 from vm_lab import DATA_MOUNT, HOST, VmSite
+
+SUITE = Path(__file__).resolve().parents[2] / "sovkit" / "compliance"
 
 pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
@@ -30,6 +35,22 @@ def hardened(vm_site: VmSite) -> VmSite:
     assert again.returncode == 0, again.output[-6000:]
     assert again.changed == {HOST: 0}, again.changed_tasks()
     return vm_site
+
+
+def live_only_checks() -> set[str]:
+    """The suite's checks marked live_only, read from its source: what containers skip."""
+    names = set()
+    for path in SUITE.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and any(
+                    isinstance(d, ast.Call) and ast.unparse(d.func).endswith("mark.live_only")
+                    for d in node.decorator_list):
+                names.add(node.name)
+    return names
+
+
+def test_the_list_of_kernel_level_checks_is_the_suites():
+    assert set(KERNEL_CHECKS) == live_only_checks()
 
 
 def outcomes(site: VmSite, *select: str) -> dict[str, str]:
