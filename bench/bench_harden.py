@@ -101,7 +101,7 @@ def vm_part(work: Path, problems: list[str]) -> tuple[dict[str, float], dict[str
     """Converge, re-run and the scanners before/after on one VM (the VM tier's site, tests/vm)."""
     figures: dict[str, float] = {}
     scores: dict[str, Scores] = {}
-    have = build_vm_image().installed_packages()
+    have = build_vm_image().rootfs.installed_packages()
     with vm_lab(work) as site:
         scores["untouched"] = scan_vm(site, have)
         for name in ("converge", "re-run"):

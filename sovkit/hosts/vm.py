@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sovkit.hosts._run import HostsError, log, run
-from sovkit.hosts.image import BASE_PACKAGES, MASKED_UNITS, ImageSpec, build_rootfs
+from sovkit.hosts.image import BASE_PACKAGES, MASKED_UNITS, BuiltImage, ImageSpec, build_rootfs
 from sovkit.hosts.netlab import BRIDGE, NetLab
 
 SEED_LABEL = "SOVKITSEED"
@@ -41,12 +41,12 @@ GUEST_IFACE = "eth0"  # net.ifnames=0: the one card keeps the kernel's name
 # The kernel and what a server installed by its operator has besides the host image: udev for its disks,
 # fsck for its root, cryptsetup for the LUKS data volume the operator made.
 VM_PACKAGES = (*BASE_PACKAGES, "linux-image-amd64", "udev", "e2fsprogs", "cryptsetup-bin")
-SEED_SCRIPT = r"""#!/bin/sh
+SEED_SCRIPT = rf"""#!/bin/sh
 # Applies this machine's seed disk (written by sovkit.hosts.vm): network, name, root's key, shared folders.
 set -eu
 seed=/run/sovkit-seed
 mkdir -p "$seed"
-mount -o ro "LABEL=SOVKITSEED" "$seed"
+mount -o ro "LABEL={SEED_LABEL}" "$seed"
 install -d -m 0755 /etc/systemd/network
 install -m 0644 "$seed"/network/* /etc/systemd/network/
 install -m 0644 "$seed/hostname" /etc/hostname
@@ -97,15 +97,13 @@ VM_IMAGE = ImageSpec(
 
 @dataclass(frozen=True)
 class VmImage:
-    """The VM image: a read-only raw ext4 root file and the kernel and initrd taken out of it."""
+    """The VM image: a read-only raw ext4 root file and the kernel and initrd taken out of it, made from `rootfs`
+    (whose manifest says what the VM already has installed)."""
 
     root: Path
     kernel: Path
     initrd: Path
-    manifest: Path
-
-    def installed_packages(self) -> set[str]:
-        return {line.split("=", 1)[0] for line in self.manifest.read_text().splitlines() if line}
+    rootfs: BuiltImage
 
 
 def build_vm_image(cache_dir: Path | None = None) -> VmImage:
@@ -113,7 +111,7 @@ def build_vm_image(cache_dir: Path | None = None) -> VmImage:
     rootfs = build_rootfs(VM_IMAGE, cache_dir)
     stem = rootfs.tarball.with_suffix("")
     image = VmImage(stem.with_suffix(".root.raw"), stem.with_suffix(".vmlinuz"), stem.with_suffix(".initrd"),
-                    rootfs.manifest)
+                    rootfs)
     if image.root.exists() and image.kernel.exists() and image.initrd.exists():
         return image
     started = time.monotonic()
@@ -179,7 +177,9 @@ class VirtualMachine:
             (workdir / stale).unlink(missing_ok=True)
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root),
              str(workdir / "overlay.qcow2")], timeout=60)
-        seed = cls._seed(workdir, name, addresses, list(lab.site_cidrs), public_key, shares or {})
+        tags = {path: (f"share{i}", folder) for i, (path, folder) in enumerate((shares or {}).items())}
+        seed = cls._seed(workdir, name, addresses, list(lab.site_cidrs), public_key,
+                         {path: tag for path, (tag, _) in tags.items()})
         tap = "t" + hashlib.sha256(f"{lab.site}/{name}".encode()).hexdigest()[:12]
         if tap not in run(["ip", "-n", lab.namespace, "-o", "link", "show"], timeout=30).stdout:
             run(["ip", "-n", lab.namespace, "tuntap", "add", "dev", tap, "mode", "tap"], timeout=30)
@@ -200,8 +200,8 @@ class VirtualMachine:
             run(["qemu-img", "create", "-q", "-f", "qcow2", str(workdir / "data.qcow2"), f"{data_disk_gib}G"],
                 timeout=60)
             argv += ["-drive", f"file={workdir / 'data.qcow2'},if=virtio,format=qcow2"]
-        for i, folder in enumerate((shares or {}).values()):
-            argv += ["-virtfs", f"local,path={folder},mount_tag=share{i},security_model=none,readonly=on"]
+        for tag, folder in tags.values():
+            argv += ["-virtfs", f"local,path={folder},mount_tag={tag},security_model=none,readonly=on"]
         run(lab.argv(argv), timeout=60)
         pid = int((workdir / "qemu.pid").read_text())
         log.info("VM %s booting (qemu pid %d, console %s)", name, pid, workdir / "console.log")
@@ -209,13 +209,13 @@ class VirtualMachine:
 
     @staticmethod
     def _seed(workdir: Path, name: str, addresses: list[str], routes: list[str], public_key: str,
-              shares: dict[str, Path]) -> Path:
+              share_tags: dict[str, str]) -> Path:
         tree = workdir / "seed"
         (tree / "network").mkdir(parents=True, exist_ok=True)
         (tree / "network" / "10-sovkit.network").write_text(network_file(addresses, routes))
         (tree / "hostname").write_text(name + "\n")
         (tree / "authorized_keys").write_text(public_key.strip() + "\n")
-        (tree / "shares").write_text("".join(f"share{i} {path}\n" for i, path in enumerate(shares)))
+        (tree / "shares").write_text("".join(f"{tag} {path}\n" for path, tag in share_tags.items()))
         seed = workdir / "seed.raw"
         with seed.open("wb") as raw:
             raw.truncate(8 << 20)

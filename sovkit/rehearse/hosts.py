@@ -124,23 +124,22 @@ def start_hosts(podman: Podman, lab: NetLab, plan: RehearsalPlan, image: str, ac
     with ThreadPoolExecutor(max_workers=max(1, min(6, len(plan.hosts)))) as pool:
         started = [n for n in pool.map(one, plan.hosts) if n]
     for machine in plan.hosts:
-        wait_for_ssh(lab, machine)
+        wait_for_ssh(lab, machine.name, machine.address, machine.ssh_port)
     return started
 
 
-def wait_for_ssh(lab: NetLab, machine: Machine, wait_s: float = 60) -> None:
-    """Until sshd answers on the site's port, from the admin machine's side of the lab."""
+def wait_for_ssh(lab: NetLab, name: str, address: str, port: int, wait_s: float = 60) -> None:
+    """Until the sshd of machine `name` answers on `address`:`port`, from the admin machine's side of the lab."""
     probe = ("import socket,sys\n"
              "s=socket.create_connection((sys.argv[1],int(sys.argv[2])),3)\n"
              "sys.exit(0 if s.recv(8).startswith(b'SSH-') else 1)\n")
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
-        argv = lab.argv(["python3", "-c", probe, machine.address, str(machine.ssh_port)])
+        argv = lab.argv(["python3", "-c", probe, address, str(port)])
         if subprocess.run(argv, capture_output=True, timeout=30, check=False).returncode == 0:
             return
         time.sleep(0.5)
-    raise HostsError(f"sshd of {machine.name} did not answer on {machine.address}:{machine.ssh_port} within "
-                     f"{wait_s:.0f} s")
+    raise HostsError(f"sshd of {name} did not answer on {address}:{port} within {wait_s:.0f} s")
 
 
 def place_weights(podman: Podman, plan: RehearsalPlan, machine: Machine, folders: dict[str, str]) -> None:

@@ -26,10 +26,10 @@ import yaml
 from sovkit.compliance.conftest import role_defaults
 from sovkit.config import load_stack
 from sovkit.converge import PlayRun
-from sovkit.hosts import LabLock, MachineSnapshot, Podman, build_rootfs, default_cache_dir, ensure_apt_repo
+from sovkit.hosts import HostsError, LabLock, MachineSnapshot, Podman, default_cache_dir, ensure_apt_repo
 from sovkit.hosts.netlab import NetLab
-from sovkit.hosts.vm import VM_IMAGE, VirtualMachine, build_vm_image
-from sovkit.rehearse.hosts import PREPARE_LOGIN, SshAccess
+from sovkit.hosts.vm import VirtualMachine, build_vm_image
+from sovkit.rehearse.hosts import PREPARE_LOGIN, SshAccess, wait_for_ssh
 from sovkit.rehearse.services import StandIns, ensure_services_image, start_stand_ins, stop_stand_ins
 from sovkit.render.inventory import render_inventory
 from sovkit.verify.report import Report
@@ -121,20 +121,6 @@ def ansible_env(access: SshAccess) -> dict[str, str]:
     return env
 
 
-def wait_for_ssh(site_lab: NetLab, address: str, wait_s: float, console: Path) -> None:
-    probe = ("import socket,sys\n"
-             "s=socket.create_connection((sys.argv[1],22),3)\n"
-             "sys.exit(0 if s.recv(8).startswith(b'SSH-') else 1)\n")
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if subprocess.run(site_lab.argv(["python3", "-c", probe, address]), capture_output=True, timeout=30,
-                          check=False).returncode == 0:
-            return
-        time.sleep(1)
-    raise AssertionError(f"sshd on the VM did not answer on {address}:22 within {wait_s:.0f} s (its console: "
-                         f"{console})")
-
-
 def prepare_as_operator(lab: NetLab, access: SshAccess, mirror: str, folders: dict[str, str]) -> None:
     """What the operator does before the kit runs: the admin account with the key (as root, with the key the
     VM's seed gave root), and the data disk made a LUKS volume holding the data `folders` ({name: path}: the
@@ -166,7 +152,7 @@ def vm_lab(workdir: Path) -> Iterator[VmSite]:
     mirror = "/" + site.residency.apt_mirror.removeprefix("file:").lstrip("/")
     podman = Podman(default_cache_dir() / "podman")
     image = build_vm_image()
-    repo = ensure_apt_repo(build_rootfs(VM_IMAGE))
+    repo = ensure_apt_repo(image.rootfs)
     services_image = ensure_services_image(podman)
     access = SshAccess(workdir / "ssh").ensure()
     lab = NetLab(SITE, ["198.18.0.0/24", "198.51.100.0/24"])
@@ -187,7 +173,10 @@ def vm_lab(workdir: Path) -> Iterator[VmSite]:
         start_stand_ins(podman, spec, services_image)
         vm = VirtualMachine.boot(lab, HOST, [f"{ADDRESS}/24"], access.public_key, workdir / HOST,
                                  shares={mirror: repo.path}, data_disk_gib=2, image=image)
-        wait_for_ssh(lab, ADDRESS, 240, vm.console_log)
+        try:
+            wait_for_ssh(lab, HOST, ADDRESS, 22, 240)
+        except HostsError as err:
+            raise AssertionError(f"{err} (its console: {vm.console_log})") from err
         prepare_as_operator(lab, access, mirror, inventory["all"]["vars"]["data_at_rest_paths"])
         yield VmSite(lab, vm, access, inventory, workdir)
     finally:
