@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import yaml
+from rich.markup import escape
 
 from sovkit.bundle.cli import bundle
 from sovkit.clitools import console, errors, load_site
@@ -21,7 +22,9 @@ from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
 from sovkit.stacks import find_stack, stack_files, stack_path
+from sovkit.verify.cis import CoverageError, coverage, summary
 from sovkit.verify.cli import verify
+from sovkit.verify.report import load_controls
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,10 +62,22 @@ def validate(stacks: tuple[str, ...]) -> None:
 
 
 @main.command()
-@click.argument("stack")
+@click.argument("stack", required=False)
+@click.option("--controls", "controls", is_flag=True,
+              help="The kit's controls and its CIS Debian 12 Level 1 Server mapping, instead of a site.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def show(stack: str, as_json: bool) -> None:
-    """The resolved config of a site, with where each value came from."""
+def show(stack: str | None, controls: bool, as_json: bool) -> None:
+    """The resolved config of a site, with where each value came from; or, with --controls, the kit's controls and
+    how they cover the CIS Debian 12 benchmark (the same for every site)."""
+    if controls:
+        if stack:
+            raise click.UsageError(f"--controls shows the kit's controls, the same for every site; drop {stack!r}, "
+                                   f"or run `sovkit show {stack}` for the site")
+        _show_controls(as_json)
+        return
+    if not stack:
+        raise click.UsageError("show needs a STACK (a stack file or site name), or --controls for the kit's "
+                               "controls and CIS mapping")
     site = load_site(stack)
     rows = []
     for name, (section, field) in key_index().items():
@@ -90,6 +105,48 @@ def show(stack: str, as_json: bool) -> None:
     console.print("\n[bold]clauses the compliance checks cite[/bold]")
     for cid, clause in site.profile.clauses.items():
         console.print(f"  {cid}: {clause.cite} ({clause.title})", markup=False)
+
+
+def _show_controls(as_json: bool) -> None:
+    """`show --controls`: the control catalogue, then each CIS Level 1 Server item with its status and a count."""
+    try:
+        items = coverage()
+    except CoverageError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    catalogue = [{"id": cid, "title": c["title"], "cis": list(c.get("cis") or [])}
+                 for cid, c in load_controls().items()]
+    level1 = [i for i in items if i.level == 1]
+    also_level2 = [i for i in items if i.level == 2 and i.status == "implemented"]
+    counts = summary(items)
+    if as_json:
+        click.echo(json.dumps({"benchmark": "CIS Debian Linux 12 Benchmark v1.1.0", "profile": "Level 1 Server",
+                               "controls": catalogue, "items": [i.to_dict() for i in level1],
+                               "level2_implemented": [i.to_dict() for i in also_level2], "summary": counts},
+                              indent=2))
+        return
+    console.print("[bold]sovkit controls[/bold] (sovkit/data/controls.yaml)")
+    for c in catalogue:
+        console.print(f"  {c['id']:<13} {c['title']}", markup=False)
+        console.print(f"  {'':<13} CIS {', '.join(c['cis']) or '(none: a residency control)'}", style="dim",
+                      markup=False)
+    console.print("\n[bold]CIS Debian Linux 12 Benchmark v1.1.0, Level 1 Server[/bold] "
+                  "(sovkit/data/cis_debian12.yaml; implemented = cited by a control above)")
+    colour = {"implemented": "green", "waived": "yellow", "out of scope": "cyan"}
+    first_with = {}  # reason -> the first item giving it: a shared reason is printed once
+    for item in level1:
+        by = ", ".join(item.controls)
+        console.print(f"  {item.id:<10} [{colour[item.status]}]{item.status:<13}[/]{by + '  ' if by else ''}"
+                      f"{escape(item.title)}")
+        if item.reason:
+            why = f"as for {first_with[item.reason]}" if item.reason in first_with else item.reason
+            first_with.setdefault(item.reason, item.id)
+            console.print(f"  {'':<10} {'':<13}why: {why}", style="dim", markup=False)
+    if also_level2:
+        console.print("\nLevel 2 items the kit also implements: "
+                      + ", ".join(f"{i.id} ({', '.join(i.controls)})" for i in also_level2), markup=False)
+    console.print(f"\nLevel 1 Server: {counts['implemented']} implemented, {counts['waived']} waived, "
+                  f"{counts['out_of_scope']} out of scope, of {counts['total']} items")
 
 
 def _plain(value: object) -> object:

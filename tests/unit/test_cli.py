@@ -9,6 +9,7 @@ import yaml
 
 from sovkit.cli import run
 from sovkit.config import load_stack
+from sovkit.verify.report import load_controls
 
 ROOT = Path(__file__).parents[2]
 BAD = ROOT / "tests" / "data" / "bad-stacks"
@@ -52,6 +53,39 @@ def test_show_prints_the_law_and_its_clauses(capsys):
     assert run(["show", "za-national-dc"]) == 0
     out = capsys.readouterr().out
     assert "Protection of Personal Information Act" in out and "POPIA s. 72" in out
+
+
+def test_show_controls_lists_the_cis_mapping(capsys):
+    """`show --controls` needs no stack: the controls with their CIS items, then each Level 1 Server item with its
+    status (an implemented one with its control, a waived one with its reason) and the counts."""
+    assert run(["show", "--controls"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  SOV-OS-001 +SSH is key-only and root cannot log in$", out, re.M), out
+    assert re.search(r"^  5\.1\.20 +implemented +SOV-OS-001 +Ensure sshd PermitRootLogin is disabled", out, re.M)
+    assert re.search(r"^  1\.7\.2 +waived +Ensure GDM login banner is configured.*\n +why: Headless server", out, re.M)
+    assert re.search(r"^Level 1 Server: \d+ implemented, \d+ waived, \d+ out of scope, of 249 items$", out, re.M)
+
+
+def test_show_controls_as_json_counts_add_up(capsys):
+    assert run(["show", "--controls", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    counts = shown["summary"]
+    statuses = [i["status"] for i in shown["items"]]
+    assert counts["total"] == len(shown["items"]) == 249
+    assert counts["implemented"] + counts["waived"] + counts["out_of_scope"] == counts["total"]
+    assert (statuses.count("implemented"), statuses.count("waived"), statuses.count("out of scope")) == (
+        counts["implemented"], counts["waived"], counts["out_of_scope"])
+    items = {i["id"]: i for i in shown["items"]}
+    assert "SOV-OS-001" in items["5.1.20"]["controls"]
+    assert items["1.4.1"]["status"] == "waived" and items["1.4.1"]["reason"]
+    assert {c["id"]: c["cis"] for c in shown["controls"]} == {cid: c["cis"] for cid, c in load_controls().items()}
+
+
+def test_show_needs_a_stack_or_controls(capsys):
+    assert run(["show"]) == 2
+    assert "show needs a STACK" in capsys.readouterr().err
+    assert run(["show", "local", "--controls"]) == 2
+    assert "drop 'local'" in capsys.readouterr().err
 
 
 def test_new_site_scaffold_is_refused_until_filled_then_validates(tmp_path, capsys):
