@@ -12,7 +12,7 @@ The image is the host image (:mod:`sovkit.hosts.image`) plus a kernel, built wit
 read-only raw ext4 file; each VM boots a throwaway qcow2 overlay of it, so nothing a test does survives the VM.
 qemu runs with software emulation (tcg): the KVM this kind of machine offers runs only kernels built for it.
 
-    vm = VirtualMachine.boot(lab, "vm-01", ["198.18.0.10/24"], public_key, workdir, data_disk_gib=2)
+    vm = VirtualMachine.boot(lab, "vm-01", ["198.18.0.10/24"], public_key, workdir, disks_gib=[2])
     ...                                   # ssh root@198.18.0.10 from inside the lab (lab.argv)
     vm.stop()
 """
@@ -27,6 +27,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,13 +168,14 @@ class VirtualMachine:
 
     @classmethod
     def boot(cls, lab: NetLab, name: str, addresses: list[str], public_key: str, workdir: Path, *,
-             shares: dict[str, Path] | None = None, data_disk_gib: int = 0, memory_mib: int = 2048,
+             shares: dict[str, Path] | None = None, disks_gib: Sequence[int] = (), memory_mib: int = 2048,
              image: VmImage | None = None) -> VirtualMachine:
         """Start `name` in `lab` with `addresses` (CIDR notation), root's key `public_key`, the folders
-        {path in the VM: folder here} shared read-only, and a blank data disk (/dev/vdc) when `data_disk_gib`."""
+        {path in the VM: folder here} shared read-only, and a blank disk of each size in `disks_gib` (/dev/vdc,
+        /dev/vdd, ... in that order)."""
         image = image or build_vm_image()
         workdir.mkdir(parents=True, exist_ok=True)
-        for stale in ("overlay.qcow2", "data.qcow2", "seed.raw", "console.log"):
+        for stale in ("overlay.qcow2", "seed.raw", "console.log", *(d.name for d in workdir.glob("disk*.qcow2"))):
             (workdir / stale).unlink(missing_ok=True)
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.root),
              str(workdir / "overlay.qcow2")], timeout=60)
@@ -196,10 +198,10 @@ class VirtualMachine:
             "-device", f"virtio-net-pci,netdev=net0,mac={_mac(f'{lab.site}/{name}')}",
             "-pidfile", str(workdir / "qemu.pid"), "-daemonize",
         ]
-        if data_disk_gib:
-            run(["qemu-img", "create", "-q", "-f", "qcow2", str(workdir / "data.qcow2"), f"{data_disk_gib}G"],
-                timeout=60)
-            argv += ["-drive", f"file={workdir / 'data.qcow2'},if=virtio,format=qcow2"]
+        for number, gib in enumerate(disks_gib):
+            disk = workdir / f"disk{number}.qcow2"
+            run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), f"{gib}G"], timeout=60)
+            argv += ["-drive", f"file={disk},if=virtio,format=qcow2"]
         for tag, folder in tags.values():
             argv += ["-virtfs", f"local,path={folder},mount_tag={tag},security_model=none,readonly=on"]
         run(lab.argv(argv), timeout=60)
@@ -240,6 +242,6 @@ class VirtualMachine:
                 os.kill(self.pid, signal.SIGKILL)
         subprocess.run(["ip", "-n", self.lab.namespace, "link", "delete", self.tap], capture_output=True,
                        check=False, timeout=30)
-        for leftover in ("overlay.qcow2", "data.qcow2", "seed.raw", "qemu.pid"):
+        for leftover in ("overlay.qcow2", "seed.raw", "qemu.pid", *(d.name for d in self.workdir.glob("disk*.qcow2"))):
             (self.workdir / leftover).unlink(missing_ok=True)
 

@@ -4,8 +4,9 @@ The site is the `local` stack made an on-prem site of one host (vm-01 at 198.18.
 account `sovkit-admin`, encryption at rest required): its inventory is what `sovkit inventory` renders. The VM
 sits in a lab of its own (network namespaces, no way out) with the stack's in-country resolver and NTP server
 stood up by the rehearsal's stand-ins, and sees the local apt repository read-only at the stack's mirror path.
-Before the kit runs, the operator's part is done as on a real server: the login account with the key, and the
-data disk made a LUKS volume holding the data folders. Everything goes at the end; the machine is as it was.
+Before the kit runs, the operator's part is done as on a real server: separate file systems for /var, /var/tmp,
+/var/log, /var/log/audit and /home (as an installer following CIS lays them out), the login account with the key,
+and the data disk made a LUKS volume holding the data folders. Everything goes at the end; the machine is as it was.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ ADMIN = "sovkit-admin"
 CONTROLLER = ["198.18.0.1/24"]
 LUKS_NAME = "sovkit-data"
 DATA_MOUNT = "/srv/data"  # the LUKS volume; the data folders are bind mounts of folders on it
+# The operator's installer laid the system out as CIS asks (Level 2, 1.1.2.x.1): these folders are file systems of
+# their own, one disk each after the data disk (/dev/vdd, ...), mounted by label.
+SEPARATE = {"/var": 2, "/var/tmp": 1, "/var/log": 1, "/var/log/audit": 1, "/home": 1}  # path: GiB
 
 
 def vm_stack(workdir: Path) -> Path:
@@ -122,15 +126,22 @@ def ansible_env(access: SshAccess) -> dict[str, str]:
 
 
 def prepare_as_operator(lab: NetLab, access: SshAccess, mirror: str, folders: dict[str, str]) -> None:
-    """What the operator does before the kit runs: the admin account with the key (as root, with the key the
-    VM's seed gave root), and the data disk made a LUKS volume holding the data `folders` ({name: path}: the
-    model store and the logs, as the stack renders them). PBKDF2 at a low cost: the key file is the secret, and
-    emulated Argon2 takes minutes."""
+    """What the operator does before the kit runs (as root, with the key the VM's seed gave root): the SEPARATE
+    file systems, each holding a copy of what was there and mounted by label from fstab as an installer leaves
+    them; the admin account with the key; and the data disk made a LUKS volume holding the data `folders`
+    ({name: path}: the model store and the logs, as the stack renders them). PBKDF2 at a low cost: the key file is
+    the secret, and emulated Argon2 takes minutes."""
     def as_root(*argv: str) -> None:
         proc = subprocess.run(lab.argv(["ssh", "-F", str(access.config), f"root@{ADDRESS}", *argv]),
                               capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, f"{argv[-1][:200]} exited {proc.returncode}: {proc.stderr[-2000:]}"
 
+    layout = "".join(
+        f"mkdir -p {path}; mkfs.ext4 -q -L sv{n} /dev/vd{chr(ord('d') + n)}; mount LABEL=sv{n} /mnt; "
+        f"cp -a {path}/. /mnt/; umount /mnt; echo 'LABEL=sv{n} {path} ext4 defaults 0 2' >> /etc/fstab; "
+        f"mount {path}; " for n, path in enumerate(SEPARATE))
+    # journald still writes to the /var/log the new one now hides: it starts again on the new one
+    as_root("sh", "-c", shlex.quote(f"set -eu; {layout} systemctl restart systemd-journald"))
     as_root("sh", "-c", shlex.quote(PREPARE_LOGIN), "prepare-login", ADMIN, "22", shlex.quote(access.public_key))
     binds = " ".join(f"mkdir -p {DATA_MOUNT}/{name} {path} && mount --bind {DATA_MOUNT}/{name} {path};"
                      for name, path in folders.items())
@@ -172,7 +183,8 @@ def vm_lab(workdir: Path) -> Iterator[VmSite]:
         lab.create(controller=CONTROLLER, resolvers=[dns])
         start_stand_ins(podman, spec, services_image)
         vm = VirtualMachine.boot(lab, HOST, [f"{ADDRESS}/24"], access.public_key, workdir / HOST,
-                                 shares={mirror: repo.path}, data_disk_gib=2, image=image)
+                                 shares={mirror: repo.path}, disks_gib=[2, *SEPARATE.values()],
+                                 image=image)
         try:
             wait_for_ssh(lab, HOST, ADDRESS, 22, 240)
         except HostsError as err:
