@@ -11,7 +11,9 @@ Debian 12 host under podman with systemd whose only package source is the stack'
 5. the auditors' scanners on an untouched host and on a hardened one, side by side: Lynis's hardening index
    (copied in from this machine's Debian package `lynis`) and OpenSCAP's pass rates with Debian's SCAP content
    in the profiles "standard" and "ANSSI average" (bench/openscap.py says how the content is adapted to
-   Debian 12); printed, not held to a target
+   Debian 12), over every rule that applies and again without those asking for the other of two choices CIS
+   Debian 12 allows or for foreign package sources (openscap.NOT_FOR_THIS_SERVER, each named with why);
+   printed, not held to a target
 6. the same on a virtual machine with its own kernel (tests/vm/vm_lab.py: qemu, software emulation), where the
    scanners' kernel, audit, time and storage tests see the host itself: converge, re-run, scanners before/after
 
@@ -113,22 +115,33 @@ def vm_part(work: Path, problems: list[str]) -> tuple[dict[str, float], dict[str
     return figures, scores
 
 
-def score_line(scanner: str, figures: tuple) -> str:
+def score_line(scanner: str, found: Scores) -> str:
+    figures = found[scanner]
     if scanner == "Lynis":
         return f"Lynis index {figures[0]} ({figures[1]} warnings, {figures[2]} suggestions)"
     passed, failed, selected = figures
+    other_choice = sum(rule in openscap.NOT_FOR_THIS_SERVER for rule in found[f"{scanner} failed"])
+    kept = passed + failed - other_choice
     return (f"{scanner} {passed}/{passed + failed} that apply ({100 * passed / max(1, passed + failed):.0f} %), "
-            f"{passed}/{selected} of the profile")
+            f"{passed}/{selected} of the profile, {passed}/{kept} without the other choices "
+            f"({100 * passed / max(1, kept):.0f} %)")
 
 
 def print_scores(tier: str, scores: dict[str, Scores]) -> None:
     print(f"  scanners ({tier}):")
+    other_choices = set()
     for name, found in scores.items():
-        print(f"       {name:<10} " + "   ".join(score_line(scanner, f) for scanner, f in found.items()
+        print(f"       {name:<10} " + "   ".join(score_line(scanner, found) for scanner in found
                                                 if not scanner.endswith(" failed")))
         for scanner, failing in found.items():
             if scanner.endswith(" failed"):
                 print(f"         {scanner}: {', '.join(failing) or 'none'}")
+                other_choices.update(rule for rule in failing if rule in openscap.NOT_FOR_THIS_SERVER)
+    if other_choices:
+        print("       failing by choice (CIS Debian 12 allows the kit's choice, or residency forbids the rule's):")
+        for why in dict.fromkeys(openscap.NOT_FOR_THIS_SERVER[rule] for rule in sorted(other_choices)):
+            rules = sorted(r for r in other_choices if openscap.NOT_FOR_THIS_SERVER[r] == why)
+            print(f"         {', '.join(rules)}: {why}")
 
 
 def print_container_part(figures: dict[str, float], scores: dict[str, Scores]) -> None:

@@ -27,6 +27,26 @@ PROFILES = {"standard": "xccdf_org.ssgproject.content_profile_standard",
 REPO_ON_HOST = "/var/tmp/sovkit-scanner-repo"
 DATASTREAM_ON_HOST = "/var/tmp/ssg-debian12-bench-ds.xml"
 
+# Rules of the Debian 11 content that ask a server the kit builds for the other of two choices CIS Debian 12 allows,
+# or for what residency forbids: rule id -> why. The bench prints the pass rate over all the rules that apply (as
+# OpenSCAP says) first, then without these, naming each.
+NOT_FOR_THIS_SERVER = {
+    **dict.fromkeys(("package_ntp_installed", "service_ntp_enabled"),
+                    "time comes from chrony: CIS Debian 12 2.3.1.1 wants one time daemon, and ntp would be a second"),
+    **dict.fromkeys(("package_rsyslog_installed", "service_rsyslog_enabled", "rsyslog_files_groupownership",
+                     "rsyslog_files_ownership", "rsyslog_files_permissions", "package_syslogng_installed",
+                     "service_syslogng_enabled"),
+                    "journald is the one logging system (CIS Debian 12 6.1.1.4: only one in use)"),
+    **dict.fromkeys(("package_cron_installed", "service_cron_enabled"),
+                    "no cron: systemd timers schedule jobs, and CIS Debian 12 2.4 then wants cron removed"),
+    "sshd_set_keepalive_0": "ClientAliveCountMax 0 turns idle disconnection off in OpenSSH 8.2 and later (Debian 12 "
+                            "has 9.2); CIS Debian 12 5.1.7 asks for more than 0",
+    "apt_sources_list_official": "packages come only from the in-country mirror (SOV-OS-009): Debian's servers are "
+                                 "abroad",
+    "sudo_remove_nopasswd": "the admin account has no password (key-only SSH, SOV-OS-001), so sudo cannot ask for one; "
+                            "CIS Debian 12 5.2.4 is Level 2",
+}
+
 Run = Callable[[str], str]  # a shell command run as root on the host; its output
 Put = Callable[[Path, str], None]  # a file or folder of this machine copied to a path on the host
 
