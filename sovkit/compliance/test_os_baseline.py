@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+
 import pytest
 
 
@@ -106,6 +108,68 @@ def test_password_quality_and_lockout(host, site, evidence):
     assert "pam_pwquality.so" in host.file("/etc/pam.d/common-password").content_string
 
 
+def _settings(text: str) -> dict[str, str]:
+    """key = value lines (a bare word is a flag: value "")."""
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() and not key.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+@pytest.mark.control("SOV-OS-004")
+@pytest.mark.parametrize(("key", "var"), [
+    ("difok", "os_baseline_pwquality_difok"), ("minlen", "os_baseline_pwquality_minlen"),
+    ("minclass", "os_baseline_pwquality_minclass"), ("maxsequence", "os_baseline_pwquality_maxsequence"),
+])
+def test_pwquality_settings(host, site, evidence, key, var):
+    """A new password is long, varied, no long run like abcd, and differs from the old one in enough characters
+    (CIS 5.3.3.2.1, 5.3.3.2.2, 5.3.3.2.3, 5.3.3.2.5)."""
+    settings = _settings(host.file("/etc/security/pwquality.conf").content_string)
+    evidence(f"pwquality.conf {key} = {settings.get(key)}")
+    assert settings.get(key) == str(site[var])
+    assert key != "maxsequence" or settings[key] != "0"  # 0 would switch the check off
+
+
+def _pam_lines(host, path: str) -> list[list[str]]:
+    return [line.split() for line in host.file(path).content_string.splitlines()
+            if line.split() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.control("SOV-OS-004")
+def test_password_history(host, site, evidence):
+    """A password change may not reuse one of the last passwords, root's included: pam_pwhistory takes the new
+    password pwquality accepted (use_authtok) before pam_unix stores it (CIS 5.3.2.4, 5.3.3.3.1-5.3.3.3.3)."""
+    lines = _pam_lines(host, "/etc/pam.d/common-password")
+    modules = [next((w for w in line if w.endswith(".so")), "") for line in lines]
+    evidence("; ".join(" ".join(line) for line in lines))
+    assert "pam_pwhistory.so" in modules, "pam_pwhistory is not in common-password"
+    history = lines[modules.index("pam_pwhistory.so")]
+    assert f"remember={site['os_baseline_pwhistory_remember']}" in history
+    assert "enforce_for_root" in history and "use_authtok" in history
+    assert modules.index("pam_pwquality.so") < modules.index("pam_pwhistory.so") < modules.index("pam_unix.so")
+
+
+@pytest.mark.control("SOV-OS-004")
+@pytest.mark.parametrize("path", ["/etc/pam.d/common-auth", "/etc/pam.d/common-account", "/etc/pam.d/common-password",
+                                  "/etc/pam.d/common-session"])
+def test_no_empty_passwords(host, evidence, path):
+    """pam_unix accepts no empty password (no nullok), so an account without a password cannot log in at the console
+    or through sudo (CIS 5.3.3.4.1)."""
+    unix = [" ".join(line) for line in _pam_lines(host, path) if any(w == "pam_unix.so" for w in line)]
+    evidence(unix)
+    assert not [line for line in unix if "nullok" in line.split()]
+
+
+@pytest.mark.control("SOV-OS-004")
+def test_inactive_accounts_lock(host, site, evidence):
+    """A new account locks some days after its password expires (useradd -D: INACTIVE; CIS 5.4.1.5)."""
+    defaults = dict(line.split("=", 1) for line in host.check_output("useradd -D").splitlines() if "=" in line)
+    evidence(f"useradd -D: INACTIVE={defaults.get('INACTIVE')}")
+    assert defaults.get("INACTIVE") == str(site["os_baseline_inactive_days"])
+
+
 NET_SYSCTLS = [
     "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.default.send_redirects",
     "net.ipv4.conf.all.accept_redirects", "net.ipv4.conf.default.accept_redirects",
@@ -177,32 +241,34 @@ def test_the_kits_sysctls_are_what_boot_applies(host, site, in_container, eviden
 
 
 ALWAYS_THERE = ("/etc/passwd", "/etc/group", "/etc/shadow", "/etc/gshadow", "/etc/ssh/sshd_config")
-# there only where cron is installed
-CRON_FILES = ("/etc/crontab", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
-              "/etc/cron.d")
+# there only where cron is installed; a kernel's symbol map only where a kernel is (not in a container)
+MAYBE_THERE = ("/etc/crontab", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly",
+               "/etc/cron.d", "/boot/System.map-*")
 
 
 @pytest.fixture(scope="module")
 def file_modes(host) -> dict[str, tuple[int, str, str]]:
-    """Mode, owner and group of every path SOV-OS-006 checks, from one stat (a missing path is left out)."""
-    out = host.run(f"stat -c '%n %a %U %G' {' '.join((*ALWAYS_THERE, *CRON_FILES))}").stdout
+    """Mode, owner and group of every path SOV-OS-006 checks (patterns expanded), from one stat; a missing path is
+    left out."""
+    out = host.run(f"stat -c '%n %a %U %G' {' '.join((*ALWAYS_THERE, *MAYBE_THERE))}").stdout
     rows = (line.split() for line in out.splitlines())
     return {path: (int(mode, 8), user, group) for path, mode, user, group in rows}
 
 
 @pytest.mark.control("SOV-OS-006")
-@pytest.mark.parametrize("path", [*ALWAYS_THERE, *CRON_FILES])
-def test_sensitive_file_permissions(file_modes, site, evidence, path):
-    """Password hashes, sshd settings and root's scheduled jobs readable only by those who need them (CIS 7.1.x,
-    2.4.1.2-2.4.1.7)."""
-    want = next(f for f in site["os_baseline_file_modes"] if f["path"] == path)
-    if path not in file_modes:  # nothing there to protect
-        evidence(f"{path}: absent")
-        assert path not in ALWAYS_THERE, f"{path} is missing"
+@pytest.mark.parametrize("pattern", [*ALWAYS_THERE, *MAYBE_THERE])
+def test_sensitive_file_permissions(file_modes, site, evidence, pattern):
+    """Password hashes, sshd settings, root's scheduled jobs and the kernel's symbol maps readable only by those who
+    need them (CIS 7.1.x, 2.4.1.2-2.4.1.7)."""
+    want = next(f for f in site["os_baseline_file_modes"] if f["path"] == pattern)
+    found = {path: found for path, found in file_modes.items() if fnmatch.fnmatchcase(path, pattern)}
+    if not found:  # nothing there to protect
+        evidence(f"{pattern}: absent")
+        assert pattern not in ALWAYS_THERE, f"{pattern} is missing"
         return
-    mode, user, group = file_modes[path]
-    evidence(f"{path}: {oct(mode)} {user}:{group}")
-    assert (mode, user, group) == (int(want["mode"], 8), want["owner"], want["group"])
+    evidence("; ".join(f"{path}: {oct(mode)} {user}:{group}" for path, (mode, user, group) in found.items()))
+    expected = (int(want["mode"], 8), want["owner"], want["group"])
+    assert {path: modes for path, modes in found.items() if modes != expected} == {}
 
 
 @pytest.mark.control("SOV-OS-007")
@@ -232,6 +298,17 @@ def test_unneeded_packages_absent(host, site, evidence):
     installed = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["ii"]]
     evidence(f"installed: {installed}")
     assert installed == []
+
+
+@pytest.mark.control("SOV-OS-008")
+@pytest.mark.parametrize("unit", ["rsync.service"])
+def test_client_package_daemons_masked(host, site, evidence, unit):
+    """The daemon of a package kept for its client (rsync) cannot start, whether or not the package is installed
+    (CIS 2.1.13)."""
+    assert unit in site["os_baseline_masked_services"]
+    state = host.run(f"systemctl is-enabled {unit}").stdout.strip()
+    evidence(f"{unit}: {state}")
+    assert state == "masked"
 
 
 def _uri(uri: str) -> str:
@@ -273,6 +350,85 @@ def test_sudo_logged(host, site, evidence):
     assert f.mode == 0o440
 
 
+@pytest.mark.control("SOV-OS-010")
+def test_su_for_root_only(host, site, evidence):
+    """su asks pam_wheel for membership of a group that has no members, after pam_rootok: root still uses su, nobody
+    else can, and administrators reach root through sudo, which logs every command (CIS 5.2.7)."""
+    group = site["os_baseline_su_group"]
+    auth = [line for line in _pam_lines(host, "/etc/pam.d/su") if line[0] in ("auth", "@include")]
+    wheel = [i for i, line in enumerate(auth) if "pam_wheel.so" in line and line[1] == "required"]
+    rootok = [i for i, line in enumerate(auth) if "pam_rootok.so" in line]
+    common = [i for i, line in enumerate(auth) if line == ["@include", "common-auth"]]
+    entry = host.run(f"getent group {group}").stdout.strip()
+    evidence(f"/etc/pam.d/su auth: {[' '.join(line) for line in auth]}; group: {entry!r}")
+    assert wheel, "pam_wheel is not required in /etc/pam.d/su"
+    assert {"use_uid", f"group={group}"} <= set(auth[wheel[0]])
+    assert rootok and rootok[0] < wheel[0] and (not common or wheel[0] < common[0])
+    assert entry and entry.split(":")[3] == "", f"{group} must exist and have no members"
+
+
+@pytest.fixture(scope="module")
+def os_names(host) -> set[str]:
+    """What names the OS (/etc/os-release ID and NAME), lower-cased: a banner must say none of it."""
+    release = dict(line.split("=", 1) for line in host.file("/etc/os-release").content_string.splitlines()
+                   if "=" in line)
+    return {release[k].strip('"').lower() for k in ("ID", "NAME") if k in release} | {"linux", "gnu"}
+
+
+@pytest.mark.control("SOV-OS-013")
+@pytest.mark.parametrize("path", ["/etc/issue", "/etc/motd"])
+def test_banner_names_no_os(host, site, os_names, evidence, path):
+    """The console (/etc/issue) and every login (/etc/motd) show the site's warning banner, which names no OS and
+    holds none of getty's escapes that would print it (\\m \\r \\s \\v); only root may change it (CIS 1.6.1, 1.6.2,
+    1.6.4, 1.6.5)."""
+    f = host.file(path)
+    text = f.content_string
+    evidence(f"{path}: {oct(f.mode)} {f.user}:{f.group}: {text.strip()!r}")
+    assert text.strip() == site["os_baseline_banner"].strip()
+    assert not [e for e in ("\\m", "\\r", "\\s", "\\v") if e in text]
+    assert not [name for name in os_names if name in text.lower()]
+    assert (f.mode, f.user, f.group) == (0o644, "root", "root")
+
+
+@pytest.mark.control("SOV-OS-013")
+def test_motd_scripts_that_print_the_os_are_off(host, site, evidence):
+    """Debian's dynamic motd script that prints uname (the kernel and distribution) does not run at login (CIS
+    1.6.1)."""
+    found = {p: host.file(p) for p in site["os_baseline_motd_scripts_off"] if host.file(p).exists}
+    evidence({p: oct(f.mode) for p, f in found.items()})
+    assert [p for p, f in found.items() if f.mode & 0o111] == []
+
+
+def _is_weak_umask(value: str) -> bool:
+    """An octal umask that leaves group write or anything for others (less than 027)."""
+    return value.isdigit() and int(value, 8) & 0o027 != 0o027
+
+
+@pytest.mark.control("SOV-OS-013")
+def test_login_shell_timeout_and_umask(host, site, evidence):
+    """A login shell, root's included, starts with the kit's umask and a read-only, exported TMOUT, so an idle
+    session ends and new files are private (CIS 5.4.2.6, 5.4.3.2, 5.4.3.3). Read from a real login shell, after
+    every profile file and root's own dot files."""
+    out = host.run("bash -lc 'umask; echo \"TMOUT=${TMOUT-}\"; readonly -p | grep -c TMOUT=; "
+                   "env | grep -c ^TMOUT=' </dev/null 2>/dev/null").stdout
+    umask, tmout, readonly, exported = [*out.splitlines(), "", "", "", ""][:4]
+    evidence(f"login shell: umask {umask}, {tmout}, read-only {readonly}, exported {exported}")
+    assert int(umask, 8) == int(site["os_baseline_shell_umask"], 8)
+    assert tmout == f"TMOUT={site['os_baseline_shell_timeout']}"
+    assert readonly.strip() == "1" and exported.strip() == "1"
+
+
+@pytest.mark.control("SOV-OS-013")
+def test_no_weaker_umask_in_profiles(host, evidence):
+    """No shell start-up file, system-wide or root's, sets a umask weaker than 027 (CIS 5.4.2.6, 5.4.3.3)."""
+    files = ("/etc/profile /etc/profile.d/*.sh /etc/bash.bashrc /root/.profile /root/.bashrc /root/.bash_profile "
+             "/root/.bash_login")
+    out = host.run(f"grep -HE '^[[:space:]]*umask[[:space:]]+[0-7]+' {files} 2>/dev/null").stdout
+    weak = [line for line in out.splitlines() if _is_weak_umask(line.partition("umask")[2].split()[0])]
+    evidence(out.strip() or "no umask line")
+    assert weak == []
+
+
 @pytest.mark.control("SOV-OS-011")
 def test_no_core_dumps(host, evidence):
     """No process writes its memory to disk: login sessions have a hard core limit of 0, services get 0 from
@@ -288,3 +444,29 @@ def test_no_core_dumps(host, evidence):
     assert hard and hard[-1] == "0"  # the last one read wins
     assert manager.strip() == "0"
     assert (settings.get("Storage"), settings.get("ProcessSizeMax")) == ("none", "0")
+
+
+# The mount points CIS 1.1.2.x names; what each must carry is the rendered os_baseline_mount_options.
+MOUNT_POINTS = ("/tmp", "/dev/shm", "/home", "/var", "/var/tmp", "/var/log", "/var/log/audit")
+
+
+@pytest.mark.control("SOV-OS-012")
+@pytest.mark.live_only("a container's mounts are its container engine's")
+@pytest.mark.parametrize("path", MOUNT_POINTS)
+def test_mount_options(host, site, evidence, path):
+    """Temporary and data file systems carry nodev, nosuid and noexec where CIS asks, in force and in fstab (so a
+    reboot keeps them): /tmp and /dev/shm always; the others wherever they are separate file systems (CIS 1.1.2.x)."""
+    want = next((m for m in site["os_baseline_mount_options"] if m["path"] == path), None)
+    if want is None:
+        pytest.skip(f"{path} is not in this host's os_baseline_mount_options")
+    live = host.run(f"findmnt --kernel --noheadings --output OPTIONS --mountpoint {path}").stdout.split()
+    if not live:
+        assert "tmpfs" not in want, f"{path} is not mounted: the kit mounts it as a tmpfs"
+        evidence(f"{path}: not a separate file system")
+        pytest.skip(f"{path} is not a separate file system here: its partition is the operator's installer's "
+                    "(CIS Level 2); nothing to mount with options")
+    fstab = host.run(f"findmnt --fstab --noheadings --output OPTIONS --mountpoint {path}").stdout.split()
+    in_force, at_boot = set(live[-1].split(",")), set(fstab[-1].split(",")) if fstab else set()
+    evidence(f"{path}: mounted {live[-1]}; fstab {fstab[-1] if fstab else '(none)'}")
+    assert set(want["options"]) - in_force == set(), f"{path} lacks {set(want['options']) - in_force} now"
+    assert set(want["options"]) - at_boot == set(), f"{path}'s fstab line lacks {set(want['options']) - at_boot}"

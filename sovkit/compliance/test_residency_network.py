@@ -76,6 +76,30 @@ def test_established_accepted_before_drop(ruleset, evidence):
     assert any('"sport"' in r and "accept" in r for r in out_rules)
 
 
+def _loopback_drop(rule: dict, protocol: str, address: dict | str) -> bool:
+    """Whether an input rule drops every packet whose source is the given loopback address or network."""
+    matches = [e["match"] for e in rule["expr"] if "match" in e]
+    return (any("drop" in e for e in rule["expr"]) and len(matches) == 1
+            and matches[0]["left"].get("payload") == {"protocol": protocol, "field": "saddr"}
+            and matches[0]["right"] == address)
+
+
+@pytest.mark.control("SOV-NET-001")
+def test_loopback_only_on_lo(ruleset, evidence):
+    """Loopback traffic is accepted on lo, and loopback source addresses arriving on any other interface (spoofed)
+    are dropped, for both families (CIS 4.3.6)."""
+    rules = ruleset["rules"]["input"]
+    lo = next((i for i, r in enumerate(rules) if {"match": {"op": "==", "left": {"meta": {"key": "iif"}},
+                                                            "right": "lo"}} in r["expr"]
+               and any("accept" in e for e in r["expr"])), None)
+    v4 = next((i for i, r in enumerate(rules) if _loopback_drop(r, "ip", {"prefix": {"addr": "127.0.0.0", "len": 8}})),
+              None)
+    v6 = next((i for i, r in enumerate(rules) if _loopback_drop(r, "ip6", "::1")), None)
+    evidence(f"input: lo accept at {lo}, 127.0.0.0/8 drop at {v4}, ::1 drop at {v6}")
+    assert None not in (lo, v4, v6)
+    assert lo < v4 and lo < v6
+
+
 @pytest.mark.control("SOV-NET-002")
 @pytest.mark.parametrize("family", ["v4", "v6"])
 def test_ssh_only_from_admin_cidrs(ruleset, site, evidence, family):

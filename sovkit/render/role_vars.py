@@ -31,6 +31,7 @@ APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
 SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]  # the GPU exporter is copied to the hosts from here
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
+SUDO_LOG = "/var/log/sudo.log"  # sudo logs every command here (SOV-OS-010); audited and rotated (SOV-AUD-001, -004)
 # OpenStack's metadata service: cloud-init reads the server's key and user data there at first boot.
 METADATA_SERVICE = {"host": METADATA_ADDRESS, "port": METADATA_PORT,
                     "justification": "OpenStack metadata service: cloud-init reads the server's key and user data"}
@@ -181,6 +182,7 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
     variables: dict = {
         # os_baseline; hosts that route for containers or Kubernetes keep IP forwarding on
         "os_baseline_ip_forwarding": kubernetes,
+        "os_baseline_sudo_logfile": SUDO_LOG,
         **apt(site),
         # residency_network
         "residency_network_in_country_cidrs": list(res.in_country_cidrs),
@@ -200,7 +202,8 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
         "audit_logging_retention_minimum_days": minimum,
         "audit_logging_retention_basis": basis,
         "audit_logging_watched_paths": [DATA_PATHS["model_store"], "/etc/sovkit"],
-        "audit_logging_rotated_logs": ["/var/log/sudo.log", f"{DATA_PATHS['logs']}/*.log"],
+        "audit_logging_sudo_logfile": SUDO_LOG,
+        "audit_logging_rotated_logs": [SUDO_LOG, f"{DATA_PATHS['logs']}/*.log"],
         "audit_logging_remote_collectors": [res.log_collector] if res.log_collector else [],
         "audit_logging_in_country_cidrs": list(res.in_country_cidrs),
         "audit_logging_in_country_domains": list(res.in_country_domains),

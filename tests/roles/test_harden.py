@@ -115,7 +115,7 @@ def test_verify_detects_drift(hardened, podman: Podman, tmp_path: Path):
     """A check fails when a host drifts: root login re-enabled is reported against SOV-OS-001 and the
     security-safeguards clause, on that host only."""
     host = hardened["hosts"][0]
-    conf = "/etc/ssh/sshd_config.d/50-sovkit.conf"
+    conf = "/etc/ssh/sshd_config"
     podman.exec(host, ["sed", "-i", "s/^PermitRootLogin no/PermitRootLogin yes/", conf])
     try:
         report = run_verify(hardened["inventory"], tmp_path, jobs=2, env=podman.env(),
@@ -152,7 +152,7 @@ BAD_INPUTS = [
 def test_bad_input_refused_before_change(hardened, podman: Podman, tmp_path: Path, residency, extra, named):
     """Bad residency input stops the run in its validation play, naming the variable and the reason;
     the hardening play never starts and nothing on any host changes."""
-    watched = ["/etc/nftables.conf", "/etc/chrony/chrony.conf", "/etc/ssh/sshd_config.d/50-sovkit.conf"]
+    watched = ["/etc/nftables.conf", "/etc/chrony/chrony.conf", "/etc/ssh/sshd_config"]
     before = {h: podman.exec(h, ["sha256sum", *watched]) for h in hardened["hosts"]}
     run = converge(podman, _with(hardened["inventory"], **residency), tmp_path, *extra)
     assert run.returncode != 0

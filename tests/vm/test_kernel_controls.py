@@ -1,21 +1,26 @@
 """On a host with its own kernel, the controls a container cannot prove pass, and each fails when broken.
 
-Containers share this machine's kernel, so the compliance suite skips twelve checks per host there (auditd and
-its rules in the kernel, kernel sysctls, loaded modules, chrony synchronised, LUKS under the data folders, swap).
-Here the kit's hardening playbook converges a VM over SSH (see conftest.py), `sovkit verify` runs its suite
-against it, and every one of those twelve runs and passes; then each is broken on purpose, as a careless admin
-or an attacker would, and the same check fails.
+Containers share this machine's kernel and get their mounts from their engine, so the compliance suite skips
+nineteen checks per host there (auditd and its rules in the kernel, kernel sysctls, loaded modules, chrony
+synchronised, LUKS under the data folders, swap, the mount options of /tmp, /dev/shm and the separate file
+systems). Here the kit's hardening playbook converges a VM over SSH (see conftest.py), `sovkit verify` runs its
+suite against it, and every one of those runs and passes; then each is broken on purpose, as a careless admin or
+an attacker would, and the same check fails.
 """
 
 from __future__ import annotations
 
 import ast
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 from vm_lab import DATA_MOUNT, HOST, VmSite
 
-SUITE = Path(__file__).resolve().parents[2] / "sovkit" / "compliance"
+ROOT = Path(__file__).resolve().parents[2]
+SUITE = ROOT / "sovkit" / "compliance"
+MODEL_SERVER_UNIT = ROOT / "roles/vllm_service/templates/etc/systemd/system/sovkit-vllm@.service.j2"
 
 pytestmark = [pytest.mark.slow, pytest.mark.vm]
 
@@ -23,7 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.vm]
 KERNEL_CHECKS = {
     "test_audit_rules_loaded": 1, "test_auditd_running": 1, "test_data_volumes_encrypted": 1,
     "test_swap_off_or_encrypted": 1, "test_kernel_sysctl": 6, "test_unused_modules_not_loaded": 1,
-    "test_chrony_synchronised": 1,
+    "test_chrony_synchronised": 1, "test_mount_options": 7,
 }
 
 
@@ -68,11 +73,11 @@ def kernel_outcomes(found: dict[str, str]) -> dict[str, list[str]]:
     return out
 
 
-def test_the_twelve_kernel_level_checks_run_and_pass(hardened: VmSite):
+def test_every_kernel_level_check_runs_and_passes(hardened: VmSite):
     found = outcomes(hardened)
     kernel = kernel_outcomes(found)
     assert {name: len(results) for name, results in kernel.items()} == KERNEL_CHECKS
-    assert sum(KERNEL_CHECKS.values()) == 12
+    assert sum(KERNEL_CHECKS.values()) == 19
     assert {name: sorted(set(results)) for name, results in kernel.items()} == {n: ["passed"] for n in KERNEL_CHECKS}
     failed = {name: outcome for name, outcome in found.items() if outcome != "passed" and outcome != "skipped"}
     assert failed == {}
@@ -94,11 +99,14 @@ BREAKS = [
      "test_swap_off_or_encrypted", "swapoff /swapfile && rm /swapfile"),
     ("the model store moved off the LUKS volume", "umount {model_store}",
      "test_data_volumes_encrypted", f"mount --bind {DATA_MOUNT}/model_store {{model_store}}"),
+    ("/tmp remounted to run programs, /var/log to honour device files",
+     "mount -o remount,exec /tmp && mount -o remount,dev /var/log",
+     "test_mount_options", "mount -o remount /tmp && mount -o remount /var/log"),
 ]
 
 
 def test_each_kernel_level_check_fails_when_broken(hardened: VmSite):
-    """All six broken at once (each touches only what its own check reads), one run of the suite, then repaired
+    """All broken at once (each touches only what its own check reads), one run of the suite, then repaired
     and run again: one run each way keeps the VM tier's share of CI small."""
     folders = hardened.vars["data_at_rest_paths"]
     checks = [check for _, _, check, _ in BREAKS]
@@ -148,3 +156,53 @@ def test_a_refused_converge_leaves_the_host_reachable_and_its_audit_rules_loaded
     again = hardened.converge()
     assert again.returncode == 0, again.output[-6000:]
     assert again.changed_tasks() == [f"data_at_rest : SOV-DAR-001 | AUDIT | Record the inspection as evidence: {HOST}"]
+
+
+def test_no_program_runs_from_the_temporary_folders(hardened: VmSite):
+    """noexec is in force, not only written: a copy of a program in /tmp, /dev/shm, /var/tmp or /var/log is
+    refused by the kernel, while the same program runs from where it was installed."""
+    hardened.ssh("/bin/true")
+    for folder in ("/tmp", "/dev/shm", "/var/tmp", "/var/log"):
+        ran = hardened.ssh(f"cp /bin/true {folder}/sovkit-probe && {folder}/sovkit-probe; rc=$?; "
+                           f"rm -f {folder}/sovkit-probe; exit $rc", check=False)
+        assert ran.returncode == 126 and "Permission denied" in ran.stderr, (folder, ran.returncode, ran.stderr)
+
+
+def test_systemd_ip_firewall_is_enforced_for_a_model_servers_sandbox(hardened: VmSite):
+    """On cgroup v2 systemd's IP firewall holds: under the model server unit's own IPAddressDeny/IPAddressAllow
+    lines (read from the role's template), a connection to the in-country resolver never leaves (its packets are
+    dropped by the unit's cgroup filter), while the same connection without them reaches it. A connection abroad,
+    without them, is dropped by the kit's nftables egress policy (its counter grows): both layers refuse."""
+    assert hardened.ssh("stat -fc %T /sys/fs/cgroup").stdout.strip() == "cgroup2fs"
+    ip_lines = [line for line in MODEL_SERVER_UNIT.read_text().splitlines() if line.startswith("IPAddress")]
+    assert ip_lines == ["IPAddressDeny=any", "IPAddressAllow=localhost"]
+    resolver = hardened.vars["residency_time_dns_resolvers"][0]
+
+    def connect(address: str, *properties: str) -> subprocess.CompletedProcess:
+        probe = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1], 53), timeout=5)\n"
+                 "except OSError as e:\n print(type(e).__name__, e.errno); sys.exit(1)")
+        props = " ".join(f"-p {shlex.quote(p)}" for p in properties)
+        return hardened.ssh(f"systemd-run --quiet --wait --pipe --collect {props} /usr/bin/python3 -c "
+                            f"{shlex.quote(probe)} {address}", check=False, timeout=120)
+
+    assert connect(resolver).returncode == 0
+    sandboxed = connect(resolver, *ip_lines)
+    assert sandboxed.returncode == 1 and sandboxed.stdout.split()[0] in REFUSED, sandboxed
+    dropped_before = egress_dropped(hardened)
+    hardened.ssh("ip route add 203.0.113.0/24 dev eth0")  # a way abroad, as a misrouted network would give
+    try:
+        abroad = connect("203.0.113.53")
+    finally:
+        hardened.ssh("ip route del 203.0.113.0/24 dev eth0")
+    assert abroad.returncode == 1 and abroad.stdout.split()[0] in REFUSED, abroad
+    assert egress_dropped(hardened) > dropped_before
+
+
+# How a dropped connection shows: EPERM from the filter at once, or no answer to a SYN that never left.
+REFUSED = ("PermissionError", "TimeoutError")
+
+
+def egress_dropped(site: VmSite) -> int:
+    """Packets the kit's nftables egress policy has dropped (its named counter)."""
+    out = site.ssh("nft list counter inet sovkit egress_dropped").stdout
+    return int(out.split("packets", 1)[1].split()[0])
