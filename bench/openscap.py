@@ -39,8 +39,9 @@ NOT_FOR_THIS_SERVER = {
                     "journald is the one logging system (CIS Debian 12 6.1.1.4: only one in use)"),
     **dict.fromkeys(("package_cron_installed", "service_cron_enabled"),
                     "no cron: systemd timers schedule jobs, and CIS Debian 12 2.4 then wants cron removed"),
-    "sshd_set_keepalive_0": "ClientAliveCountMax 0 turns idle disconnection off in OpenSSH 8.2 and later (Debian 12 "
-                            "has 9.2); CIS Debian 12 5.1.7 asks for more than 0",
+    **dict.fromkeys(("sshd_set_keepalive_0", "sshd_set_idle_timeout"),  # the second's OVAL extends the first
+                    "ClientAliveCountMax 0 turns idle disconnection off in OpenSSH 8.2 and later (Debian 12 has 9.2); "
+                    "CIS Debian 12 5.1.7 asks for more than 0 (ClientAliveInterval 300 itself meets the rule)"),
     "apt_sources_list_official": "packages come only from the in-country mirror (SOV-OS-009): Debian's servers are "
                                  "abroad",
     "sudo_remove_nopasswd": "the admin account has no password (key-only SSH, SOV-OS-001), so sudo cannot ask for one; "
