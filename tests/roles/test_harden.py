@@ -130,6 +130,20 @@ def test_verify_detects_drift(hardened, podman: Podman, tmp_path: Path):
     assert not report.ok
 
 
+def test_no_sshd_drop_in_overrides_the_kits_settings(hardened, podman: Podman):
+    """A drop-in that sorts first, as a cloud image's 50-cloud-init.conf does, cannot turn passwords or root login
+    back on: the kit's settings come first in sshd_config, and sshd keeps the first value it reads."""
+    host = hardened["hosts"][0]
+    drop_in = "/etc/ssh/sshd_config.d/00-cloud-image.conf"
+    podman.exec(host, ["sh", "-c", f"printf 'PasswordAuthentication yes\\nPermitRootLogin yes\\n' > {drop_in}"])
+    try:
+        effective = podman.exec(host, ["sshd", "-T"])
+    finally:
+        podman.exec(host, ["rm", "-f", drop_in])
+    assert "passwordauthentication no" in effective.splitlines()
+    assert "permitrootlogin no" in effective.splitlines()
+
+
 def _with(inv: dict, **changes) -> dict:
     """The inventory with some of the role variables sovkit rendered changed, as an operator's override would."""
     inv = copy.deepcopy(inv)
