@@ -144,6 +144,28 @@ def test_no_sshd_drop_in_overrides_the_kits_settings(hardened, podman: Podman):
     assert "permitrootlogin no" in effective.splitlines()
 
 
+def test_a_package_list_refresh_that_failed_is_done_again_on_the_next_run(hardened, podman: Podman, tmp_path: Path):
+    """A converge whose refresh of the package lists fails (the mirror unreachable) leaves no record that the lists
+    were read: the next run reads them again instead of installing from stale lists for good, then changes nothing."""
+    host = hardened["hosts"][0]
+    record, breaker = "/var/lib/apt/sovkit-lists.sha256", "/etc/apt/apt.conf.d/00-unreachable-mirror"
+    only_updates = ("--limit", host, "--tags", "SOV-OS-009")
+    podman.exec(host, ["sh", "-c", f"echo a-previous-bundle > {record}; "
+                                   f"echo 'APT::Update::Pre-Invoke {{\"false\";}};' > {breaker}"])
+    try:
+        failed = converge(podman, hardened["inventory"], tmp_path, *only_updates)
+    finally:
+        podman.exec(host, ["rm", "-f", breaker])
+    assert failed.returncode != 0 and "Refresh the package lists" in failed.output, failed.output[-3000:]
+    assert podman.exec(host, ["sh", "-c", f"test -e {record} && echo kept || echo gone"]).strip() == "gone"
+    mended = converge(podman, hardened["inventory"], tmp_path, *only_updates)
+    assert mended.returncode == 0, mended.output[-3000:]
+    assert f"os_baseline : SOV-OS-009 | PATCH | Refresh the package lists from the mirror: {host}" in \
+        mended.changed_tasks()
+    again = converge(podman, hardened["inventory"], tmp_path, *only_updates)
+    assert again.changed == {host: 0}, again.changed_tasks()
+
+
 def _with(inv: dict, **changes) -> dict:
     """The inventory with some of the role variables sovkit rendered changed, as an operator's override would."""
     inv = copy.deepcopy(inv)
