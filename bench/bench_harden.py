@@ -25,7 +25,6 @@ Run: .venv/bin/python bench/bench_harden.py   (apt-get install lynis first for s
 
 from __future__ import annotations
 
-import shlex
 import shutil
 import subprocess
 import sys
@@ -94,7 +93,7 @@ def scan_vm(site: VmSite, have: set[str]) -> Scores:
         folder, name = (source, ".") if source.is_dir() else (source.parent, source.name)
         tar = subprocess.run(["tar", "-C", str(folder), "-cf", "-", name], capture_output=True, check=True).stdout
         target = dest if source.is_dir() else str(Path(dest).parent)
-        subprocess.run(site.as_root("sh", "-c", shlex.quote(f"mkdir -p {target} && tar -C {target} -xf -")),
+        subprocess.run(site.as_root("sh", "-c", f"mkdir -p {target} && tar -C {target} -xf -"),
                        input=tar, capture_output=True, check=True, timeout=300)
     return scan(lambda command: site.ssh(command, timeout=1800).stdout, put, have)
 

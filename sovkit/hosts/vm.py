@@ -147,6 +147,10 @@ def network_file(addresses: list[str], routes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tap(lab: NetLab, name: str) -> str:
+    return "t" + hashlib.sha256(f"{lab.site}/{name}".encode()).hexdigest()[:12]
+
+
 def _mac(name: str) -> str:
     digest = hashlib.sha256(name.encode()).digest()
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
@@ -182,7 +186,7 @@ class VirtualMachine:
         tags = {path: (f"share{i}", folder) for i, (path, folder) in enumerate((shares or {}).items())}
         seed = cls._seed(workdir, name, addresses, list(lab.site_cidrs), public_key,
                          {path: tag for path, (tag, _) in tags.items()})
-        tap = "t" + hashlib.sha256(f"{lab.site}/{name}".encode()).hexdigest()[:12]
+        tap = _tap(lab, name)
         if tap not in run(["ip", "-n", lab.namespace, "-o", "link", "show"], timeout=30).stdout:
             run(["ip", "-n", lab.namespace, "tuntap", "add", "dev", tap, "mode", "tap"], timeout=30)
         run(["ip", "-n", lab.namespace, "link", "set", tap, "master", BRIDGE, "up"], timeout=30)
@@ -209,6 +213,16 @@ class VirtualMachine:
         log.info("VM %s booting (qemu pid %d, console %s)", name, pid, workdir / "console.log")
         return cls(lab, name, workdir, tap, pid)
 
+    @classmethod
+    def found(cls, lab: NetLab, name: str, workdir: Path) -> VirtualMachine | None:
+        """The VM `boot` started in `workdir` (by an earlier run, say), if its qemu is still running."""
+        try:
+            pid = int((workdir / "qemu.pid").read_text())
+        except (OSError, ValueError):
+            return None
+        vm = cls(lab, name, workdir, _tap(lab, name), pid)
+        return vm if vm.running() else None
+
     @staticmethod
     def _seed(workdir: Path, name: str, addresses: list[str], routes: list[str], public_key: str,
               share_tags: dict[str, str]) -> Path:
@@ -225,11 +239,11 @@ class VirtualMachine:
         return seed
 
     def running(self) -> bool:
+        """Whether its qemu runs (a pid the system gave to another program since does not count)."""
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            return b"qemu-system" in Path(f"/proc/{self.pid}/cmdline").read_bytes()
+        except OSError:
             return False
-        return True
 
     def stop(self, wait_s: float = 30) -> None:
         """End qemu (the guest gets no shutdown: its disks are thrown away) and remove the tap and the disks."""

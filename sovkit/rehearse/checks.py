@@ -8,11 +8,13 @@ what its rendered rules say, and nothing else: each (source, node, port) is trie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from sovkit.rehearse.hosts import container_name
 from sovkit.verify.runner import inventory_hosts
 
 if TYPE_CHECKING:
+    from sovkit.rehearse.plan import Machine
     from sovkit.rehearse.run import Rehearsal
 
 CLOSED_PORT = 12345  # a port nothing admits: the default drop, tried on every node
@@ -173,7 +176,7 @@ def model_listeners(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], l
     (the gateway is the one way in)."""
     found, failures = [], []
     for node in rehearsal.site.serving_nodes():
-        listening = rehearsal.podman("exec", container_name(rehearsal.site.name, node.name), "ss", "-Htln")
+        listening = rehearsal.on(rehearsal.host(node.name), "ss", "-Htln")
         for served, launch in inventory["all"]["vars"]["vllm_service_models"].items():
             addresses = listen_addresses(listening, launch["port"])
             line = f"listening: {served} on {node.name} port {launch['port']} at {', '.join(addresses) or 'nothing'}"
@@ -190,11 +193,11 @@ def model_devices(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
     models = inventory["all"]["vars"]["vllm_service_models"]
     hosts = inventory_hosts(inventory)
     for node in rehearsal.site.serving_nodes():
-        name = container_name(rehearsal.site.name, node.name)
+        machine = rehearsal.host(node.name)
         for served, given in (hosts[node.name].get("vllm_service_devices") or {}).items():
-            env = rehearsal.podman("exec", name, "cat", f"/etc/sovkit/vllm/{served}.env")
-            allow = rehearsal.podman("exec", name, "systemctl", "show", "--property=DeviceAllow,DevicePolicy",
-                                     f"sovkit-vllm-{served}.service")
+            env = rehearsal.on(machine, "cat", f"/etc/sovkit/vllm/{served}.env")
+            allow = rehearsal.on(machine, "systemctl", "show", "--property=DeviceAllow,DevicePolicy",
+                                 f"sovkit-vllm-{served}.service")
             wanted_env = [f"{k}={v}" for k, v in given["env"].items()]
             env_problem = env_file_problem(env, {**models[served]["env"], **given["env"]})
             # one DeviceAllow= line each; systemd adds its own (char-rtc, for ProtectClock): the nodes are /dev paths
@@ -230,7 +233,7 @@ def env_file_problem(text: str, given: dict[str, str]) -> str:
 class Source:
     name: str
     address: str
-    argv: tuple[str, ...]  # how to run python3 there
+    command: Callable[[list[str]], list[str]]  # the command line running argv there
 
 
 def _admits(rule: dict, address: str) -> bool:
@@ -247,7 +250,7 @@ def node_firewall(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
     """Every node's firewall as `inventory` renders it, probed live from every other node, the admin machine, the
     stand-in services and an address of the pod network. Returns (a summary of what was tried, every probe that
     came out otherwise)."""
-    site, lab, podman = rehearsal.site, rehearsal.lab, rehearsal.podman
+    site, lab = rehearsal.site, rehearsal.lab
     rules = {name: variables["residency_network_inbound"] for name, variables in inventory_hosts(inventory).items()}
     tcp_ports = sorted({p for node_rules in rules.values() for r in node_rules if r["proto"] == "tcp"
                         for p in _ports(r)} | {CLOSED_PORT})
@@ -256,27 +259,23 @@ def node_firewall(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
     addresses = rehearsal.plan.addresses
     pod_address = str(ipaddress.ip_network(site.platform.cluster_cidr)[-2])
     first = rehearsal.plan.hosts[-1]
-    sources = [Source(h.name, h.address, ("podman", "exec", container_name(site.name, h.name), "python3"))
-               for h in rehearsal.plan.hosts]
-    sources.append(Source("admin machine", rehearsal.plan.controller[0].split("/")[0], tuple(lab.argv(["python3"]))))
+    sources = [Source(h.name, h.address, functools.partial(rehearsal.root_argv, h)) for h in rehearsal.plan.hosts]
+    sources.append(Source("admin machine", rehearsal.plan.controller[0].split("/")[0], lab.argv))
     services = container_name(site.name, "services")
     sources.append(Source("stand-in services", rehearsal.plan.service_addresses[0].split("/")[0],
-                          ("podman", "exec", services, "python3")))
-    pod = Source(f"a pod on {first.name}", pod_address,
-                 ("podman", "exec", container_name(site.name, first.name), "python3"))
+                          lambda argv: ["podman", "exec", services, *argv]))
+    pod = Source(f"a pod on {first.name}", pod_address, functools.partial(rehearsal.root_argv, first))
     started = []
     try:
         # A pod's address on one node, and the route back to it on every other (what the CNI would set up).
-        subprocess.run(["ip", "-n", lab.machine_namespace(first.name), "addr", "replace", f"{pod_address}/32",
-                        "dev", "eth0"], check=True, capture_output=True)
+        _ip(rehearsal, first, "addr", "replace", f"{pod_address}/32", "dev", "eth0")
         for host in rehearsal.plan.hosts:
-            name = container_name(site.name, host.name)
             if host.name != first.name:
-                subprocess.run(["ip", "-n", lab.machine_namespace(host.name), "route", "replace",
-                                site.platform.cluster_cidr, "via", first.address], check=True, capture_output=True)
-            podman("exec", "--detach", name, "python3", "-c", LISTENER, ",".join(map(str, tcp_ports)),
-                   ",".join(map(str, udp_ports)))
-            started.append(name)
+                _ip(rehearsal, host, "route", "replace", site.platform.cluster_cidr, "via", first.address)
+            # in the background, its output away: podman exec or SSH returns while it listens
+            rehearsal.on(host, "sh", "-c", 'nohup "$@" >/dev/null 2>&1 &', "listen", "python3", "-c", LISTENER,
+                         ",".join(map(str, tcp_ports)), ",".join(map(str, udp_ports)))
+            started.append(host)
         _wait_listening(rehearsal, tcp_ports)
         expected: dict[str, tuple[str, str, str, int, bool]] = {}
         results: dict[str, str] = {}
@@ -293,19 +292,17 @@ def node_firewall(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
                         expected[token] = (source.name, target, proto, port, admitted)
                         probes.append([addresses[target], proto, port, token])
             spec = {"source": pod_address if source is pod else "", "timeout": PROBE_TIMEOUT_S, "probes": probes}
-            results.update(dict(_run_json([*source.argv, "-c", PROBER, json.dumps(spec)])))  # type: ignore[arg-type]
+            results.update(dict(_run_json(source.command(["python3", "-c", PROBER, json.dumps(spec)]))))  # type: ignore[arg-type]
         received = set()
-        for name in started:
-            received |= set(podman("exec", name, "cat", "/run/sovkit-probe.log", check=False).split("\n"))
+        for host in started:
+            received |= set(rehearsal.on(host, "cat", "/run/sovkit-probe.log", check=False).split("\n"))
     finally:
-        for name in started:
-            podman("exec", name, "pkill", "-f", "sovkit-probe.log", check=False)
-            podman("exec", name, "rm", "-f", "/run/sovkit-probe.log", check=False)
-        subprocess.run(["ip", "-n", lab.machine_namespace(first.name), "addr", "del", f"{pod_address}/32", "dev",
-                        "eth0"], capture_output=True, check=False)
+        for host in started:
+            rehearsal.on(host, "pkill", "-f", "[s]ovkit-probe[.]log", check=False)  # never itself
+            rehearsal.on(host, "rm", "-f", "/run/sovkit-probe.log", check=False)
+        _ip(rehearsal, first, "addr", "del", f"{pod_address}/32", "dev", "eth0", check=False)
         for host in rehearsal.plan.hosts:
-            subprocess.run(["ip", "-n", lab.machine_namespace(host.name), "route", "del", site.platform.cluster_cidr],
-                           capture_output=True, check=False)
+            _ip(rehearsal, host, "route", "del", site.platform.cluster_cidr, check=False)
     failures, admitted_count = [], 0
     for token, (source, target, proto, port, admitted) in sorted(expected.items()):
         outcome = results.get(token)
@@ -320,6 +317,16 @@ def node_firewall(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
     return found, failures
 
 
+def _ip(rehearsal: Rehearsal, machine: Machine, *args: str, check: bool = True) -> None:
+    """`ip ARGS` on `machine`'s network: from this machine in a podman host's namespace (the host's own tools may
+    lack the right), inside a VM as root."""
+    if machine.vm:
+        rehearsal.on(machine, "ip", *args, check=check)
+    else:
+        subprocess.run(["ip", "-n", rehearsal.lab.machine_namespace(machine.name), *args], check=check,
+                       capture_output=True)
+
+
 def _ports(rule: dict) -> range:
     """The ports of a rendered rule: "443" or "30000-32767"."""
     low, _, high = str(rule["ports"]).partition("-")
@@ -328,9 +335,8 @@ def _ports(rule: dict) -> range:
 
 def _wait_listening(rehearsal: Rehearsal, tcp_ports: list[int], attempts: int = 40) -> None:
     for host in rehearsal.plan.hosts:
-        name = container_name(rehearsal.site.name, host.name)
         for _ in range(attempts):
-            listening = rehearsal.podman("exec", name, "ss", "-Htln", check=False)
+            listening = rehearsal.on(host, "ss", "-Htln", check=False)
             if all(f":{p} " in listening for p in tcp_ports):
                 break
             time.sleep(0.25)

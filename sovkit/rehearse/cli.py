@@ -1,4 +1,4 @@
-"""`sovkit rehearse STACK [--down]` (a click command; the main CLI registers it)."""
+"""`sovkit rehearse STACK [--vm HOST|ROLE]... [--down]` (a click command; the main CLI registers it)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,16 @@ def _progress(line: str) -> None:
 
 @click.command("rehearse")
 @click.argument("stack")
+@click.option("--vm", "vm_names", multiple=True, metavar="HOST|ROLE",
+              help="Put this host (or every host of this role) on a virtual machine with its own kernel, to prove "
+                   "what a container cannot (auditd, sysctls, modules, chrony, mounts, encryption at rest). "
+                   "Repeatable. Software emulation: minutes per VM.")
 @click.option("--down", "take_down", is_flag=True, help="Remove the rehearsal and restore this machine.")
-def rehearse_command(stack: str, take_down: bool) -> None:
+def rehearse_command(stack: str, vm_names: tuple[str, ...], take_down: bool) -> None:
     """Rehearse a site on this machine before touching hardware: its hosts (names, addresses, SSH user and port) as
-    podman hosts, its in-country services as local stand-ins, then exactly the converge `pulumi up` runs and
-    `sovkit verify`. Prints every substitution, the compliance verdict and the time of each phase."""
+    podman hosts or virtual machines, its in-country services as local stand-ins, then exactly the converge
+    `pulumi up` runs and `sovkit verify`. Prints every substitution, the compliance verdict and the time of each
+    phase."""
     from sovkit.bundle.build import BundleError
     from sovkit.converge import ConvergeError
     from sovkit.hosts import HostsError
@@ -26,6 +31,10 @@ def rehearse_command(stack: str, take_down: bool) -> None:
 
     site = load_site(stack)
     if site.infrastructure.provider == "local":
+        if vm_names:
+            errors.print(f"{site.source}: --vm: the local site's hosts run on this machine; a VM rehearses a site "
+                         "of its own (onprem or openstack)", markup=False)
+            raise SystemExit(2)
         from sovkit.local.cli import down_command, up_command
 
         console.print("the local site runs on this machine already: its rehearsal is `sovkit up --stack local`",
@@ -39,7 +48,7 @@ def rehearse_command(stack: str, take_down: bool) -> None:
             console.print(f"{site.name} rehearsal is down: " + ("; ".join(done) if done else "nothing was running"),
                           markup=False)
             return
-        result = rehearse(site, _progress)
+        result = rehearse(site, _progress, vm_names)
     except (ConvergeError, BundleError, HostsError, PlanError) as err:
         errors.print(str(err), markup=False)
         raise SystemExit(1) from None

@@ -8,7 +8,6 @@ rehearsal's public key, and sshd on the site's port.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import time
 from collections.abc import Callable
@@ -82,6 +81,16 @@ class SshAccess:
             "  ConnectTimeout 10\n")
         return self
 
+    def log_in(self, lab: NetLab, machine: Machine) -> None:
+        """Log in once as the play will, which records the host's key on first use (a strategy that runs its own
+        ssh, as mitogen's, checks keys strictly) and shows the login works before any play starts."""
+        proc = subprocess.run(lab.argv(["ssh", "-F", str(self.config), "-p", str(machine.ssh_port),
+                                        f"{machine.ssh_user}@{machine.address}", "true"]),
+                              capture_output=True, text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise HostsError(f"cannot log in to {machine.name} as {machine.ssh_user} on {machine.address}:"
+                             f"{machine.ssh_port}: {proc.stderr.strip()[-500:]}")
+
     def forget(self, address: str, port: int) -> None:
         """A host made anew has new host keys: forget its old ones."""
         if self.known_hosts.exists():
@@ -113,7 +122,9 @@ def start_host(podman: Podman, lab: NetLab, plan: RehearsalPlan, machine: Machin
 
 def start_hosts(podman: Podman, lab: NetLab, plan: RehearsalPlan, image: str, access: SshAccess,
                 bundle: Path | None, progress: Callable[[str], None]) -> list[str]:
-    """Every host of the plan, in parallel; returns those started now."""
+    """Every podman host of the plan (its VMs are sovkit.rehearse.vms'), in parallel; returns those started now."""
+    containers = [m for m in plan.hosts if not m.vm]
+
     def one(machine: Machine) -> str | None:
         started = start_host(podman, lab, plan, machine, image, access, bundle)
         if started:
@@ -121,10 +132,11 @@ def start_hosts(podman: Podman, lab: NetLab, plan: RehearsalPlan, image: str, ac
                      f"{machine.ssh_user}@:{machine.ssh_port})")
         return machine.name if started else None
 
-    with ThreadPoolExecutor(max_workers=max(1, min(6, len(plan.hosts)))) as pool:
-        started = [n for n in pool.map(one, plan.hosts) if n]
+    with ThreadPoolExecutor(max_workers=max(1, min(6, len(containers)))) as pool:
+        started = [n for n in pool.map(one, containers) if n]
     for machine in plan.hosts:
         wait_for_ssh(lab, machine.name, machine.address, machine.ssh_port)
+        access.log_in(lab, machine)
     return started
 
 
@@ -140,13 +152,3 @@ def wait_for_ssh(lab: NetLab, name: str, address: str, port: int, wait_s: float 
             return
         time.sleep(0.5)
     raise HostsError(f"sshd of {name} did not answer on {address}:{port} within {wait_s:.0f} s")
-
-
-def place_weights(podman: Podman, plan: RehearsalPlan, machine: Machine, folders: dict[str, str]) -> None:
-    """Put stand-in weights where a path model store says they are on the host (as the operator would copy the
-    site's), from the bundle the host sees: {folder on the host: folder in the bundle}."""
-    name = container_name(plan.site.name, machine.name)
-    script = "; ".join(f"mkdir -p {shlex.quote(target)} && cp -a {shlex.quote(source)}/. {shlex.quote(target)}/"
-                       for target, source in sorted(folders.items()))
-    if script:
-        podman("exec", name, "sh", "-c", f"set -e; {script}")

@@ -17,6 +17,9 @@ from sovkit.config import SiteConfig
 from sovkit.config.types import email_domain, host_of_url, is_address
 from sovkit.config.vendors import vendor as vendor_data
 
+# What CIS Debian 12 (1.1.2.x.1, Level 2) asks an installer to make a file system of its own, as a rehearsal VM
+# has them (sovkit.rehearse.vms): path -> GiB
+SEPARATE_FILE_SYSTEMS = {"/var": 2, "/var/tmp": 1, "/var/log": 1, "/var/log/audit": 1, "/home": 1}
 FIRST_NODE_OFFSET = 10  # where a cloud's addresses start in the rehearsal, as OpenStack's DHCP pools often do
 SERVICE_OFFSET = 200  # named services count down from here, away from the nodes
 
@@ -30,6 +33,7 @@ class Machine:
     addresses: tuple[str, ...]
     ssh_user: str
     ssh_port: int
+    vm: bool = False  # a virtual machine with its own kernel (`--vm`), else a podman host
 
     @property
     def address(self) -> str:
@@ -136,7 +140,22 @@ class _Addresses:
         raise PlanError(f"no free address left in {network} for the rehearsal")
 
 
-def plan(site: SiteConfig) -> RehearsalPlan:
+def vm_hosts(site: SiteConfig, names: Iterable[str]) -> set[str]:
+    """The hosts `--vm` names put on virtual machines: each name is a host of the site or a role (all its hosts)."""
+    hosts = {n.name for n in site.nodes}
+    roles = {n.role for n in site.nodes}
+    chosen = set()
+    for name in names:
+        if name not in hosts | roles:
+            raise PlanError(f"{site.source}: --vm {name}: the site has no such host or role; allowed: hosts "
+                            f"{', '.join(sorted(hosts))}; roles {', '.join(sorted(roles))}")
+        chosen |= {n.name for n in site.nodes if name in (n.name, n.role)}
+    return chosen
+
+
+def plan(site: SiteConfig, vms: Iterable[str] = ()) -> RehearsalPlan:
+    """The rehearsal of `site`, with the hosts or roles named in `vms` on virtual machines (see `vm_hosts`)."""
+    on_vms = vm_hosts(site, vms)
     res = site.residency
     networks = _networks(res.in_country_cidrs)
     admin = _networks(res.admin_cidrs)
@@ -157,7 +176,8 @@ def plan(site: SiteConfig) -> RehearsalPlan:
     hosts = []
     for node in site.nodes:
         address = node.address or pool.take(home, FIRST_NODE_OFFSET, avoid=admin)
-        hosts.append(Machine(node.name, node.role, (_with_prefix(address, networks),), node.ssh_user, node.ssh_port))
+        hosts.append(Machine(node.name, node.role, (_with_prefix(address, networks),), node.ssh_user, node.ssh_port,
+                             vm=node.name in on_vms))
     records: dict[str, tuple[str, ...]] = {}
     services = []
     service_addresses = {*(str(a) for a in res.dns_resolvers), *(str(a) for a in res.ntp_servers)}
@@ -187,7 +207,7 @@ def plan(site: SiteConfig) -> RehearsalPlan:
         site=site, cidrs=tuple(str(n) for n in networks), controller=tuple(controller), hosts=tuple(hosts),
         service_addresses=tuple(sorted(_with_prefix(a, networks) for a in service_addresses)),
         resolvers=tuple(res.dns_resolvers), ntp_servers=tuple(res.ntp_servers), records=records,
-        mail_exchangers=mail, services=tuple(services), substitutions=tuple(substitutions(site)))
+        mail_exchangers=mail, services=tuple(services), substitutions=tuple(substitutions(site, hosts)))
 
 
 def _service_urls(site: SiteConfig) -> list[tuple[str, str]]:
@@ -236,20 +256,34 @@ def _stood_up(site: SiteConfig, purpose: str) -> tuple[bool, str]:
     return False, "nothing here uses it"
 
 
-def substitutions(site: SiteConfig) -> list[Substitution]:
+def substitutions(site: SiteConfig, hosts: Iterable[Machine] = ()) -> list[Substitution]:
     """What the rehearsal replaces, each with its reason (printed, and written in the rehearsal's record)."""
-    out = [Substitution("hosts", "the site's servers", "podman hosts with systemd on this machine",
-                        "a rehearsal before hardware")]
+    machines = list(hosts)
+    containers = [m.name for m in machines if not m.vm] if machines else [n.name for n in site.nodes]
+    vms = [m.name for m in machines if m.vm]
+    out = []
+    if containers:
+        out.append(Substitution("hosts", "the site's servers" if not vms else ", ".join(containers),
+                                "podman hosts with systemd on this machine", "a rehearsal before hardware"))
+    if vms:
+        out.append(Substitution(
+            "hosts on virtual machines", ", ".join(vms), "Debian 12 VMs under qemu, software emulation, with "
+            f"{', '.join(SEPARATE_FILE_SYSTEMS)} as file systems of their own and the data folders on a LUKS volume",
+            "their own kernel: auditd, sysctls, modules, chrony, mounts and encryption at rest are proven live; the "
+            "rehearsal lays the disks out as the site's installer and operator would"))
     vendor = site.accelerator.accelerator
     if site.infrastructure.provider == "openstack":
         out.append(Substitution("servers", f"OpenStack servers in {site.infrastructure.openstack_region}",
-                                "podman hosts, addresses from the site's networks",
+                                "rehearsal hosts, addresses from the site's networks",
                                 "no cloud here; cloud-init's login user and key are set up as it would"))
-        out.append(Substitution("data volumes", f"Cinder volumes of type {site.infrastructure.openstack_volume_type}",
-                                "the host's own disk", "containers have no block devices of their own"))
-    if site.residency.encryption_at_rest_required:
+        if containers:
+            out.append(Substitution("data volumes",
+                                    f"Cinder volumes of type {site.infrastructure.openstack_volume_type}",
+                                    f"the host's own disk on {', '.join(containers)}",
+                                    "containers have no block devices of their own"))
+    if site.residency.encryption_at_rest_required and containers:
         out.append(Substitution("encryption at rest", "required: data folders on LUKS/dm-crypt volumes",
-                                "not required of the hosts' own disks",
+                                f"not required of the podman hosts' own disks ({', '.join(containers)})",
                                 "a container has no block device of its own; the check stays in the report as "
                                 "skipped, with that reason"))
     if site.platform.mode == "kubernetes":

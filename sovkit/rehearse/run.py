@@ -13,26 +13,31 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import shlex
 import shutil
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 from sovkit.config import SiteConfig
 from sovkit.config.schema import AcceleratorSection, ServingSection
-from sovkit.converge import ConvergeResult, converge
+from sovkit.converge import ConvergeResult, converge, mitogen_strategy
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir, ensure_image
+from sovkit.hosts._run import run
 from sovkit.hosts.lab import LabLock
 from sovkit.hosts.netlab import NetLab
+from sovkit.hosts.vm import VmImage, build_vm_image
 from sovkit.phases import Phases, Progress
 from sovkit.rehearse import hosts as site_hosts
-from sovkit.rehearse import pki
+from sovkit.rehearse import pki, vms
 from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_flat_repository, make_archive_key
-from sovkit.rehearse.plan import RehearsalPlan, plan
+from sovkit.rehearse.plan import Machine, RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars
 from sovkit.render.inventory import render_inventory
-from sovkit.workspace import SiteWorkspace, secret_file
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace, secret_file
 
 MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
 CA_DEST = "/usr/local/share/ca-certificates/sovkit-rehearsal.crt"
@@ -70,8 +75,9 @@ class Rehearsal:
     podman: Podman
 
     @classmethod
-    def of(cls, site: SiteConfig) -> Rehearsal:
-        return cls(site, plan(site), SiteWorkspace.of(site.name), Podman(default_cache_dir() / "podman"))
+    def of(cls, site: SiteConfig, vms: Iterable[str] = ()) -> Rehearsal:
+        """The rehearsal of `site`, with the hosts or roles named in `vms` on virtual machines."""
+        return cls(site, plan(site, vms), SiteWorkspace.of(site.name), Podman(default_cache_dir() / "podman"))
 
     @property
     def folder(self) -> Path:
@@ -88,6 +94,24 @@ class Rehearsal:
     @property
     def record_file(self) -> Path:
         return self.folder / "record.json"
+
+    @property
+    def vm_folder(self) -> Path:
+        return self.folder / "vms"
+
+    def host(self, name: str) -> Machine:
+        return next(h for h in self.plan.hosts if h.name == name)
+
+    def root_argv(self, machine: Machine, argv: Sequence[str]) -> list[str]:
+        """The command line running `argv` as root on `machine`: podman exec, or SSH and sudo on a VM."""
+        if machine.vm:
+            return vms.root_argv(self.lab, self.access, machine.ssh_user, machine.address, machine.ssh_port,
+                                 list(argv))
+        return ["podman", "exec", site_hosts.container_name(self.site.name, machine.name), *argv]
+
+    def on(self, machine: Machine, *argv: str, check: bool = True) -> str:
+        """What `argv` prints, run as root on `machine` (a failure raises HostsError unless `check` is off)."""
+        return run(self.root_argv(machine, argv), env=self.podman.env(), check=check, timeout=300).stdout
 
     @cached_property
     def archive_key(self) -> ArchiveKey:
@@ -210,17 +234,22 @@ def inventory(rehearsal: Rehearsal) -> dict:
     # A container has no block device of its own: the role would rightly refuse it as unencrypted (it fails
     # closed on a real host); the rehearsal says so (plan.substitutions) instead of letting the role skip.
     variables["data_at_rest_required"] = False
+    for group in rendered["all"]["children"].values():
+        for name, host in (group.get("hosts") or {}).items():
+            if rehearsal.host(name).vm:  # a VM has its LUKS volume: the site's own requirement holds
+                host["data_at_rest_required"] = site.residency.encryption_at_rest_required
     if (folder / "pki" / "ca.crt").exists():
         variables["os_baseline_ca_certificates"] = [{"src": str(folder / "pki" / "ca.crt"), "dest": CA_DEST}]
     return rendered
 
 
 # -- the phases ------------------------------------------------------------------------------------------------------
-def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> RehearsalResult:
+def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: Iterable[str] = ()) -> RehearsalResult:
+    """Rehearse `site`, with the hosts or roles named in `vm_names` on virtual machines."""
     from sovkit.rehearse import checks
     from sovkit.verify.runner import run_verify
 
-    rehearsal = Rehearsal.of(site)
+    rehearsal = Rehearsal.of(site, vm_names)
     for line in rehearsal.plan.substitutions:
         progress(f"substitution: {line.line()}")
     phases = Phases()
@@ -228,6 +257,7 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
     with phases.timed("images", progress):
         host_image = ensure_image(podman).tag
         services_image = ensure_services_image(podman)
+        vm_image = build_vm_image() if any(h.vm for h in rehearsal.plan.hosts) else None
     with phases.timed("bundle", progress):
         bundle = prepare_bundle(rehearsal, progress)
     lab = rehearsal.lab
@@ -238,13 +268,16 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
         if start_stand_ins(podman, spec, services_image):
             progress(f"stand-ins up at {', '.join(spec.addresses)}: {', '.join(spec.units())}")
     access = rehearsal.access.ensure()
+    rendered = inventory(rehearsal)  # once the stand-ins made the CA it names; converge, verify and checks share it
+    host_bundle = bundle if site.platform.mode == "hosts" else None
     with LabLock(), phases.timed("hosts", progress):
-        site_hosts.start_hosts(podman, lab, rehearsal.plan, host_image, access,
-                               bundle if site.platform.mode == "hosts" else None, progress)
+        start_vms(rehearsal, rendered["all"]["vars"]["data_at_rest_paths"], host_bundle, vm_image, progress)
+        site_hosts.start_hosts(podman, lab, rehearsal.plan, host_image, access, host_bundle, progress)
         place_path_store_weights(rehearsal)
     keys = tenant_keys(rehearsal)
     env = {**podman.env(), "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
-    rendered = inventory(rehearsal)  # once the stand-ins made the CA it names; converge, verify and checks share it
+    if any(h.vm for h in rehearsal.plan.hosts):
+        env.update(mitogen_strategy())
     with phases.timed("converge", progress):
         result = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
                           in_lab=lab.argv, env=env, progress=progress)
@@ -265,19 +298,61 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None) -> Rehearsal
     return outcome
 
 
+def start_vms(rehearsal: Rehearsal, data_folders: dict[str, str], bundle: Path | None, image: VmImage | None,
+              progress: Progress) -> list[str]:
+    """Every VM host of the plan, booted and prepared as the site's operator would (sovkit.rehearse.vms), side by
+    side; a VM already running is left alone. Returns those started now."""
+    for machine in rehearsal.plan.hosts:  # a host that changed kind since the last run goes first
+        container = site_hosts.container_name(rehearsal.site.name, machine.name)
+        if machine.vm and rehearsal.podman.container_exists(container):
+            progress(f"removing host {container}: it is a VM in this rehearsal")
+            rehearsal.podman.stop_host(container)
+            rehearsal.lab.detach(machine.name)
+        elif not machine.vm and (vm := vms.VirtualMachine.found(rehearsal.lab, machine.name,
+                                                                 rehearsal.vm_folder / machine.name)):
+            progress(f"stopping VM {machine.name}: it is a podman host in this rehearsal")
+            vm.stop()
+    machines = [h for h in rehearsal.plan.hosts if h.vm]
+    serving = {n.name for n in rehearsal.site.serving_nodes()} if rehearsal.site.platform.mode == "hosts" else set()
+
+    def one(machine: Machine) -> str | None:
+        workdir = rehearsal.vm_folder / machine.name
+        if vms.VirtualMachine.found(rehearsal.lab, machine.name, workdir):
+            return None
+        progress(f"booting VM {machine.name} ({machine.role}, {machine.address}); under emulation, minutes")
+        vm = vms.boot(rehearsal.lab, machine.name, list(machine.addresses), rehearsal.access, workdir,
+                      shares={HOST_BUNDLE_DIR: bundle} if bundle else None, image=image,
+                      memory_mib=vms.SERVING_MEMORY_MIB if machine.name in serving else vms.MEMORY_MIB)
+        try:
+            vms.prepare_as_operator(rehearsal.lab, rehearsal.access, machine.address, machine.ssh_user,
+                                    machine.ssh_port, data_folders, rehearsal.plan.resolvers)
+        except BaseException:
+            vm.stop()
+            raise
+        rehearsal.access.forget(machine.address, machine.ssh_port)
+        progress(f"started VM {machine.name}: separate file systems, data folders on LUKS, "
+                 f"{machine.ssh_user}@:{machine.ssh_port}")
+        return machine.name
+
+    if not machines:
+        return []
+    with ThreadPoolExecutor(max_workers=len(machines)) as pool:
+        return [n for n in pool.map(one, machines) if n]
+
+
 def place_path_store_weights(rehearsal: Rehearsal) -> None:
     """A path model store: the weights lie on the hosts before sovkit runs (the operator put them there). The
-    rehearsal puts the stand-in weights there, from the bundle."""
+    rehearsal puts the stand-in weights there, from the bundle the host sees."""
     site = rehearsal.site
     if site.platform.mode != "hosts" or "://" in site.residency.model_store:
         return
-    from sovkit.workspace import HOST_BUNDLE_DIR
-
     folders = {spec.source: f"{HOST_BUNDLE_DIR}/models/{name}" for name, spec in site.serving.models.items()}
+    script = "set -e; " + "; ".join(f"mkdir -p {shlex.quote(target)} && cp -a {shlex.quote(source)}/. "
+                                    f"{shlex.quote(target)}/" for target, source in sorted(folders.items()))
     serving = {n.name for n in site.serving_nodes()}
     for machine in rehearsal.plan.hosts:
-        if machine.name in serving:
-            site_hosts.place_weights(rehearsal.podman, rehearsal.plan, machine, folders)
+        if machine.name in serving and folders:
+            rehearsal.on(machine, "sh", "-c", script)
 
 
 def write_record(rehearsal: Rehearsal, outcome: RehearsalResult, totals: dict) -> Path:
@@ -300,6 +375,7 @@ def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:
     podman = rehearsal.podman
     done = []
     with LabLock():
+        done += vms.stop_all(rehearsal.lab, rehearsal.vm_folder)
         names = podman("container", "ls", "--all", "--filter", f"label={site_hosts.SITE_LABEL}={site.name}",
                        "--format", "{{.Names}}").split()
         for name in sorted(names):

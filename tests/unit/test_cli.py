@@ -167,3 +167,16 @@ FILLED = {
         "sha256:" + "0e9e39f2" * 8,
     "BCP-47 tag": "en",
 }
+
+
+def test_rehearse_refuses_a_vm_the_site_does_not_have_before_anything_starts(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOVKIT_CACHE_DIR", str(tmp_path / "cache"))  # nothing may be built there
+    assert run(["rehearse", "za-national-dc", "--vm", "cp-09"]) == 1
+    err = capsys.readouterr().err
+    assert "--vm cp-09: the site has no such host or role" in err and "store-01" in err and "storage" in err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_rehearse_refuses_a_vm_for_the_local_site(capsys):
+    assert run(["rehearse", "local", "--vm", "local-01"]) == 2
+    assert "--vm: the local site's hosts run on this machine" in capsys.readouterr().err

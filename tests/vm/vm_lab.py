@@ -4,16 +4,16 @@ The site is the `local` stack made an on-prem site of one host (vm-01 at 198.18.
 account `sovkit-admin`, encryption at rest required): its inventory is what `sovkit inventory` renders. The VM
 sits in a lab of its own (network namespaces, no way out) with the stack's in-country resolver and NTP server
 stood up by the rehearsal's stand-ins, and sees the local apt repository read-only at the stack's mirror path.
-Before the kit runs, the operator's part is done as on a real server: separate file systems for /var, /var/tmp,
-/var/log, /var/log/audit and /home (as an installer following CIS lays them out), the login account with the key,
-and the data disk made a LUKS volume holding the data folders. Everything goes at the end; the machine is as it was.
+Before the kit runs, the operator's part is done as on a real server, exactly as `sovkit rehearse --vm` does it
+(sovkit.rehearse.vms): separate file systems for /var, /var/tmp, /var/log, /var/log/audit and /home (as an
+installer following CIS lays them out), the data disk made a LUKS volume holding the data folders, and the login
+account with the key. Everything goes at the end; the machine is as it was.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import subprocess
 import sys
 import time
@@ -26,11 +26,12 @@ import yaml
 
 from sovkit.compliance.conftest import role_defaults
 from sovkit.config import load_stack
-from sovkit.converge import PlayRun
+from sovkit.converge import PlayRun, mitogen_strategy
 from sovkit.hosts import HostsError, LabLock, MachineSnapshot, Podman, default_cache_dir, ensure_apt_repo
 from sovkit.hosts.netlab import NetLab
 from sovkit.hosts.vm import VirtualMachine, build_vm_image
-from sovkit.rehearse.hosts import PREPARE_LOGIN, SshAccess, wait_for_ssh
+from sovkit.rehearse import vms
+from sovkit.rehearse.hosts import SshAccess
 from sovkit.rehearse.services import StandIns, ensure_services_image, start_stand_ins, stop_stand_ins
 from sovkit.render.inventory import render_inventory
 from sovkit.verify.report import Report
@@ -43,11 +44,7 @@ HOST = "vm-01"
 ADDRESS = "198.18.0.10"
 ADMIN = "sovkit-admin"
 CONTROLLER = ["198.18.0.1/24"]
-LUKS_NAME = "sovkit-data"
-DATA_MOUNT = "/srv/data"  # the LUKS volume; the data folders are bind mounts of folders on it
-# The operator's installer laid the system out as CIS asks (Level 2, 1.1.2.x.1): these folders are file systems of
-# their own, one disk each after the data disk (/dev/vdd, ...), mounted by label.
-SEPARATE = {"/var": 2, "/var/tmp": 1, "/var/log": 1, "/var/log/audit": 1, "/home": 1}  # path: GiB
+DATA_MOUNT = vms.DATA_MOUNT  # the LUKS volume; the data folders are bind mounts of folders on it
 
 
 def vm_stack(workdir: Path) -> Path:
@@ -82,11 +79,11 @@ class VmSite:
 
     def as_root(self, *remote: str) -> list[str]:
         """The command line running `remote` as root on the VM (the admin account's sudo), from the controller."""
-        return self.lab.argv(["ssh", "-F", str(self.access.config), "-p", "22", f"{ADMIN}@{ADDRESS}", "sudo", *remote])
+        return vms.root_argv(self.lab, self.access, ADMIN, ADDRESS, 22, list(remote))
 
     def ssh(self, command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
         """Shell `command` as root on the VM; fails the test, saying why, unless it succeeds or `check` is off."""
-        proc = subprocess.run(self.as_root("sh", "-c", shlex.quote(command)), capture_output=True, text=True,
+        proc = subprocess.run(self.as_root("sh", "-c", command), capture_output=True, text=True,
                               timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"`{command}` on {HOST} exited {proc.returncode}: {proc.stdout}{proc.stderr}")
@@ -113,44 +110,9 @@ class VmSite:
 
 
 def ansible_env(access: SshAccess) -> dict[str, str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "true",
-           "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
-    try:  # mitogen: one Python on the VM for the whole play, ten times faster under emulation than a module each
-        import ansible_mitogen
-    except ImportError:
-        return env
-    env.update({"ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
-                "ANSIBLE_STRATEGY": "mitogen_linear"})
-    return env
-
-
-def prepare_as_operator(lab: NetLab, access: SshAccess, mirror: str, folders: dict[str, str]) -> None:
-    """What the operator does before the kit runs (as root, with the key the VM's seed gave root): the SEPARATE
-    file systems, each holding a copy of what was there and mounted by label from fstab as an installer leaves
-    them; the admin account with the key; and the data disk made a LUKS volume holding the data `folders`
-    ({name: path}: the model store and the logs, as the stack renders them). PBKDF2 at a low cost: the key file is
-    the secret, and emulated Argon2 takes minutes."""
-    def as_root(*argv: str) -> None:
-        proc = subprocess.run(lab.argv(["ssh", "-F", str(access.config), f"root@{ADDRESS}", *argv]),
-                              capture_output=True, text=True, timeout=300, check=False)
-        assert proc.returncode == 0, f"{argv[-1][:200]} exited {proc.returncode}: {proc.stderr[-2000:]}"
-
-    layout = "".join(
-        f"mkdir -p {path}; mkfs.ext4 -q -L sv{n} /dev/vd{chr(ord('d') + n)}; mount LABEL=sv{n} /mnt; "
-        f"cp -a {path}/. /mnt/; umount /mnt; echo 'LABEL=sv{n} {path} ext4 defaults 0 2' >> /etc/fstab; "
-        f"mount {path}; " for n, path in enumerate(SEPARATE))
-    # journald still writes to the /var/log the new one now hides: it starts again on the new one
-    as_root("sh", "-c", shlex.quote(f"set -eu; {layout} systemctl restart systemd-journald"))
-    as_root("sh", "-c", shlex.quote(PREPARE_LOGIN), "prepare-login", ADMIN, "22", shlex.quote(access.public_key))
-    binds = " ".join(f"mkdir -p {DATA_MOUNT}/{name} {path} && mount --bind {DATA_MOUNT}/{name} {path};"
-                     for name, path in folders.items())
-    as_root("sh", "-c", shlex.quote(
-        "set -eu; head -c 64 /dev/urandom > /root/data.key; chmod 0400 /root/data.key; "
-        "cryptsetup luksFormat --batch-mode --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 "
-        f"--key-file /root/data.key /dev/vdc; cryptsetup open --key-file /root/data.key /dev/vdc {LUKS_NAME}; "
-        f"mkfs.ext4 -q /dev/mapper/{LUKS_NAME}; mkdir -p {DATA_MOUNT}; mount /dev/mapper/{LUKS_NAME} {DATA_MOUNT}; "
-        f"{binds} test -d {mirror}"))
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_NOCOLOR": "true",
+            "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}", **mitogen_strategy()}
 
 
 @contextlib.contextmanager
@@ -182,14 +144,15 @@ def vm_lab(workdir: Path) -> Iterator[VmSite]:
         lab.destroy()
         lab.create(controller=CONTROLLER, resolvers=[dns])
         start_stand_ins(podman, spec, services_image)
-        vm = VirtualMachine.boot(lab, HOST, [f"{ADDRESS}/24"], access.public_key, workdir / HOST,
-                                 shares={mirror: repo.path}, disks_gib=[2, *SEPARATE.values()],
-                                 image=image)
         try:
-            wait_for_ssh(lab, HOST, ADDRESS, 22, 240)
+            vm = vms.boot(lab, HOST, [f"{ADDRESS}/24"], access, workdir / HOST, shares={mirror: repo.path},
+                          image=image)
         except HostsError as err:
-            raise AssertionError(f"{err} (its console: {vm.console_log})") from err
-        prepare_as_operator(lab, access, mirror, inventory["all"]["vars"]["data_at_rest_paths"])
+            raise AssertionError(str(err)) from err
+        vms.prepare_as_operator(lab, access, ADDRESS, ADMIN, 22, inventory["all"]["vars"]["data_at_rest_paths"],
+                                [dns])
+        assert subprocess.run(vms.root_argv(lab, access, ADMIN, ADDRESS, 22, ["test", "-d", mirror]),
+                              capture_output=True, timeout=60, check=False).returncode == 0, f"no {mirror} on the VM"
         yield VmSite(lab, vm, access, inventory, workdir)
     finally:
         if vm:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sovkit.config import load_stack
-from sovkit.rehearse.plan import plan
+from sovkit.rehearse.plan import PlanError, plan
 from sovkit.stacks import stack_files
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -86,3 +86,37 @@ def test_what_cannot_exist_here_is_substituted_and_said():
     assert not {"model servers", "GPU metrics"} & {s.what for s in brazil.substitutions}  # its own engine
     assert brazil.service("model store").stood_up and brazil.service("mirror").stood_up
     assert not plan(SITES["za-national-dc"]).service("model store").stood_up
+
+
+def test_vm_names_a_host_or_every_host_of_a_role():
+    site = SITES["za-national-dc"]
+    by_host = plan(site, ["cp-01"])
+    assert [h.name for h in by_host.hosts if h.vm] == ["cp-01"]
+    by_role = plan(site, ["control_plane", "store-01"])
+    assert {h.name for h in by_role.hosts if h.vm} == {"cp-01", "cp-02", "cp-03", "store-01"}
+    assert not any(h.vm for h in plan(site).hosts)
+
+
+def test_vm_of_no_such_host_or_role_is_refused_naming_what_is_allowed():
+    site = SITES["za-national-dc"]
+    with pytest.raises(PlanError) as refused:
+        plan(site, ["cp-09"])
+    message = str(refused.value)
+    assert str(site.source) in message and "--vm cp-09" in message
+    assert "cp-01" in message and "control_plane" in message and "gpu_worker" in message
+
+
+def test_vm_hosts_are_said_and_keep_the_sites_encryption_at_rest():
+    site = SITES["za-national-dc"]
+    assert site.residency.encryption_at_rest_required
+    every = [h.name for h in site.nodes]
+    mixed = {s.what: s for s in plan(site, ["store-01"]).substitutions}
+    assert mixed["hosts on virtual machines"].site == "store-01"
+    assert "LUKS" in mixed["hosts on virtual machines"].rehearsal
+    assert "store-01" not in mixed["hosts"].site and "cp-01" in mixed["hosts"].site
+    assert "store-01" not in mixed["encryption at rest"].rehearsal  # its folders are on the VM's LUKS volume
+    only_vms = {s.what for s in plan(site, every).substitutions}
+    assert "hosts on virtual machines" in only_vms and not {"hosts", "encryption at rest"} & only_vms
+    cloud = {s.what for s in plan(SITES["id-sulsel-cloud"], [n.role for n in SITES["id-sulsel-cloud"].nodes])
+             .substitutions}
+    assert "data volumes" not in cloud  # a VM has block devices of its own
