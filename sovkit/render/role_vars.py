@@ -21,6 +21,7 @@ from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
+from sovkit.render import sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.vllm_args import render_vllm
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
@@ -207,6 +208,8 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
         "audit_logging_remote_collectors": [res.log_collector] if res.log_collector else [],
         "audit_logging_in_country_cidrs": list(res.in_country_cidrs),
         "audit_logging_in_country_domains": list(res.in_country_domains),
+        # what the compliance suite holds every service's sandbox to (the services: sandbox_units, per host)
+        "sandbox_max_exposure": sandbox.max_exposure(),
         # data_at_rest
         "data_at_rest_required": res.encryption_at_rest_required,
         "data_at_rest_paths": data_paths,
@@ -253,6 +256,12 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
         "gateway_log_retention_days": site.log_retention_days,
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,
+        # every service's systemd sandbox (sovkit/data/sandbox.yaml), and what the compliance suite holds it to
+        "gateway_sandbox": sandbox.settings("gateway"),
+        "monitoring_prometheus_sandbox": sandbox.settings("prometheus"),
+        "monitoring_node_exporter_sandbox": sandbox.settings("node_exporter"),
+        "monitoring_gpu_exporter_sandbox": sandbox.settings("gpu_exporter"),
+        "vllm_service_sandbox": sandbox.settings("model_server"),
         "monitoring_ca_cert_src": str(workspace.pki / "ca.crt"),  # the site CA signs every gateway's certificate
         "monitoring_node_exporter_listen": f"0.0.0.0:{ports.NODE_EXPORTER}",
         "monitoring_prometheus_listen": f"0.0.0.0:{ports.PROMETHEUS}",
@@ -281,7 +290,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         "residency_network_inbound": inbound_rules(site, node, addresses),
     }
     if site.platform.mode != "hosts":
-        return variables
+        return {**variables, "sandbox_units": []}  # the cluster runs them
     serving = site.serving_nodes()
     variables["accelerator_expected_count"] = node.accelerator_count
     variables["accelerator_expected_model"] = node.accelerator_model or ""
@@ -297,6 +306,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         variables["gateway_tls_subject_alt_names"] = [f"IP:{address}", f"DNS:{node.name}"]
     prometheus = bool(serving) and node == serving[0]
     variables["monitoring_prometheus_enabled"] = prometheus
+    variables["sandbox_units"] = sandboxed_units(site, node)
     if prometheus:
         variables["monitoring_node_targets"] = [
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.NODE_EXPORTER}" for n in site.nodes]
@@ -309,6 +319,20 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GPU_EXPORTER}"
             for n in serving if runs_gpu_exporter(site, n)]
     return variables
+
+
+def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
+    """The units of the kit's services this hosts-mode node runs (each held to the sandbox's exposure)."""
+    units = sandbox.services()
+    serving = site.serving_nodes()
+    out = [units["node_exporter"]]
+    if node in serving:
+        out += [units["gateway"], *(units["model_server"].format(model=name) for name in site.serving.models)]
+    if serving and node == serving[0]:
+        out.append(units["prometheus"])
+    if runs_gpu_exporter(site, node):
+        out.append(units["gpu_exporter"])
+    return sorted(out)
 
 
 def runs_gpu_exporter(site: SiteConfig, node: Node) -> bool:

@@ -22,7 +22,7 @@ from sovkit.config import load_stack
 from sovkit.converge import PlayRun
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
 from sovkit.local.up import LocalSite
-from sovkit.render.inventory import DATA_PATHS
+from sovkit.render.inventory import DATA_PATHS, render_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
@@ -204,6 +204,28 @@ def test_compliance_report_has_no_failure(site_up: str) -> None:
     assert report["ok"] and not any(failing.values()) and not report["host_errors"], failing
     assert report["totals"]["passed"] > 0
     assert (LOCAL.state_dir / "compliance" / "report.html").is_file()
+
+
+def test_the_gateway_without_its_sandbox_fails_its_control(site_up: str, tmp_path: Path) -> None:
+    """SOV-SRV-001 passes on the converged site and fails on the serving host once nginx's drop-in is gone (nginx as
+    Debian ships it rates 9.6), on the gateway only; the drop-in back, it passes again."""
+    from sovkit.verify import run_verify
+
+    podman = Podman(default_cache_dir() / "podman")
+    drop_in = "/etc/systemd/system/nginx.service.d/50-sovkit-sandbox.conf"
+    inventory = render_inventory(SITE)
+    checks = ["-k", "test_service_is_sandboxed"]
+    podman("exec", SERVING.name, "mv", drop_in, "/root/sandbox.conf")
+    try:
+        podman("exec", SERVING.name, "systemctl", "daemon-reload")
+        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    finally:
+        podman("exec", SERVING.name, "mv", "/root/sandbox.conf", drop_in)
+        podman("exec", SERVING.name, "systemctl", "daemon-reload")
+    failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
+    assert failed == {(SERVING.name, "test_service_is_sandboxed[gateway]")}, failed
+    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    assert mended.ok and any(r.outcome == "passed" for r in mended.results)
 
 
 def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
