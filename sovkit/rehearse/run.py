@@ -35,7 +35,7 @@ from sovkit.rehearse import pki, vms
 from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_flat_repository, make_archive_key
 from sovkit.rehearse.plan import Machine, RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
-from sovkit.render import role_vars
+from sovkit.render import role_vars, sandbox
 from sovkit.render.inventory import render_inventory
 from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace, secret_file
 
@@ -43,6 +43,7 @@ MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
 CA_DEST = "/usr/local/share/ca-certificates/sovkit-rehearsal.crt"
 # The serving roles' variables a CPU stand-in replaces; everything else (tenants, grants, limits, TLS, firewall,
 # monitoring) stays the site's own.
+GPU_EXPORTER_UNIT = sandbox.services()["gpu_exporter"]
 SERVING_SUBSTITUTED = ("accelerator_vendor", "accelerator_driver_version", "model_store_models",
                        "vllm_service_models", "vllm_service_requirements", "gateway_models", "gateway_model_names")
 
@@ -216,6 +217,7 @@ def inventory(rehearsal: Rehearsal) -> dict:
                     host["accelerator_expected_count"] = 0
                 if host and host.get("monitoring_gpu_exporter_enabled"):  # NVML needs the driver: no GPU here
                     host["monitoring_gpu_exporter_enabled"] = False
+                    host["sandbox_units"] = [u for u in host["sandbox_units"] if u != GPU_EXPORTER_UNIT]
                 if host and host.get("monitoring_gpu_targets"):
                     host["monitoring_gpu_targets"] = []
     # The stand-in mirror and vendor repositories are signed by the rehearsal's archive key: their sources trust it

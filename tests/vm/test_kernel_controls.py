@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from vm_lab import DATA_MOUNT, HOST, VmSite
 
+from sovkit.render import sandbox
+
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "sovkit" / "compliance"
 MODEL_SERVER_UNIT = ROOT / "roles/vllm_service/templates/etc/systemd/system/sovkit-vllm@.service.j2"
@@ -177,12 +179,14 @@ def test_no_program_runs_from_the_temporary_folders(hardened: VmSite):
 
 def test_systemd_ip_firewall_is_enforced_for_a_model_servers_sandbox(hardened: VmSite):
     """On cgroup v2 systemd's IP firewall holds: under the model server unit's own IPAddressDeny/IPAddressAllow
-    lines (read from the role's template), a connection to the in-country resolver never leaves (its packets are
-    dropped by the unit's cgroup filter), while the same connection without them reaches it. A connection abroad,
-    without them, is dropped by the kit's nftables egress policy (its counter grows): both layers refuse."""
+    lines (its sandbox's, sovkit/data/sandbox.yaml), a connection to the in-country resolver never leaves (its
+    packets are dropped by the unit's cgroup filter), while the same connection without them reaches it. A
+    connection abroad, without them, is dropped by the kit's nftables egress policy (its counter grows): both layers
+    refuse."""
     assert hardened.ssh("stat -fc %T /sys/fs/cgroup").stdout.strip() == "cgroup2fs"
-    ip_lines = [line for line in MODEL_SERVER_UNIT.read_text().splitlines() if line.startswith("IPAddress")]
+    ip_lines = [line for line in sandbox.settings("model_server") if line.startswith("IPAddress")]
     assert ip_lines == ["IPAddressDeny=any", "IPAddressAllow=localhost"]
+    assert "{{ vllm_service_sandbox" in MODEL_SERVER_UNIT.read_text()  # the unit carries them
     resolver = hardened.vars["residency_time_dns_resolvers"][0]
 
     def connect(address: str, *properties: str) -> subprocess.CompletedProcess:
