@@ -15,10 +15,9 @@ SERVICES = {"gateway": r"nginx\.service", "model servers": r"sovkit-vllm-.+\.ser
 NOT_COUNTED = ("IPAddressAllow=", "IPAddressDeny=")
 
 
-def exposure(host, unit: str) -> tuple[float, str]:
-    """`systemd-analyze security` of the unit as it runs (drop-ins included), without the NOT_COUNTED settings:
-    (the overall exposure, what it found exposed)."""
-    text = host.check_output(f"systemctl cat {shlex.quote(unit)}")
+def exposure(host, unit: str, text: str) -> tuple[float, str]:
+    """`systemd-analyze security` of the unit as it runs (`text`: `systemctl cat`, drop-ins included), without the
+    NOT_COUNTED settings: (the overall exposure, what it found exposed)."""
     kept = "\n".join(line for line in text.splitlines() if not line.startswith(NOT_COUNTED))
     folder = host.check_output("mktemp -d")
     try:
@@ -42,10 +41,11 @@ def test_service_is_sandboxed(host, site, evidence, service: str):
     units = [u for u in site["sandbox_units"] if re.fullmatch(SERVICES[service], u)]
     if not units:
         pytest.skip(f"no {service} runs on this host")
-    installed = [u for u in units if host.run(f"systemctl cat {shlex.quote(u)}").rc == 0]
+    shown = {u: host.run(f"systemctl cat {shlex.quote(u)}") for u in units}
+    installed = {u: cat.stdout for u, cat in shown.items() if cat.rc == 0}
     if not installed:  # a converge of the hardening play alone, say: nothing of it runs to be confined
         pytest.skip(f"the {service} ({', '.join(units)}) is not installed on this host")
-    measured = {unit: exposure(host, unit) for unit in installed}
+    measured = {unit: exposure(host, unit, text) for unit, text in installed.items()}
     evidence({**{unit: f"{level} (exposed: {what})" for unit, (level, what) in measured.items()},
               **{unit: "not installed" for unit in units if unit not in installed}})
     over = {unit: level for unit, (level, _) in measured.items() if level > site["sandbox_max_exposure"]}
