@@ -4,6 +4,7 @@ this machine as it found it. The README's main command, run for real (several mi
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
 import ssl
@@ -162,19 +163,40 @@ def test_prometheus_has_its_vllm_and_node_targets_up(site_up: str) -> None:
     assert len([1 for job, _ in health if job == "node"]) == len(SITE.nodes), health
 
 
+# Foreign networks for the peer, outside the site's in-country CIDRs; the first one this machine does not already
+# use (an address or route of its own, another podman network) is taken.
+FOREIGN_CANDIDATES = ["203.0.113.0/24", "192.0.2.0/24", "198.19.200.0/24", "100.64.200.0/24"]
+
+
+def create_foreign_network(podman: Podman, name: str) -> ipaddress.IPv4Network:
+    in_country = [ipaddress.ip_network(c) for c in SITE.residency.in_country_cidrs]
+    refused = []
+    for cidr in FOREIGN_CANDIDATES:
+        net = ipaddress.ip_network(cidr)
+        if any(net.overlaps(c) for c in in_country):
+            continue
+        made = subprocess.run(["podman", "network", "create", "--internal", "--subnet", cidr, name],
+                              env=podman.env(), capture_output=True, text=True, check=False)
+        if made.returncode == 0:
+            return net
+        refused.append(f"{cidr}: {made.stderr.strip()}")
+    pytest.fail("no foreign network could be created:\n" + "\n".join(refused))
+
+
 def test_serving_host_cannot_reach_a_foreign_peer(site_up: str) -> None:
     """A peer on a network outside the in-country CIDRs, which a host without the firewall does reach."""
     podman = Podman(default_cache_dir() / "podman")
     net, peer, probe = "sovkit-e2e-foreign", "sovkit-e2e-peer", "sovkit-e2e-probe"
     image = podman("container", "inspect", "--format", "{{.ImageName}}", SERVING.name).strip()
     try:
-        podman("network", "create", "--internal", "--subnet", "203.0.113.0/24", net)
-        for name, ip in ((peer, "203.0.113.80"), (probe, "203.0.113.81")):
+        foreign = create_foreign_network(podman, net)
+        peer_ip, probe_ip, serving_ip = (str(foreign.network_address + n) for n in (80, 81, 82))
+        for name, ip in ((peer, peer_ip), (probe, probe_ip)):
             podman("run", "--detach", "--name", name, "--network", f"{net}:ip={ip}", image, "sleep", "600")
-        podman("exec", "--detach", peer, "python3", "-m", "http.server", "8080", "--bind", "203.0.113.80")
-        podman("network", "connect", "--ip", "203.0.113.82", net, SERVING.name)
+        podman("exec", "--detach", peer, "python3", "-m", "http.server", "8080", "--bind", peer_ip)
+        podman("network", "connect", "--ip", serving_ip, net, SERVING.name)
         connect = ("import socket,sys; s=socket.socket(); s.settimeout(3); "
-                   "sys.exit(s.connect_ex(('203.0.113.80', 8080)))")
+                   f"sys.exit(s.connect_ex(('{peer_ip}', 8080)))")
         deadline = time.monotonic() + 20  # the peer's server needs a moment to listen
         control = subprocess.run(["podman", "exec", probe, "python3", "-c", connect], env=podman.env(),
                                  capture_output=True, check=False)
