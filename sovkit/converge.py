@@ -174,12 +174,12 @@ def check_rendered(site: SiteConfig, inventory: dict) -> None:
 
 
 def mitogen_strategy() -> dict[str, str]:
-    """The environment that runs a play with mitogen's strategy where it is installed (one Python per host for the
-    whole play): ten times faster on a VM under software emulation, where every module's start costs seconds."""
-    try:
-        import ansible_mitogen
-    except ImportError:
-        return {}
+    """The environment that runs a play with mitogen's strategy: one Python per host for the whole play, not one
+    per task. A rehearsal's converge takes a third less time (br-ministerio-cpu: 195 s, not 285 s; a re-run 56 s,
+    not 98 s), a VM under software emulation ten times less. Connections mitogen does not know (the local site's
+    podman plugin) run as they would without it."""
+    import ansible_mitogen
+
     return {"ANSIBLE_STRATEGY_PLUGINS": str(Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"),
             "ANSIBLE_STRATEGY": "mitogen_linear"}
 
@@ -208,8 +208,9 @@ def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: Site
     log_path = workspace.logs / "converge.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     root = project_root()
-    play_env = {**os.environ, **(env or {}), "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                "ANSIBLE_FORCE_COLOR": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    play_env = {**os.environ, **mitogen_strategy(), **(env or {}), "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
+                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
     argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(workspace.inventory),
             "-e", f"@{variables_file}", str(root / PLAYBOOK), *extra_args]
     argv = in_lab(argv) if in_lab else argv

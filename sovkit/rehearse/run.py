@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sovkit.config import SiteConfig
 from sovkit.config.schema import AcceleratorSection, ServingSection
-from sovkit.converge import ConvergeResult, converge, mitogen_strategy
+from sovkit.converge import ConvergeResult, converge
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir, ensure_image
 from sovkit.hosts._run import run
 from sovkit.hosts.lab import LabLock
@@ -278,8 +278,6 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
         place_path_store_weights(rehearsal)
     keys = tenant_keys(rehearsal)
     env = {**podman.env(), "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
-    if any(h.vm for h in rehearsal.plan.hosts):
-        env.update(mitogen_strategy())
     with phases.timed("converge", progress):
         result = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
                           in_lab=lab.argv, env=env, progress=progress)
