@@ -21,7 +21,7 @@ from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
-from sovkit.render import sandbox
+from sovkit.render import gateway, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.vllm_args import render_vllm
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
@@ -210,6 +210,8 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
         "audit_logging_in_country_domains": list(res.in_country_domains),
         # what the compliance suite holds every service's sandbox to (the services: sandbox_units, per host)
         "sandbox_max_exposure": sandbox.max_exposure(),
+        # what it probes on every gateway, expecting the gateway's 404 (SOV-GW-003)
+        "refused_model_server_routes": list(gateway.MODEL_SERVER_ADMIN_ROUTES),
         # data_at_rest
         "data_at_rest_required": res.encryption_at_rest_required,
         "data_at_rest_paths": data_paths,
@@ -251,8 +253,10 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
         "gateway_model_names": list(models),
         "gateway_tenants": {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
-                                   "burst": t.rate_limit.burst}
+                                   "burst": t.rate_limit.burst,
+                                   "retry_after_s": gateway.retry_after_s(t.rate_limit.requests_per_minute)}
                             for name, t in site.serving.tenants.items()},
+        "gateway_routes": list(gateway.MODEL_ROUTES),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
         "gateway_log_retention_days": site.log_retention_days,
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,

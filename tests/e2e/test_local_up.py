@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import openai
 import pytest
 
 from sovkit import ports
@@ -23,6 +24,7 @@ from sovkit.config import load_stack
 from sovkit.converge import PlayRun
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
 from sovkit.local.up import LocalSite
+from sovkit.render import gateway
 from sovkit.render.inventory import DATA_PATHS, render_inventory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,11 +62,11 @@ def key_of(tenant: str) -> str:
     return Path(path).read_text().strip()
 
 
-def call(path: str, body: dict | None = None, key: str | None = None) -> tuple[int, bytes]:
+def call(path: str, body: dict | None = None, key: str | None = None, scheme: str = "Bearer") -> tuple[int, bytes]:
     context = ssl.create_default_context(cafile=str(LOCAL.state_dir / "pki" / "ca.crt"))
     request = urllib.request.Request(f"{API}{path}", data=json.dumps(body).encode() if body else None,
                                      headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {key}"} if key else {})})
+                                              **({"Authorization": f"{scheme} {key}"} if key else {})})
     try:
         with urllib.request.urlopen(request, context=context, timeout=120) as response:
             return response.status, response.read()
@@ -132,19 +134,70 @@ def test_no_key_is_refused(site_up: str) -> None:
     assert status == 401, body
 
 
-def test_a_tenant_cannot_use_a_model_it_is_not_allowed(site_up: str) -> None:
-    tenant, _, denied = allowed_and_denied()
-    status, body = call("/chat/completions", chat(denied), key_of(tenant))
-    assert status == 403, body
+def client(key: str) -> openai.OpenAI:
+    """The official client, as a ministry's developer would point it at the site (no retries: each answer counts)."""
+    context = ssl.create_default_context(cafile=str(LOCAL.state_dir / "pki" / "ca.crt"))
+    return openai.OpenAI(base_url=API, api_key=key, max_retries=0,
+                         http_client=openai.DefaultHttpxClient(verify=context))
 
 
-def test_rate_limit_answers_429(site_up: str) -> None:
+def test_a_model_a_tenant_may_not_use_is_one_it_cannot_see(site_up: str) -> None:
+    """To a tenant, a model granted to others and a model that does not exist get the same 404, in a chat and by
+    id; the model list holds its own models only."""
+    tenant, allowed, denied = allowed_and_denied()
+    api = client(key_of(tenant))
+    answers = {}
+    for model in (denied, "no-such-model"):
+        with pytest.raises(openai.NotFoundError) as found:
+            api.chat.completions.create(**chat(model))
+        answers[model] = found.value.body["message"].replace(model, "X")
+        with pytest.raises(openai.NotFoundError):
+            api.models.retrieve(model)
+    assert answers[denied] == answers["no-such-model"], answers
+    assert {m.id for m in api.models.list()} == set(SITE.serving.tenants[tenant].models)
+    assert api.models.retrieve(allowed).id == allowed
+
+
+def test_the_openai_client_sees_every_error_as_its_own_class(site_up: str) -> None:
+    """Every error the gateway or a model server returns is OpenAI-shaped JSON: the client raises the class the
+    status means and reads the message, for nginx's own errors (a body over the limit) as for the router's and
+    vLLM's. A lower-case `bearer` is accepted, as RFC 9110 has it."""
+    tenant = max(SITE.serving.tenants, key=lambda t: SITE.serving.tenants[t].rate_limit.requests_per_minute)
+    model = SITE.serving.tenants[tenant].models[0]
+    api = client(key_of(tenant))
+    cases = [
+        (openai.AuthenticationError, lambda: client("sk-not-a-tenant").models.list()),
+        (openai.NotFoundError, lambda: api.embeddings.create(model=model, input="habari")),  # not a route it serves
+        (openai.BadRequestError, lambda: api.chat.completions.create(**{**chat(model), "max_tokens": -1})),  # vLLM's
+        (openai.APIStatusError, lambda: api.chat.completions.create(  # 413: over the gateway's body limit
+            model=model, messages=[{"role": "user", "content": "x" * 20_000_000}])),
+    ]
+    for expected, request in cases:
+        with pytest.raises(expected) as raised:
+            request()
+        error = raised.value.body
+        assert isinstance(error, dict) and error["message"] and error["type"], (expected, error)
+        assert raised.value.response.headers["content-type"].startswith("application/json")
+    assert raised.value.status_code == 413
+    status, body = call("/models", key=key_of(tenant), scheme="bearer")
+    assert status == 200, body
+
+
+def test_rate_limit_answers_429_with_retry_after(site_up: str) -> None:
+    """A tenant over its request rate gets the client's RateLimitError, with the seconds to wait in Retry-After."""
     tenant = min(SITE.serving.tenants, key=lambda t: SITE.serving.tenants[t].rate_limit.requests_per_minute)
     limit = SITE.serving.tenants[tenant].rate_limit
-    model = SITE.serving.tenants[tenant].models[0]
-    statuses = [call("/chat/completions", chat(model), key_of(tenant))[0] for _ in range(limit.burst + 3)]
-    assert statuses[0] == 200, statuses
-    assert 429 in statuses, statuses
+    api = client(key_of(tenant))
+    refused = []
+    for _ in range(limit.burst + 3):
+        try:
+            api.chat.completions.create(**chat(SITE.serving.tenants[tenant].models[0]))
+        except openai.RateLimitError as err:
+            refused.append(err)
+    assert refused, "no request was refused"
+    wait = str(gateway.retry_after_s(limit.requests_per_minute))
+    assert {err.response.headers.get("retry-after") for err in refused} == {wait}
+    assert all(err.body["type"] == "rate_limit_error" for err in refused)
 
 
 def test_prometheus_has_its_vllm_and_node_targets_up(site_up: str) -> None:
@@ -248,6 +301,54 @@ def test_the_gateway_without_its_sandbox_fails_its_control(site_up: str, tmp_pat
     assert failed == {(SERVING.name, "test_service_is_sandboxed[gateway]")}, failed
     mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
     assert mended.ok and any(r.outcome == "passed" for r in mended.results)
+
+
+def prometheus_ready(timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://{SERVING.address}:{ports.PROMETHEUS}/-/ready", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+def test_a_gateway_and_prometheus_opened_up_fail_their_controls(site_up: str, tmp_path: Path) -> None:
+    """SOV-GW-001 to -003 and SOV-MON-001 pass on the converged site and each fails on the serving host once broken
+    as an operator might: old TLS and weak ciphers allowed, the tenants' file made world-readable, vLLM's /pause
+    proxied through, Prometheus's lifecycle API switched on. Put back, they pass again."""
+    from sovkit.verify import run_verify
+
+    podman = Podman(default_cache_dir() / "podman")
+    conf, tenants, prometheus = ("/etc/nginx/conf.d/sovkit-gateway.conf", "/etc/nginx/sovkit/tenants.json",
+                                 "/etc/default/prometheus")
+    inventory = render_inventory(SITE)
+    model_server = inventory["all"]["vars"]["gateway_models"][sorted(SITE.serving.models)[0]]
+    opened = (f"s|ssl_protocols .*;|ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;|; "
+              f"s|ssl_ciphers .*;|ssl_ciphers ALL:@SECLEVEL=0;|; "
+              f"s|    location = /health {{|    location = /pause {{ proxy_pass http://{model_server}; }}\\n&|")
+    checks = ["-k", "gateway or prometheus"]
+    podman("exec", SERVING.name, "sh", "-c", f"cp -p {conf} /root/gateway.conf && cp -p {prometheus} /root/prometheus")
+    try:
+        podman("exec", SERVING.name, "sh", "-c", f"sed -i '{opened}' {conf} && chmod 0644 {tenants} && "
+               f"nginx -t -q && systemctl reload nginx && sed -i 's|d\"$|d --web.enable-lifecycle\"|' {prometheus} "
+               "&& systemctl restart prometheus")
+        prometheus_ready()
+        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    finally:
+        podman("exec", SERVING.name, "sh", "-c", f"cp -p /root/gateway.conf {conf} && chmod 0600 {tenants} && "
+               f"systemctl reload nginx && cp -p /root/prometheus {prometheus} && systemctl restart prometheus")
+        prometheus_ready()
+    failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
+    assert failed == {(SERVING.name, name) for name in (
+        "test_gateway_speaks_modern_tls_only", "test_gateway_key_material_is_root_only",
+        "test_gateway_routes_only_the_openai_api", "test_prometheus_admin_apis_are_off")}, failed
+    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    assert mended.ok and {r.name for r in mended.results if r.outcome == "passed"} >= {
+        "test_gateway_speaks_modern_tls_only", "test_gateway_routes_only_the_openai_api",
+        "test_prometheus_admin_apis_are_off"}
 
 
 def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
