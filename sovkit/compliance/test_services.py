@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -50,3 +51,87 @@ def test_service_is_sandboxed(host, site, evidence, service: str):
               **{unit: "not installed" for unit in units if unit not in installed}})
     over = {unit: level for unit, (level, _) in measured.items() if level > site["sandbox_max_exposure"]}
     assert not over, f"exposure over {site['sandbox_max_exposure']}: {over}"
+
+
+def installed(host, unit: str) -> bool:
+    return host.run(f"systemctl cat {shlex.quote(unit)}").rc == 0
+
+
+def model_servers(host, site) -> list[str]:
+    """The served names whose model server runs on this host (as the play was given its units, and installed: a
+    converge of the hardening play alone installs none)."""
+    names = [name for name in site["vllm_service_models"] if f"sovkit-vllm-{name}.service" in site["sandbox_units"]]
+    if not names:
+        pytest.skip("no model server runs on this host")
+    if not any(installed(host, f"sovkit-vllm-{name}.service") for name in names):
+        pytest.skip("the model servers are not installed on this host")
+    return names
+
+
+LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+\]):\d+$")
+
+
+@pytest.mark.control("SOV-SRV-002")
+def test_model_servers_listen_on_loopback_only(host, site, evidence):
+    """A model server takes no key on most of its routes and its workers none at all: every TCP port its account
+    listens on is on loopback, so the gateway is the only way to it, whatever the host firewall holds."""
+    model_servers(host, site)
+    uid = host.check_output(f"id -u {shlex.quote(site['vllm_service_user'])}").strip()
+    listening = [line.split() for line in host.check_output("ss -Hltne").splitlines()]
+    own = sorted(fields[3] for fields in listening if f"uid:{uid}" in fields)
+    evidence({"listening": ", ".join(own) or "nothing"})
+    assert own, f"no port of {site['vllm_service_user']} is listening: the model servers are not running"
+    exposed = [address for address in own if not LOOPBACK.match(address)]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
+@pytest.mark.control("SOV-SRV-003")
+def test_model_servers_run_with_the_rendered_environment(host, site, evidence):
+    """Telemetry off and the model hub unreachable hold only if the running process has them: each model server's
+    main process carries every variable sovkit rendered for it, with its value."""
+    found, wrong = {}, {}
+    for name in model_servers(host, site):
+        pid = host.check_output(f"systemctl show -p MainPID --value sovkit-vllm-{name}.service").strip()
+        # read as the service's own account: root may lack the ptrace right it takes (a container drops it)
+        environ = host.check_output(f"runuser -u {shlex.quote(site['vllm_service_user'])} -- cat /proc/{pid}/environ "
+                                    "| tr '\\0' '\\n'") if pid not in ("", "0") else ""
+        running = dict(line.split("=", 1) for line in environ.splitlines() if "=" in line)
+        wanted = site["vllm_service_models"][name]["env"]
+        found[name] = {k: running.get(k) for k in wanted} if environ else {"running": "no"}
+        if found[name] != wanted:
+            wrong[name] = found[name]
+    evidence({name: ", ".join(f"{k}={v}" for k, v in sorted(env.items())) for name, env in found.items()})
+    assert not wrong, f"not as rendered: {wrong}"
+
+
+# Connects to each host:port given, as whoever runs it; prints {"host:port": "connected" | why not}.
+CONNECT = """
+import json, socket, sys
+out = {}
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+        out[target] = "connected"
+    except OSError as err:
+        out[target] = err.__class__.__name__
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.control("SOV-SRV-004")
+def test_model_server_account_reaches_loopback_only(host, site, evidence):
+    """A model server that is taken over must not reach anything else: as its account, the host's own gateway (on
+    the host's address) and the site's resolvers are unreachable, though its own API on loopback answers. The host
+    firewall admits the gateway from in-country addresses, so only the rules on the socket owner refuse it."""
+    names = model_servers(host, site)
+    own_api = f"127.0.0.1:{site['vllm_service_models'][names[0]]['port']}"
+    elsewhere = [f"{site['sovkit_address']}:{site['gateway_listen_port']}",
+                 *(f"[{r}]:53" if ":" in r else f"{r}:53" for r in site["residency_network_dns_resolvers"])]
+    argv = " ".join(shlex.quote(t) for t in [own_api, *elsewhere])
+    reached = json.loads(host.check_output(
+        f"runuser -u {shlex.quote(site['vllm_service_user'])} -- python3 -c {shlex.quote(CONNECT)} {argv}"))
+    evidence(reached)
+    assert reached[own_api] == "connected", f"the probe could not reach the model server's own API: {reached}"
+    leaks = {t: r for t, r in reached.items() if t != own_api and r == "connected"}
+    assert not leaks, f"the model servers' account reached {sorted(leaks)}"

@@ -122,9 +122,9 @@ def _run_json(argv: list[str], timeout: float = 600) -> object:
 
 # -- hosts mode --------------------------------------------------------------------------------------------------
 def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tuple[list[str], list[str]]:
-    """Each served model through the gateway: 200 for a tenant granted it, 403 for one that is not; Prometheus
-    scrapes every target; each model server holds its GPUs (`inventory`: what the play was given). Returns (what
-    was found, what failed)."""
+    """Each served model through the gateway: 200 for a tenant granted it, 404 for one that is not (to that tenant
+    the model does not exist); Prometheus scrapes every target; each model server holds its GPUs (`inventory`:
+    what the play was given). Returns (what was found, what failed)."""
     site = rehearsal.site
     serving_node = site.serving_nodes()[0]
     address = rehearsal.plan.addresses[serving_node.name]
@@ -136,7 +136,7 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
         if granted:
             calls.append({"label": f"{model} as {granted[0]}: 200", "model": model, "key": keys[granted[0]]})
         if refused:
-            calls.append({"label": f"{model} as {refused[0]}: 403", "model": model, "key": keys[refused[0]]})
+            calls.append({"label": f"{model} as {refused[0]}: 404", "model": model, "key": keys[refused[0]]})
     spec = {"ca": str(rehearsal.workspace.pki / "ca.crt"), "endpoint": f"https://{host}:{ports.GATEWAY}/v1",
             "prometheus": f"http://{host}:{ports.PROMETHEUS}", "calls": calls, "targets_wait_s": TARGETS_WAIT_S}
     results = _run_json(rehearsal.lab.argv([sys.executable, "-c", SERVING_CALLS, json.dumps(spec)]))

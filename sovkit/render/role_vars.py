@@ -32,6 +32,9 @@ APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
 SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]  # the GPU exporter is copied to the hosts from here
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
+# The kit's services' own firewall rules, by socket owner: each service's role writes a file here, and the host's
+# ruleset includes the folder, so that they load together at boot (SOV-SRV-004).
+SERVICE_RULES_DIR = "/etc/sovkit/nftables.d"
 SUDO_LOG = "/var/log/sudo.log"  # sudo logs every command here (SOV-OS-010); audited and rotated (SOV-AUD-001, -004)
 # OpenStack's metadata service: cloud-init reads the server's key and user data there at first boot.
 METADATA_SERVICE = {"host": METADATA_ADDRESS, "port": METADATA_PORT,
@@ -193,6 +196,7 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
         "residency_network_ntp_servers": list(res.ntp_servers),
         "residency_network_forwarding": kubernetes,
         "residency_network_internal_cidrs": internal,
+        "residency_network_service_rules_dir": SERVICE_RULES_DIR,
         # residency_time_dns
         "residency_time_dns_ntp_servers": list(res.ntp_servers),
         "residency_time_dns_resolvers": list(res.dns_resolvers),
@@ -248,6 +252,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_venv": RUNTIME_VENV,
         "vllm_service_wheelhouse": f"{HOST_BUNDLE_DIR}/wheels",
         "vllm_service_requirements": runtime.requirements(site),
+        "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
         "gateway_listen_port": ports.GATEWAY,
         "gateway_site_ca_dir": str(workspace.pki),
         "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},

@@ -21,6 +21,13 @@ TELEMETRY_ENV = {
     "TRANSFORMERS_OFFLINE": "1",
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
+# Hosts mode: a model server's workers talk to each other on loopback. Left alone, gloo (and NCCL's bootstrap)
+# bind to the address the host name resolves to, and a CPU server's workers opened some 26 ports there.
+LOOPBACK_ENV = {
+    "VLLM_HOST_IP": "127.0.0.1",
+    "GLOO_SOCKET_IFNAME": "lo",
+    "NCCL_SOCKET_IFNAME": "lo",
+}
 
 class PlanError(ValueError):
     """A model that cannot be served as the stack says; the message names what would fit."""
@@ -71,7 +78,7 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
     method = vendor_data(vendor).quantization_methods.get(spec.quantization)
     if method:
         args += ["--quantization", method]
-    env = dict(TELEMETRY_ENV)
+    env = dict(TELEMETRY_ENV) if site.platform.mode == "kubernetes" else {**TELEMETRY_ENV, **LOOPBACK_ENV}
     if vendor == "cpu":
         env["VLLM_CPU_KVCACHE_SPACE"] = str(int(plan.kv_cache_gib))
         # No torch.compile on CPU: its inductor backend needs a C++ compiler, which a hardened server does not

@@ -53,5 +53,5 @@ def test_local_stack_is_the_embedded_default_on_this_machine():
     assert site.accelerator.accelerator == "cpu"
     assert 2 <= len(site.nodes) <= 3
     assert {m.catalogue for m in site.serving.models.values()} == {"sovkit-tiny-llama"}  # made offline
-    # one tenant is not granted every model, so the gateway's per-tenant grant is shown (403)
+    # one tenant is not granted every model, so the gateway's per-tenant grant is shown (404 to that tenant)
     assert any(set(t.models) != set(site.serving.models) for t in site.serving.tenants.values())

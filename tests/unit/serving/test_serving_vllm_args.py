@@ -77,6 +77,19 @@ def test_telemetry_off_and_no_secret_in_arguments(stacks):
             assert launch.api_key_env == "VLLM_API_KEY"
 
 
+def test_hosts_mode_workers_talk_on_loopback_and_pods_on_their_network(stacks):
+    """In hosts mode a model server's workers bind to loopback (vLLM's, gloo's and NCCL's bootstrap addresses);
+    a pod's workers keep the pod's own address, which its NetworkPolicy fences."""
+    loopback = {"VLLM_HOST_IP": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
+    for site in stacks.values():
+        for served in site.serving.models:
+            env = render_vllm(site, served).env
+            if site.platform.mode == "hosts":
+                assert loopback.items() <= env.items(), (site.name, served)
+            else:
+                assert not set(loopback) & set(env), (site.name, served)
+
+
 def test_a_model_that_does_not_fit_raises_with_the_way_out(variant):
     site = variant("in-mh-pune", hosts=gpu_host("L4-24GB", 1),
                    models={"big": model("qwen2.5-14b-instruct", context=32768, tensorParallel=1)})

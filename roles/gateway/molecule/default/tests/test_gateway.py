@@ -54,10 +54,10 @@ def test_allowed_model_reaches_its_server_with_the_tenant_and_without_the_key(ho
     assert seen["authorization"] == "Bearer test-site-key-for-model-servers-0123456789"
 
 
-def test_model_not_granted_is_403(host):
+def test_model_not_granted_is_404_as_if_it_did_not_exist(host):
     answer = call(host, "/v1/chat/completions", "test-key-registry", chat("chat-large"))
-    assert answer["status"] == 403
-    assert json.loads(answer["body"])["error"]["type"] == "permission_error"
+    assert answer["status"] == 404
+    assert json.loads(answer["body"])["error"]["param"] == "model"
 
 
 def test_unknown_model_is_404(host):
@@ -117,5 +117,6 @@ def test_metrics_reach_prometheus_networks_only(host):
     # The same request to (and so from) the host's network address is not from an allowed network.
     refused = host.run("python3 -c %s %s %s %s '' ''", CLIENT, "https://198.51.100.30:8443", CA, "/metrics/chat-small")
     assert json.loads(refused.stdout)["status"] == 403
+    assert json.loads(json.loads(refused.stdout)["body"])["error"]["type"] == "permission_error"
     unknown = host.run("python3 -c %s %s %s %s '' ''", CLIENT, "https://127.0.0.1:8443", CA, "/metrics/no-such-model")
     assert json.loads(unknown.stdout)["status"] == 404
