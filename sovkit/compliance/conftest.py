@@ -15,10 +15,11 @@ cannot prove skip there with the reason, and run live on real hosts.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,23 @@ def in_container(host: testinfra.host.Host) -> bool:
 def forwarding(site: dict[str, Any]) -> bool:
     """Whether the host routes (Kubernetes or containers): as the inventory told the roles."""
     return bool(site["os_baseline_ip_forwarding"])
+
+
+@pytest.fixture(scope="session")
+def installed_units(host: testinfra.host.Host, site: dict[str, Any]) -> list[str]:
+    """The kit's units the play gave this host (sandbox_units) that are installed on it: a converge of the
+    hardening play alone installs none of them. Asked once per host, not once per check."""
+    return [u for u in site["sandbox_units"] if host.run(f"systemctl cat {shlex.quote(u)}").rc == 0]
+
+
+@pytest.fixture(scope="session")
+def host_python(host: testinfra.host.Host) -> Callable[..., str]:
+    """Runs a probe script with the host's own python3 (as `user`, if given) and returns what it printed."""
+    def run(script: str, *args: object, user: str | None = None) -> str:
+        as_user = f"runuser -u {shlex.quote(user)} -- " if user else ""
+        argv = " ".join(shlex.quote(str(a)) for a in args)
+        return host.check_output(f"{as_user}python3 -c {shlex.quote(script)} {argv}")
+    return run
 
 
 @pytest.fixture

@@ -53,17 +53,14 @@ def test_service_is_sandboxed(host, site, evidence, service: str):
     assert not over, f"exposure over {site['sandbox_max_exposure']}: {over}"
 
 
-def installed(host, unit: str) -> bool:
-    return host.run(f"systemctl cat {shlex.quote(unit)}").rc == 0
-
-
-def model_servers(host, site) -> list[str]:
+@pytest.fixture
+def model_servers(site, installed_units) -> list[str]:
     """The served names whose model server runs on this host (as the play was given its units, and installed: a
     converge of the hardening play alone installs none)."""
     names = [name for name in site["vllm_service_models"] if f"sovkit-vllm-{name}.service" in site["sandbox_units"]]
     if not names:
         pytest.skip("no model server runs on this host")
-    if not any(installed(host, f"sovkit-vllm-{name}.service") for name in names):
+    if not any(f"sovkit-vllm-{name}.service" in installed_units for name in names):
         pytest.skip("the model servers are not installed on this host")
     return names
 
@@ -72,10 +69,9 @@ LOOPBACK = re.compile(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.\d+\.\d+\.\d+
 
 
 @pytest.mark.control("SOV-SRV-002")
-def test_model_servers_listen_on_loopback_only(host, site, evidence):
+def test_model_servers_listen_on_loopback_only(host, site, model_servers, evidence):
     """A model server takes no key on most of its routes and its workers none at all: every TCP port its account
     listens on is on loopback, so the gateway is the only way to it, whatever the host firewall holds."""
-    model_servers(host, site)
     uid = host.check_output(f"id -u {shlex.quote(site['vllm_service_user'])}").strip()
     listening = [line.split() for line in host.check_output("ss -Hltne").splitlines()]
     own = sorted(fields[3] for fields in listening if f"uid:{uid}" in fields)
@@ -86,11 +82,11 @@ def test_model_servers_listen_on_loopback_only(host, site, evidence):
 
 
 @pytest.mark.control("SOV-SRV-003")
-def test_model_servers_run_with_the_rendered_environment(host, site, evidence):
+def test_model_servers_run_with_the_rendered_environment(host, site, model_servers, evidence):
     """Telemetry off and the model hub unreachable hold only if the running process has them: each model server's
     main process carries every variable sovkit rendered for it, with its value."""
     found, wrong = {}, {}
-    for name in model_servers(host, site):
+    for name in model_servers:
         pid = host.check_output(f"systemctl show -p MainPID --value sovkit-vllm-{name}.service").strip()
         # read as the service's own account: root may lack the ptrace right it takes (a container drops it)
         environ = host.check_output(f"runuser -u {shlex.quote(site['vllm_service_user'])} -- cat /proc/{pid}/environ "
@@ -120,17 +116,14 @@ print(json.dumps(out))
 
 
 @pytest.mark.control("SOV-SRV-004")
-def test_model_server_account_reaches_loopback_only(host, site, evidence):
+def test_model_server_account_reaches_loopback_only(host_python, site, model_servers, evidence):
     """A model server that is taken over must not reach anything else: as its account, the host's own gateway (on
     the host's address) and the site's resolvers are unreachable, though its own API on loopback answers. The host
     firewall admits the gateway from in-country addresses, so only the rules on the socket owner refuse it."""
-    names = model_servers(host, site)
-    own_api = f"127.0.0.1:{site['vllm_service_models'][names[0]]['port']}"
+    own_api = f"127.0.0.1:{site['vllm_service_models'][model_servers[0]]['port']}"
     elsewhere = [f"{site['sovkit_address']}:{site['gateway_listen_port']}",
                  *(f"[{r}]:53" if ":" in r else f"{r}:53" for r in site["residency_network_dns_resolvers"])]
-    argv = " ".join(shlex.quote(t) for t in [own_api, *elsewhere])
-    reached = json.loads(host.check_output(
-        f"runuser -u {shlex.quote(site['vllm_service_user'])} -- python3 -c {shlex.quote(CONNECT)} {argv}"))
+    reached = json.loads(host_python(CONNECT, own_api, *elsewhere, user=site["vllm_service_user"]))
     evidence(reached)
     assert reached[own_api] == "connected", f"the probe could not reach the model server's own API: {reached}"
     leaks = {t: r for t, r in reached.items() if t != own_api and r == "connected"}
