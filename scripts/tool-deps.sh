@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install, idempotently, the Debian tools the test suite drives for real: promtool (package prometheus)
-# checks and unit-tests the alert rules; `cloud-init schema` (package cloud-init) checks the user data sovkit
+# checks and unit-tests the alert rules; amtool (package prometheus-alertmanager) checks the Alertmanager configuration
+# sovkit renders; `cloud-init schema` (package cloud-init) checks the user data sovkit
 # gives OpenStack servers; qemu (packages qemu-system-x86, qemu-utils) boots the virtual machines of the VM tier
 # (tests/vm). Versions are Debian 12's.
 set -euo pipefail
 
-packages=(prometheus cloud-init qemu-system-x86 qemu-utils)
+packages=(prometheus prometheus-alertmanager cloud-init qemu-system-x86 qemu-utils)
 missing=()
 for name in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")
@@ -24,6 +25,6 @@ if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
 fi
 apt-get -o Acquire::Retries=5 update -qq
 apt-get -o Acquire::Retries=5 install -y -qq --no-install-recommends "${missing[@]}"
-# The package starts a Prometheus on this machine; the tests need only its promtool.
-systemctl disable --now prometheus prometheus-node-exporter 2>/dev/null || true
+# The packages start a Prometheus and an Alertmanager on this machine; the tests need only promtool and amtool.
+systemctl disable --now prometheus prometheus-node-exporter prometheus-alertmanager 2>/dev/null || true
 echo "tool-deps: installed ${missing[*]}"

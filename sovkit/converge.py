@@ -127,9 +127,11 @@ def upstream_key(workspace: SiteWorkspace) -> str:
 
 
 def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:
-    """What the plays need beyond the inventory (hosts mode): secrets and the chart's alert rules."""
+    """What the plays need beyond the inventory (hosts mode): secrets and the alert rules (the chart's and the
+    hosts'), whose templates Ansible must not expand."""
     if site.platform.mode != "hosts":
         return {}
+    from sovkit.render import alerting
     from sovkit.render.values import render_values
     from sovkit.serving import chart  # needs the helm binary (scripts/helm.sh)
 
@@ -137,6 +139,7 @@ def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapp
     rules = chart.alert_rules(render_values(site))
     return {"gateway_tenant_key_hashes": tenant_key_hashes(site, pulumi_keys), "gateway_upstream_api_key": key,
             "vllm_service_api_key": key, "monitoring_alert_rule_groups": rules["groups"],
+            "monitoring_host_alert_rule_groups": alerting.host_rule_groups(),
             "monitoring_namespace_label": rules["namespace"]}
 
 

@@ -11,7 +11,8 @@ import pytest
 # What each check covers; the units a host runs come from its inventory (sandbox_units), as the play was given them.
 SERVICES = {"gateway": r"nginx\.service", "model servers": r"sovkit-vllm-.+\.service",
             "Prometheus": r"prometheus\.service", "node exporter": r"prometheus-node-exporter\.service",
-            "GPU exporter": r"sovkit-gpu-exporter\.service"}
+            "GPU exporter": r"sovkit-gpu-exporter\.service", "Alertmanager": r"prometheus-alertmanager\.service",
+            "blackbox exporter": r"prometheus-blackbox-exporter\.service"}
 # Not counted: cgroup v1 hosts do not enforce them (egress is nftables' job), yet systemd-analyze credits them.
 NOT_COUNTED = ("IPAddressAllow=", "IPAddressDeny=")
 
@@ -118,11 +119,13 @@ print(json.dumps(out))
 @pytest.mark.control("SOV-SRV-004")
 def test_model_server_account_reaches_loopback_only(host_python, site, model_servers, evidence):
     """A model server that is taken over must not reach anything else: as its account, the host's own gateway (on
-    the host's address) and the site's resolvers are unreachable, though its own API on loopback answers. The host
-    firewall admits the gateway from in-country addresses, so only the rules on the socket owner refuse it."""
+    the host's address), the site's resolvers and the monitoring stack's APIs on loopback are unreachable, though
+    its own API on loopback answers. The host firewall admits the gateway from in-country addresses and loopback
+    to anyone, so only the rules on the socket owner refuse them."""
     own_api = f"127.0.0.1:{site['vllm_service_models'][model_servers[0]]['port']}"
     elsewhere = [f"{site['sovkit_address']}:{site['gateway_listen_port']}",
-                 *(f"[{r}]:53" if ":" in r else f"{r}:53" for r in site["residency_network_dns_resolvers"])]
+                 *(f"[{r}]:53" if ":" in r else f"{r}:53" for r in site["residency_network_dns_resolvers"]),
+                 *(f"127.0.0.1:{port}" for port in site["vllm_service_refused_loopback_ports"])]
     reached = json.loads(host_python(CONNECT, own_api, *elsewhere, user=site["vllm_service_user"]))
     evidence(reached)
     assert reached[own_api] == "connected", f"the probe could not reach the model server's own API: {reached}"

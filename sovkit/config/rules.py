@@ -320,6 +320,19 @@ def in_country_services(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterab
         if host is None or not is_in_country(site, host):
             yield Problem(key(f"alertReceivers.{name}"), short(receiver.email or receiver.webhook), allowed,
                           fix="alerts carry site details; send them only to in-country receivers")
+    relay = site.monitoring.smtp_relay
+    if relay and not is_in_country(site, split_host_port(relay.address)[0]):
+        yield Problem(key("smtpRelay.address"), short(relay.address), allowed,
+                      fix="alert mail carries site details; relay it only through an in-country server")
+
+
+def alert_delivery(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Alertmanager sends mail through one relay (its smarthost): an email receiver needs the site's relay."""
+    emails = sorted(name for name, receiver in site.monitoring.alert_receivers.items() if receiver.email)
+    if emails and site.monitoring.smtp_relay is None:
+        yield Problem(key("smtpRelay"), "nothing",
+                      f"the in-country mail relay the email receivers ({', '.join(emails)}) are reached through, "
+                      "such as {address: mail.gov.example:25}")
 
 
 def allowed_endpoints(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
@@ -391,7 +404,7 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
 
 RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
                            check_models, model_placement, hosts_mode_models, tenants, networks, in_country_services,
-                           allowed_endpoints, state_backend, retention, platform, *hygiene.RULES)
+                           alert_delivery, allowed_endpoints, state_backend, retention, platform, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

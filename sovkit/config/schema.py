@@ -18,6 +18,7 @@ from sovkit.config.types import (
     CountryCode,
     Email,
     Host,
+    HostPort,
     IpAddress,
     Language,
     Revision,
@@ -127,6 +128,15 @@ class AlertReceiver(StrictModel):
         return self
 
 
+class SmtpRelay(StrictModel):
+    address: HostPort = Field(description="host:port of the site's in-country mail relay, which takes alert mail")
+    require_tls: bool = Field(
+        True, description="TLS to the relay: on port 465 from the first byte, on any other port by STARTTLS; "
+                          "false only for a relay on the site's own network that offers none")
+    sender: Email | None = Field(None, description="From address of alert mail; default sovkit-alerts@ the domain "
+                                                   "of the first email receiver")
+
+
 # --- sections: one field per Pulumi config key ------------------------------------------------------
 
 
@@ -218,6 +228,8 @@ class MonitoringSection(StrictModel):
     alert_receivers: dict[Slug, AlertReceiver] = Field(
         default_factory=dict, description="Where alerts go; in-country receivers only"
     )
+    smtp_relay: SmtpRelay | None = Field(None, description="In-country mail relay for email receivers (required "
+                                                            "with any)")
 
 
 SECTIONS: dict[str, type[StrictModel]] = {

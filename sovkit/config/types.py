@@ -115,6 +115,11 @@ def split_host_port(value: str) -> tuple[str, int]:
     return _host(match.group(1)), int(match.group(2))
 
 
+def _host_port(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
 Slug = Annotated[str, AfterValidator(check_slug)]
 CountryCode = Annotated[str, AfterValidator(check_country)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
@@ -123,6 +128,7 @@ Host = Annotated[str, AfterValidator(_host)]
 Language = Annotated[str, AfterValidator(_language)]
 Email = Annotated[str, AfterValidator(_email)]
 Revision = Annotated[str, AfterValidator(_revision)]
+HostPort = Annotated[str, AfterValidator(_host_port)]
 
 
 def host_of_url(url: str) -> str | None:

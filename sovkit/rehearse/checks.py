@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 from sovkit import ports
 from sovkit.hosts import HostsError
 from sovkit.rehearse.hosts import container_name
+from sovkit.rehearse.services import StandIns, received_mail, received_webhooks
 from sovkit.verify.runner import inventory_hosts
 
 if TYPE_CHECKING:
@@ -182,6 +184,49 @@ def model_listeners(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], l
             line = f"listening: {served} on {node.name} port {launch['port']} at {', '.join(addresses) or 'nothing'}"
             ok = bool(addresses) and set(addresses) <= {"127.0.0.1", "[::1]"}
             (found if ok else failures).append(line if ok else f"{line}; expected loopback only")
+    return found, failures
+
+
+# Run on the monitoring host: hands Alertmanager one alert on loopback, as Prometheus would.
+POST_ALERT = r"""
+import json, sys, urllib.request
+# its own instance label: a group of its own, sent after the first group wait, not with an earlier run's group
+labels = {"alertname": "SovkitRehearsalDelivery", "severity": "info", "instance": "rehearsal-" + sys.argv[2]}
+alert = [{"labels": labels,
+          "annotations": {"summary": "A rehearsal checks that alerts reach every receiver"}}]
+request = urllib.request.Request("http://" + sys.argv[1] + "/api/v2/alerts", data=json.dumps(alert).encode(),
+                                 headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(request, timeout=10) as response:
+    print(response.status)
+"""
+ALERT_WAIT_S = 120  # Alertmanager's first group wait (30 s) and a retry if the first send fails
+
+
+def alert_delivery(rehearsal: Rehearsal, inventory: dict, stand_ins: StandIns) -> tuple[list[str], list[str]]:
+    """An alert handed to the monitoring host's Alertmanager reaches every receiver of the stack: each email
+    receiver by mail through the site's relay (TLS from the first byte on port 465), each webhook over https with
+    the site's trust; what each stand-in took is read back."""
+    receivers = rehearsal.site.monitoring.alert_receivers
+    if not receivers:
+        return ["alerts: the stack names no receivers, so no delivery to prove"], []
+    token = secrets.token_hex(6)
+    monitoring = rehearsal.host(rehearsal.site.serving_nodes()[0].name)
+    listen = inventory["all"]["vars"]["monitoring_alertmanager_listen"]
+    rehearsal.on(monitoring, "python3", "-c", POST_ALERT, listen, token)
+    pending = dict(receivers)
+    deadline = time.monotonic() + ALERT_WAIT_S
+    while pending and time.monotonic() < deadline:
+        time.sleep(3)
+        mails = [m for m in received_mail(stand_ins) if token in str(m["Subject"])]  # labels are in the subject
+        hooks = [body for body in received_webhooks(stand_ins) if token.encode() in body]
+        for name, receiver in list(pending.items()):
+            if (receiver.email and any(receiver.email in str(m["X-Rcpt-Args"]) for m in mails)) or (
+                    receiver.webhook and hooks):
+                del pending[name]
+    found = [f"alert delivered: {name} ({r.email or r.webhook})" for name, r in sorted(receivers.items())
+             if name not in pending]
+    failures = [f"alert not delivered in {ALERT_WAIT_S} s: {name} ({r.email or r.webhook}); see "
+                f"`journalctl -u prometheus-alertmanager` on {monitoring.name}" for name, r in sorted(pending.items())]
     return found, failures
 
 

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sovkit.config import SiteConfig
-from sovkit.config.types import email_domain, host_of_url, is_address
+from sovkit.config.types import email_domain, host_of_url, is_address, split_host_port
 from sovkit.config.vendors import vendor as vendor_data
+from sovkit.render import alerting
 
 # What CIS Debian 12 (1.1.2.x.1, Level 2) asks an installer to make a file system of its own, as a rehearsal VM
 # has them (sovkit.rehearse.vms): path -> GiB
@@ -51,6 +52,9 @@ class Substitution:
 
     def line(self) -> str:
         return f"{self.what}: {self.site} -> {self.rehearsal} ({self.why})"
+
+
+MAIL_RELAY = "mail relay"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ class RehearsalPlan:
     resolvers: tuple[str, ...]
     ntp_servers: tuple[str, ...]
     records: dict[str, tuple[str, ...]]  # name -> addresses the stand-in resolver answers
-    mail_exchangers: dict[str, str]  # mail domain -> host name of its SMTP stand-in
+    mail_exchangers: dict[str, str]  # mail domain of an email receiver -> host name of the relay's stand-in
     services: tuple[NamedService, ...]
     substitutions: tuple[Substitution, ...] = field(default=())
 
@@ -194,15 +198,9 @@ def plan(site: SiteConfig, vms: Iterable[str] = ()) -> RehearsalPlan:
         services.append(NamedService(purpose, url, host, address, stood_up, why))
         if stood_up:
             service_addresses.add(address)
-    mail: dict[str, str] = {}
-    for receiver in site.monitoring.alert_receivers.values():
-        if receiver.email:
-            domain = email_domain(receiver.email)
-            exchanger = f"mail.{domain}"
-            if exchanger not in records:
-                records[exchanger] = (pool.take(home, SERVICE_OFFSET, step=-1, avoid=admin),)
-            mail[domain] = exchanger
-            service_addresses.add(records[exchanger][0])
+    # The relay also answers as each receiver's mail exchanger: MX lookups of the receivers' domains find it.
+    relay = next((s.host for s in services if s.purpose == MAIL_RELAY), None)
+    mail = {email_domain(r.email): relay for r in site.monitoring.alert_receivers.values() if r.email and relay}
     return RehearsalPlan(
         site=site, cidrs=tuple(str(n) for n in networks), controller=tuple(controller), hosts=tuple(hosts),
         service_addresses=tuple(sorted(_with_prefix(a, networks) for a in service_addresses)),
@@ -228,6 +226,10 @@ def _service_urls(site: SiteConfig) -> list[tuple[str, str]]:
     for name, receiver in sorted(site.monitoring.alert_receivers.items()):
         if receiver.webhook:
             urls.append((f"alert receiver {name}", receiver.webhook))
+    if site.monitoring.smtp_relay:
+        host, port = split_host_port(site.monitoring.smtp_relay.address)
+        scheme = "smtps" if port == alerting.SMTPS_PORT else "smtp"
+        urls.append((MAIL_RELAY, f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"))
     if res.log_collector:
         urls.append(("journal collector", res.log_collector))
     return urls
@@ -251,7 +253,7 @@ def _stood_up(site: SiteConfig, purpose: str) -> tuple[bool, str]:
         return False, "Pulumi's state: the rehearsal runs the converge `pulumi up` runs, not the Pulumi engine"
     if purpose == "journal collector":
         return False, "no stand-in collector yet; the hosts' journal-upload is configured and left waiting"
-    if purpose.startswith("alert receiver"):
+    if purpose.startswith("alert receiver") or purpose == MAIL_RELAY:
         return True, ""
     return False, "nothing here uses it"
 

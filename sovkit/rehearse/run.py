@@ -33,8 +33,8 @@ from sovkit.phases import Phases, Progress
 from sovkit.rehearse import hosts as site_hosts
 from sovkit.rehearse import pki, vms
 from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_flat_repository, make_archive_key
-from sovkit.rehearse.plan import Machine, RehearsalPlan, plan
-from sovkit.rehearse.services import HttpSite, StandIns, ensure_services_image, start_stand_ins
+from sovkit.rehearse.plan import MAIL_RELAY, Machine, RehearsalPlan, plan
+from sovkit.rehearse.services import HttpSite, SmtpSink, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars, sandbox
 from sovkit.render.inventory import render_inventory
 from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace, secret_file
@@ -160,14 +160,14 @@ def prepare_bundle(rehearsal: Rehearsal, progress: Progress) -> Path:
 def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
     """The stand-in services of the plan: the mirror in Debian's layout, the model store, the alert sinks."""
     p, folder = rehearsal.plan, rehearsal.folder
-    https = [s for s in p.services if s.stood_up and s.scheme == "https"]
+    https = [s for s in p.services if s.stood_up and s.scheme in ("https", "smtps")]
     cert = key = None
     if https:
         pki.ensure_ca(folder / "pki", rehearsal.site.name)
         cert, key = pki.server_certificate(folder / "pki", sorted({s.host for s in https if s.host != s.address}),
                                            sorted({s.address for s in https if s.host == s.address}))
     sites = []
-    for service in (s for s in p.services if s.stood_up):
+    for service in (s for s in p.services if s.stood_up and s.scheme in ("http", "https")):
         tls = service.scheme == "https"
         common = {"server_name": service.host, "address": service.address, "port": service.port, "tls": tls,
                   "cert": cert if tls else None, "key": key if tls else None}
@@ -185,11 +185,13 @@ def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
             sites.append(HttpSite(**common, roots={service.path.rstrip("/") or "/": repository}))
         elif service.purpose.startswith("alert receiver"):
             sites.append(HttpSite(**common, sink=True))
-    smtp = tuple(sorted({p.records[host][0] for host in p.mail_exchangers.values()}))
+    smtp = tuple(SmtpSink(s.address, s.port, s.scheme == "smtps", cert if s.scheme == "smtps" else None,
+                          key if s.scheme == "smtps" else None)
+                 for s in p.services if s.stood_up and s.purpose == MAIL_RELAY)
     return StandIns(name=site_hosts.container_name(rehearsal.site.name, "services"), lab=rehearsal.lab,
                     addresses=p.service_addresses, workdir=folder / "stand-ins", dns_listen=p.resolvers,
                     dns_records=dict(p.records), dns_mx=dict(p.mail_exchangers), ntp_listen=p.ntp_servers,
-                    http_sites=_one_per_server(sites), smtp_listen=smtp)
+                    http_sites=_one_per_server(sites), smtp_sinks=smtp)
 
 
 def _one_per_server(sites: list[HttpSite]) -> tuple[HttpSite, ...]:
@@ -287,8 +289,12 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
                             env={"SOVKIT_SSH_CONFIG": str(access.config), "CONTAINERS_CONF": str(podman.conf)},
                             wrap=lab.argv)
     with phases.timed("serving" if site.platform.mode == "hosts" else "firewall probes", progress):
-        found, failures = (checks.serving(rehearsal, rendered, keys) if site.platform.mode == "hosts"
-                           else checks.node_firewall(rehearsal, rendered))
+        if site.platform.mode == "hosts":
+            found, failures = checks.serving(rehearsal, rendered, keys)
+            delivered, undelivered = checks.alert_delivery(rehearsal, rendered, spec)
+            found, failures = found + delivered, failures + undelivered
+        else:
+            found, failures = checks.node_firewall(rehearsal, rendered)
     outcome = RehearsalResult(
         site=site.name, substitutions=[s.line() for s in rehearsal.plan.substitutions],
         not_stood_up=[f"{s.purpose} {s.url}: {s.why_not}" for s in rehearsal.plan.services if not s.stood_up],

@@ -9,7 +9,8 @@ every address the services answer on, and runs:
   family), run with `-x` and without CAP_SYS_TIME, so it can never set this machine's clock;
 - HTTP(S): nginx serving folders of this machine (the mirror, the model store) read-only, and webhook sinks
   that answer 200 to a POST and keep each body (`client_body_in_file_only`);
-- SMTP: Postfix's `smtp-sink` on port 25, one per address, dumping each message to its own file.
+- SMTP: Postfix's `smtp-sink`, one per address and port, dumping each message to its own file; a relay that takes
+  TLS from the first byte (port 465) is nginx's stream module in front of its sink, with the rehearsal's PKI.
 
 Every config is the daemon's own file, written under `spec.workdir` on this machine and bind-mounted read-only;
 received mail and webhooks land under `spec.workdir` too (:func:`received_mail`, :func:`received_webhooks`).
@@ -42,7 +43,8 @@ from sovkit.hosts.podman import LABEL as HOST_LABEL
 # dnsmasq-base: the resolver binary without Debian's dnsmasq.service (which would start with the stock config).
 # chrony: the NTP server. nginx: bookworm's core nginx (nginx-light only adds the echo module).
 # postfix: for `smtp-sink`, Postfix's own SMTP test server; Postfix's MTA daemons are masked.
-SERVICE_PACKAGES = ("dnsmasq-base", "chrony", "nginx", "postfix")
+# libnginx-mod-stream: TLS in front of an SMTP sink, for a relay that takes TLS from the first byte.
+SERVICE_PACKAGES = ("dnsmasq-base", "chrony", "nginx", "libnginx-mod-stream", "postfix")
 # The packages' own units (stock configs on every address): the stand-ins run only the units below. The image
 # has no sshd either (nothing but the services listens); reach it with `podman exec`.
 SERVICE_MASKED_UNITS = ("nginx.service", "chrony.service", "postfix.service", "postfix@.service")
@@ -61,6 +63,7 @@ LOG_DIR = "/var/log/sovkit"
 WWW_DIR = "/srv/sovkit/www"
 TLS_DIR = "/srv/sovkit/tls"
 SINK_SOCKET = "/run/sovkit-webhook-sink.sock"
+SMTP_SINK_BEHIND_TLS = 2525  # + the sink's index: smtp-sink's loopback port behind nginx's TLS
 TARGET = "sovkit-stand-ins.target"
 log = logging.getLogger("sovkit.rehearse")
 
@@ -87,6 +90,25 @@ class HttpSite:
 
 
 @dataclass(frozen=True)
+class SmtpSink:
+    """An SMTP server that keeps every message: plain, or TLS from the first byte (a relay on port 465)."""
+
+    address: str
+    port: int = 25
+    tls: bool = False
+    cert: Path | None = None  # PEM chain, the server's certificate first (tls only)
+    key: Path | None = None
+
+    def sink_socket(self, index: int) -> tuple[str, int]:
+        """Where smtp-sink itself listens: the address, or behind TLS a loopback port of its own."""
+        return ("127.0.0.1", SMTP_SINK_BEHIND_TLS + index) if self.tls else (self.address, self.port)
+
+    def sink_listen(self, index: int) -> str:
+        address, port = self.sink_socket(index)
+        return f"{_bracket(address)}:{port}"
+
+
+@dataclass(frozen=True)
 class StandIns:
     """The stand-in services of one site, all in one container attached to the site's lab."""
 
@@ -99,14 +121,15 @@ class StandIns:
     dns_mx: dict[str, str] = field(default_factory=dict, hash=False)  # mail domain -> mail host name
     ntp_listen: tuple[str, ...] = ()
     http_sites: tuple[HttpSite, ...] = ()
-    smtp_listen: tuple[str, ...] = ()  # SMTP sink on port 25
+    smtp_sinks: tuple[SmtpSink, ...] = ()
 
     def units(self) -> list[str]:
         """The systemd units of the services, as started in the container."""
         units = ["sovkit-dns.service"] if self.dns_listen else []
         units += [f"sovkit-ntp-{i}.service" for i in range(len(self.ntp_listen))]
         units += ["sovkit-http.service"] if self.http_sites else []
-        units += [f"sovkit-smtp-{i}.service" for i in range(len(self.smtp_listen))]
+        units += [f"sovkit-smtp-{i}.service" for i in range(len(self.smtp_sinks))]
+        units += ["sovkit-smtp-tls.service"] if any(s.tls for s in self.smtp_sinks) else []
         return units
 
     def sockets(self) -> list[tuple[str, str, int]]:
@@ -114,7 +137,9 @@ class StandIns:
         out = [(proto, a, 53) for a in self.dns_listen for proto in ("udp", "tcp")]
         out += [("udp", a, 123) for a in self.ntp_listen]
         out += sorted({("tcp", s.address, s.port) for s in self.http_sites})
-        out += [("tcp", a, 25) for a in self.smtp_listen]
+        out += [("tcp", s.address, s.port) for s in self.smtp_sinks]
+        # behind TLS, each sink's own socket is on loopback, reached only through nginx
+        out += [("tcp", *s.sink_socket(i)) for i, s in enumerate(self.smtp_sinks) if s.tls]
         return out
 
 
@@ -232,17 +257,36 @@ def render(spec: StandIns) -> dict[str, str]:
         files["systemd/sovkit-http.service"] = _unit(
             "HTTP(S) (nginx)", f"/usr/sbin/nginx -c {CONF_DIR}/nginx.conf",
             pre=[f"/usr/sbin/nginx -t -q -c {CONF_DIR}/nginx.conf"])
-    for i, address in enumerate(spec.smtp_listen):
+    for i, sink in enumerate(spec.smtp_sinks):
         # one file per message: strftime template (%% is systemd's escape of %) plus smtp-sink's random suffix
         files[f"systemd/sovkit-smtp-{i}.service"] = _unit(
-            f"SMTP sink at {address} (Postfix smtp-sink)",
+            f"SMTP sink for {_bracket(sink.address)}:{sink.port} (Postfix smtp-sink)",
             f"/usr/sbin/smtp-sink -u nobody -h {spec.name} -d {MAIL_DIR}/%%Y%%m%%d-%%H%%M%%S-{i}. "
-            f"{_bracket(address)}:25 64",
+            f"{sink.sink_listen(i)} 64",
             pre=[f"/bin/chown nobody:nogroup {MAIL_DIR}"])
+    if any(s.tls for s in spec.smtp_sinks):
+        files["etc/nginx-smtp-tls.conf"] = smtp_tls_conf(spec)
+        files["systemd/sovkit-smtp-tls.service"] = _unit(
+            "TLS in front of the SMTP sinks (nginx stream)", f"/usr/sbin/nginx -c {CONF_DIR}/nginx-smtp-tls.conf",
+            pre=[f"/usr/sbin/nginx -t -q -c {CONF_DIR}/nginx-smtp-tls.conf"])
     files[f"systemd/{TARGET}"] = (
         "[Unit]\nDescription=sovkit stand-in services\n"
         + "".join(f"Wants={u}\n" for u in spec.units()) + "\n[Install]\nWantedBy=multi-user.target\n")
     return files
+
+
+def smtp_tls_conf(spec: StandIns) -> str:
+    """nginx's stream module: TLS from the first byte on each TLS sink's address, passed on to its smtp-sink."""
+    servers = "".join(
+        f"  server {{\n    listen {_bracket(s.address)}:{s.port} ssl;\n"
+        f"    ssl_certificate {TLS_DIR}/smtp-{i}.crt;\n    ssl_certificate_key {TLS_DIR}/smtp-{i}.key;\n"
+        f"    proxy_pass {s.sink_listen(i)};\n  }}\n"
+        for i, s in enumerate(spec.smtp_sinks) if s.tls)
+    return ("# sovkit stand-in mail relay: TLS in front of smtp-sink.\n"
+            "load_module /usr/lib/nginx/modules/ngx_stream_module.so;\n"
+            "user www-data;\nworker_processes 1;\ndaemon off;\npid /run/sovkit-smtp-tls.pid;\nerror_log stderr;\n"
+            "events { worker_connections 64; }\n"
+            "stream {\n" + servers + "}\n")
 
 
 # -- the container -------------------------------------------------------------------------------------------------
@@ -257,6 +301,10 @@ def _mounts(spec: StandIns) -> list[tuple[Path, str, str]]:
         if site.tls and site.cert and site.key:
             mounts += [(Path(site.cert).resolve(), f"{TLS_DIR}/{i}.crt", "ro"),
                        (Path(site.key).resolve(), f"{TLS_DIR}/{i}.key", "ro")]
+    for i, sink in enumerate(spec.smtp_sinks):
+        if sink.tls and sink.cert and sink.key:
+            mounts += [(Path(sink.cert).resolve(), f"{TLS_DIR}/smtp-{i}.crt", "ro"),
+                       (Path(sink.key).resolve(), f"{TLS_DIR}/smtp-{i}.key", "ro")]
     return mounts
 
 
@@ -281,7 +329,8 @@ _DNS_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")  # host names, 
 
 def _check(spec: StandIns) -> None:
     own = {str(ipaddress.ip_interface(a).ip) for a in spec.addresses}
-    wanted = [*spec.dns_listen, *spec.ntp_listen, *spec.smtp_listen, *(s.address for s in spec.http_sites)]
+    wanted = [*spec.dns_listen, *spec.ntp_listen, *(s.address for s in spec.smtp_sinks),
+              *(s.address for s in spec.http_sites)]
     missing = sorted({a for a in wanted if str(ipaddress.ip_address(a)) not in own})
     problems = [f"listen addresses {', '.join(missing)} are not among the container's addresses "
                 f"({', '.join(spec.addresses)})"] if missing else []
@@ -293,6 +342,8 @@ def _check(spec: StandIns) -> None:
                 ipaddress.ip_address(addr)
             except ValueError:
                 problems.append(f"record {name}: {addr!r} is not an IP address")
+    problems += [f"TLS SMTP sink {_bracket(s.address)}:{s.port} needs cert and key"
+                 for s in spec.smtp_sinks if s.tls and not (s.cert and s.key)]
     for site in spec.http_sites:
         if site.tls and not (site.cert and site.key):
             problems.append(f"https site {site.server_name} needs cert and key")
@@ -304,7 +355,7 @@ def _check(spec: StandIns) -> None:
 
 def _digest(spec: StandIns, files: dict[str, str], image: str) -> str:
     """What the running container depends on: its files, mounts, addresses, image and the TLS material."""
-    tls = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for s in spec.http_sites if s.tls
+    tls = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for s in (*spec.http_sites, *spec.smtp_sinks) if s.tls
            for p in (s.cert, s.key) if p]
     text = json.dumps({"files": files, "mounts": [list(map(str, m)) for m in _mounts(spec)], "image": image,
                        "addresses": sorted(spec.addresses), "tls": tls}, sort_keys=True)

@@ -106,6 +106,7 @@ def site_facts(site: SiteConfig) -> dict:
             "retention_days": site.monitoring.monitoring_retention_days,
             "alert_receivers": [{"name": name, **r.model_dump(exclude_none=True)}
                                 for name, r in sorted(site.monitoring.alert_receivers.items())],
+            "smtp_relay": site.monitoring.smtp_relay.address if site.monitoring.smtp_relay else None,
         },
         "sovkit_data_paths": dict(DATA_PATHS),
         "sovkit_bundle_dir": HOST_BUNDLE_DIR,

@@ -21,7 +21,7 @@ from sovkit.config.planner import devices_on
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
-from sovkit.render import gateway, sandbox
+from sovkit.render import alerting, gateway, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.vllm_args import render_vllm
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
@@ -253,6 +253,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_wheelhouse": f"{HOST_BUNDLE_DIR}/wheels",
         "vllm_service_requirements": runtime.requirements(site),
         "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
+        "vllm_service_refused_loopback_ports": sorted(ports.MONITORING),
         "gateway_listen_port": ports.GATEWAY,
         "gateway_site_ca_dir": str(workspace.pki),
         "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
@@ -270,10 +271,20 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "monitoring_prometheus_sandbox": sandbox.settings("prometheus"),
         "monitoring_node_exporter_sandbox": sandbox.settings("node_exporter"),
         "monitoring_gpu_exporter_sandbox": sandbox.settings("gpu_exporter"),
+        "monitoring_alertmanager_sandbox": sandbox.settings("alertmanager"),
+        "monitoring_blackbox_sandbox": sandbox.settings("blackbox_exporter"),
         "vllm_service_sandbox": sandbox.settings("model_server"),
         "monitoring_ca_cert_src": str(workspace.pki / "ca.crt"),  # the site CA signs every gateway's certificate
         "monitoring_node_exporter_listen": f"0.0.0.0:{ports.NODE_EXPORTER}",
         "monitoring_prometheus_listen": f"0.0.0.0:{ports.PROMETHEUS}",
+        "monitoring_prometheus_self_target": f"127.0.0.1:{ports.PROMETHEUS}",
+        "monitoring_ca_cert_path": alerting.SITE_CA_PATH,
+        "monitoring_alertmanager_listen": alerting.ALERTMANAGER_LISTEN,
+        "monitoring_alertmanager_config": alerting.alertmanager_config(site),
+        "monitoring_alertmanager_args": alerting.alertmanager_args(),
+        "monitoring_blackbox_listen": alerting.BLACKBOX_LISTEN,
+        "monitoring_blackbox_config": alerting.blackbox_config(),
+        "monitoring_tls_probe_module": alerting.TLS_PROBE_MODULE,
     }
 
 
@@ -321,6 +332,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.NODE_EXPORTER}" for n in site.nodes]
         # One scrape job per model, its targets every serving node's gateway (Prometheus refuses a job twice).
         gateways = [f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GATEWAY}" for n in serving]
+        variables["monitoring_tls_probe_targets"] = gateways
         variables["monitoring_model_targets"] = [
             {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https", "targets": gateways}
             for name in site.serving.models]
@@ -338,7 +350,7 @@ def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
     if node in serving:
         out += [units["gateway"], *(units["model_server"].format(model=name) for name in site.serving.models)]
     if serving and node == serving[0]:
-        out.append(units["prometheus"])
+        out += [units["prometheus"], units["alertmanager"], units["blackbox_exporter"]]
     if runs_gpu_exporter(site, node):
         out.append(units["gpu_exporter"])
     return sorted(out)

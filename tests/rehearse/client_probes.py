@@ -118,6 +118,23 @@ def smtp(host: str, sender: str, recipient: str, subject: str) -> dict:
     return {"sent": True}
 
 
+def smtps(host: str, cafile: str, sender: str, recipient: str, subject: str) -> dict:
+    """Mail through a relay that takes TLS from the first byte (port 465), trusting only `cafile` (or the
+    system's CAs when empty)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = sender, recipient, subject
+    msg.set_content("A relayed rehearsal alert.\n")
+    context = ssl.create_default_context(cafile=cafile or None)
+    try:
+        with smtplib.SMTP_SSL(host, 465, local_hostname="client.svc-test.example", timeout=10,
+                              context=context) as client:
+            client.send_message(msg)
+    except (ssl.SSLError, OSError) as err:
+        return {"error": str(err)}
+    return {"sent": True}
+
+
 if __name__ == "__main__":
     kind, *args = sys.argv[1:]
-    print(json.dumps({"dns": dns, "sntp": sntp, "get": get, "post": post, "smtp": smtp}[kind](*args)))
+    print(json.dumps({"dns": dns, "sntp": sntp, "get": get, "post": post, "smtp": smtp,
+                      "smtps": smtps}[kind](*args)))

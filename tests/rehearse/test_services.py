@@ -27,6 +27,7 @@ from sovkit.hosts.netlab import NetLab
 from sovkit.rehearse.mirror import MirrorLayout, build_debian_mirror, make_archive_key
 from sovkit.rehearse.services import (
     HttpSite,
+    SmtpSink,
     StandIns,
     ensure_services_image,
     received_mail,
@@ -89,7 +90,7 @@ def make_tls(folder: Path) -> tuple[Path, Path, Path]:
     subprocess.run(["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj", f"/CN=models.{DOMAIN}"],
                    check=True, capture_output=True)
     ext = folder / "server.ext"
-    ext.write_text(f"subjectAltName=DNS:models.{DOMAIN}\nextendedKeyUsage=serverAuth\n"
+    ext.write_text(f"subjectAltName=DNS:models.{DOMAIN},DNS:mail.{DOMAIN}\nextendedKeyUsage=serverAuth\n"
                    "keyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n")
     subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
                     "-out", cert, "-days", "2", "-extfile", ext], check=True, capture_output=True)
@@ -134,7 +135,8 @@ def site_spec(lab: NetLab, workdir: Path, mirror: Path, models: Path, cert: Path
               for a in WEB),
             HttpSite(f"alerts.{DOMAIN}", WEB[0], 80, False, sink=True),
         ),
-        smtp_listen=SMTP,
+        # each address plain on 25 (what the MX record names) and as a relay with TLS from the first byte on 465
+        smtp_sinks=(*(SmtpSink(a) for a in SMTP), *(SmtpSink(a, 465, True, cert, key) for a in SMTP)),
     )
 
 
@@ -279,6 +281,22 @@ def test_mail_reaches_sink(rehearsal: Rehearsal) -> None:
     # smtp-sink writes the client address, "ipv6:"-prefixed for IPv6 (the client prefers the MX host's AAAA)
     assert mails[0]["X-Client-Addr"] in ("198.51.100.10", "ipv6:2001:db8:77::10")
     assert mails[0].get_content().strip() == "A rehearsal alert."
+
+
+def test_mail_through_the_tls_relay_reaches_sink(rehearsal: Rehearsal) -> None:
+    """A relay on port 465 takes TLS from the first byte, with a certificate the site CA signed for its name, and
+    keeps the message as the plain sink does; a client that does not trust the site CA is refused."""
+    subject = f"relayed alert {secrets.token_hex(4)}"
+    sent = rehearsal.probe("smtps", f"mail.{DOMAIN}", "/srv/site-ca.crt", f"alertmanager@{DOMAIN}", f"ops@{DOMAIN}",
+                           subject)
+    assert sent == {"sent": True}, sent
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (
+            mails := [m for m in received_mail(rehearsal.spec) if m["Subject"] == subject]):
+        time.sleep(0.2)
+    assert len(mails) == 1 and f"ops@{DOMAIN}" in mails[0]["X-Rcpt-Args"]
+    untrusted = rehearsal.probe("smtps", f"mail.{DOMAIN}", "", f"alertmanager@{DOMAIN}", f"ops@{DOMAIN}", subject)
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.get("error", ""), untrusted
 
 
 def test_webhook_reaches_sink(rehearsal: Rehearsal) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from sovkit.hosts import HostsError
 from sovkit.hosts.netlab import NetLab
-from sovkit.rehearse.services import HttpSite, StandIns, dns_zones, render, start_stand_ins
+from sovkit.rehearse.services import HttpSite, SmtpSink, StandIns, dns_zones, render, start_stand_ins
 
 LAB = NetLab("cfg-test", ["198.51.100.0/24", "2001:db8:77::/48"])
 
@@ -27,7 +27,8 @@ def spec(tmp_path: Path, **changes: object) -> StandIns:
         ntp_listen=("198.51.100.123", "2001:db8:77::123"),
         http_sites=(HttpSite("mirror.mh.gov.example", "198.51.100.80", 80, False, roots={"/": tmp_path / "mirror"}),
                     HttpSite("alerts.mh.gov.example", "198.51.100.80", 80, False, sink=True)),
-        smtp_listen=("198.51.100.25",),
+        smtp_sinks=(SmtpSink("198.51.100.25"),
+                    SmtpSink("198.51.100.25", 465, True, tmp_path / "c.pem", tmp_path / "k.pem")),
     )
     return dataclasses.replace(base, **changes)
 
@@ -64,6 +65,15 @@ def test_smtp_sink_unit_escapes_strftime(tmp_path: Path) -> None:
     assert "-d /var/spool/sovkit/mail/%%Y%%m%%d-%%H%%M%%S-0. 198.51.100.25:25 64" in unit
 
 
+def test_tls_relay_is_nginx_stream_in_front_of_its_own_sink(tmp_path: Path) -> None:
+    files = render(spec(tmp_path))
+    assert "127.0.0.1:2526 64" in files["systemd/sovkit-smtp-1.service"]  # the second sink, behind TLS
+    conf = files["etc/nginx-smtp-tls.conf"]
+    assert "listen 198.51.100.25:465 ssl;" in conf and "proxy_pass 127.0.0.1:2526;" in conf
+    assert "198.51.100.25:25" not in conf  # the plain sink is not behind TLS
+    assert ("tcp", "198.51.100.25", 465) in spec(tmp_path).sockets()
+
+
 def test_target_wants_every_unit(tmp_path: Path) -> None:
     s = spec(tmp_path)
     target = render(s)["systemd/sovkit-stand-ins.target"]
@@ -76,6 +86,7 @@ def test_target_wants_every_unit(tmp_path: Path) -> None:
     ({"dns_records": {"bad name.example": ("198.51.100.80",)}}, "'bad name.example' is not a DNS name"),
     ({"dns_records": {"x.example": ("mirror",)}}, "record x.example: 'mirror' is not an IP address"),
     ({"http_sites": (HttpSite("m.example", "198.51.100.80", 443, True),)}, "https site m.example needs cert"),
+    ({"smtp_sinks": (SmtpSink("198.51.100.25", 465, True),)}, "TLS SMTP sink 198.51.100.25:465 needs cert"),
 ])
 def test_bad_spec_refused_before_anything(tmp_path: Path, changes: dict, message: str) -> None:
     with pytest.raises(HostsError, match=message):
