@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Install, idempotently, the Debian tools the test suite drives for real: promtool (package prometheus)
 # checks and unit-tests the alert rules; amtool (package prometheus-alertmanager) checks the Alertmanager configuration
-# sovkit renders; `cloud-init schema` (package cloud-init) checks the user data sovkit
+# sovkit renders; mtail runs the gateway's log program over recorded lines; `cloud-init schema` (package cloud-init) checks the user data sovkit
 # gives OpenStack servers; qemu (packages qemu-system-x86, qemu-utils) boots the virtual machines of the VM tier
 # (tests/vm). Versions are Debian 12's.
 set -euo pipefail
 
-packages=(prometheus prometheus-alertmanager cloud-init qemu-system-x86 qemu-utils)
+packages=(prometheus prometheus-alertmanager mtail cloud-init qemu-system-x86 qemu-utils)
 missing=()
 for name in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")

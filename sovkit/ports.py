@@ -7,8 +7,9 @@ NODE_EXPORTER = 9100  # every host: scraped by Prometheus from inside the site
 ALERTMANAGER = 9093  # hosts mode: Alertmanager beside Prometheus, on loopback only (no cluster port)
 BLACKBOX_EXPORTER = 9115  # hosts mode: probes the gateways' TLS for Prometheus, on loopback only
 GPU_EXPORTER = 9400  # hosts mode, GPU hosts: sovkit's NVML exporter, on DCGM exporter's port
+GATEWAY_LOG_METRICS = 3903  # hosts mode, serving hosts: mtail's counts of the gateway's log, on loopback only
 # The monitoring stack's ports (hosts mode): refused to the model servers' account even on loopback.
-MONITORING = (PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, BLACKBOX_EXPORTER, GPU_EXPORTER)
+MONITORING = (PROMETHEUS, ALERTMANAGER, NODE_EXPORTER, BLACKBOX_EXPORTER, GPU_EXPORTER, GATEWAY_LOG_METRICS)
 
 # Kubernetes mode (RKE2 with its default CNI, Canal), from RKE2's documented inbound rules.
 KUBE_API = 6443  # the API server, on control-plane nodes: the other nodes, the pods and the admins

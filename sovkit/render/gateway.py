@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import math
 
+# The gateway's own metrics (responses by tenant and status, counted from its access log by mtail on loopback),
+# served to the site's monitoring through the gateway, as the model servers' metrics are.
+LOG_METRICS_PATH = "/gateway-metrics"
+LOG_METRICS_ADDRESS = "127.0.0.1"  # mtail's, on ports.GATEWAY_LOG_METRICS
+
 # POST routes a generative model server answers, routed by the tenant's grant on the body's model field.
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize")
 

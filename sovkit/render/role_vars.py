@@ -23,7 +23,9 @@ from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
 from sovkit.render import alerting, gateway, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
+from sovkit.render.packages import host_packages
 from sovkit.render.vllm_args import render_vllm
+from sovkit.stacks import project_root
 from sovkit.workspace import HOST_BUNDLE_DIR, HOST_DATA_PATHS, SiteWorkspace
 
 DATA_PATHS = HOST_DATA_PATHS
@@ -167,6 +169,8 @@ def apt(site: SiteConfig) -> dict:
         sources.append(source)
     cas = [{"src": path, "dest": f"{CA_DIR}/sovkit-{i}.crt"} for i, path in enumerate(res.trusted_ca_files, 1)]
     return {"os_baseline_apt_sources": sources, "os_baseline_apt_keys": keys,
+            # what the lists must know (Debian's archive and the bundle carry them all; vendor drivers aside)
+            "os_baseline_site_packages": list(host_packages(project_root() / "roles")),
             "os_baseline_unattended_origins": origins, "os_baseline_ca_certificates": cas}
 
 
@@ -264,6 +268,10 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
                             for name, t in site.serving.tenants.items()},
         "gateway_routes": list(gateway.MODEL_ROUTES),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
+        "gateway_log_metrics_path": gateway.LOG_METRICS_PATH,
+        "gateway_log_metrics_address": gateway.LOG_METRICS_ADDRESS,
+        "gateway_log_metrics_port": ports.GATEWAY_LOG_METRICS,
+        "gateway_log_metrics_sandbox": sandbox.settings("gateway_log_metrics"),
         "gateway_log_retention_days": site.log_retention_days,
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,
         # every service's systemd sandbox (sovkit/data/sandbox.yaml), and what the compliance suite holds it to
@@ -333,6 +341,7 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         # One scrape job per model, its targets every serving node's gateway (Prometheus refuses a job twice).
         gateways = [f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GATEWAY}" for n in serving]
         variables["monitoring_tls_probe_targets"] = gateways
+        variables["monitoring_gateway_log_metrics"] = {"targets": gateways, "metrics_path": gateway.LOG_METRICS_PATH}
         variables["monitoring_model_targets"] = [
             {"served_model": name, "metrics_path": f"/metrics/{name}", "scheme": "https", "targets": gateways}
             for name in site.serving.models]
@@ -348,7 +357,8 @@ def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
     serving = site.serving_nodes()
     out = [units["node_exporter"]]
     if node in serving:
-        out += [units["gateway"], *(units["model_server"].format(model=name) for name in site.serving.models)]
+        out += [units["gateway"], units["gateway_log_metrics"],
+                *(units["model_server"].format(model=name) for name in site.serving.models)]
     if serving and node == serving[0]:
         out += [units["prometheus"], units["alertmanager"], units["blackbox_exporter"]]
     if runs_gpu_exporter(site, node):

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import secrets
 import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,23 +96,94 @@ def test_up_prints_endpoint_curl_prometheus_report_and_phases(site_up: str) -> N
         assert expected in site_up, site_up
 
 
-def test_a_rerun_repairs_a_damaged_model_and_changes_nothing_else(site_up: str) -> None:
+ROTATED_TENANT = "ministry-health"  # its rate limit never refuses the calls kept up during the re-run
+
+
+def streamed(key: str) -> str:
+    """How one streamed completion through the gateway ended: "complete" (every event and [DONE]), the HTTP
+    status it was refused with, or what broke it."""
+    _, model, _ = allowed_and_denied()
+    body = {**chat(model, stream=True), "max_tokens": 64, "ignore_eos": True}
+    try:
+        status, answer = call("/chat/completions", body, key)
+    except OSError as err:  # reset or cut mid-stream
+        return f"broken: {err!r}"
+    if status != 200:
+        return str(status)
+    events = [line for line in answer.decode().splitlines() if line.startswith("data: ")]
+    return "complete" if events and events[-1] == "data: [DONE]" else f"broken: ended with {events[-1:]}"
+
+
+def test_a_rerun_repairs_a_model_and_rotates_a_key_without_dropping_requests(site_up: str) -> None:
     """Re-running `sovkit up` puts back a model file that no longer matches its SHA256SUMS, and one whose mode
-    was changed, and changes nothing else on any host. (It runs before the tests that attach the serving host
-    to other networks: podman rewrites a host's resolv.conf then, which a re-run rightly puts back.)"""
+    was changed; it takes a tenant's new key (its key file rewritten) with nginx's graceful reload: streamed
+    requests made with the old key all through the re-run either complete or, once the new key holds, are
+    refused, and none is cut. Nothing else changes on any host. (It runs before the tests that attach the serving
+    host to other networks: podman rewrites a host's resolv.conf then, which a re-run rightly puts back.)"""
     podman = Podman(default_cache_dir() / "podman")
     model = sorted(SITE.serving.models)[0]
     model_dir = f"{DATA_PATHS['model_store']}/{model}"
     podman("exec", SERVING.name, "sh", "-c",
            f"echo damaged >> {model_dir}/config.json && chmod 0600 {model_dir}/tokenizer.json")
-    proc = sovkit("up", "--stack", "local")
+    key_file = Path(SITE.serving.tenants[ROTATED_TENANT].api_key.file or "")
+    old_key, new_key = key_of(ROTATED_TENANT), secrets.token_urlsafe(32)
+    key_file.write_text(new_key + "\n")
+    calls: list[tuple[float, float, str]] = []  # (start, end, outcome) of each call with the old key
+    stop = threading.Event()
+
+    def keep_calling() -> None:
+        while not stop.is_set():
+            started = time.time()
+            outcome = streamed(old_key)
+            calls.append((started, time.time(), outcome))
+
+    # Calls are kept up while the gateway's role runs (its reload included), not all through the re-run: on two
+    # cores, model servers kept busy would slow every other role several times over.
+    callers = [threading.Thread(target=keep_calling) for _ in range(2)]
+    output: list[str] = []
+    serving = False
+    with subprocess.Popen([sys.executable, "-m", "sovkit", "up", "--stack", "local"], cwd=ROOT, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as run:
+        assert run.stdout
+        try:
+            for line in run.stdout:
+                output.append(line)
+                serving = serving or line.lstrip().startswith("PLAY [Serve the models")
+                # the gateway's own tasks in the serving play (its input checks run in an earlier play)
+                if serving and "TASK [gateway :" in line and not callers[0].is_alive() and not stop.is_set():
+                    for caller in callers:  # staggered: one is mid-stream whenever the other starts
+                        caller.start()
+                        time.sleep(0.5)
+                elif "PLAY [Monitor every host]" in line:  # the serving play's handlers have reloaded nginx
+                    threading.Timer(5, stop.set).start()  # a few calls more, under the new keys
+        finally:
+            stop.set()
+            for caller in callers:
+                if caller.is_alive():
+                    caller.join(timeout=120)
+    proc = subprocess.CompletedProcess(run.args, run.returncode, "".join(output), "")
     assert proc.returncode == 0, f"sovkit up failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
     converge = PlayRun(proc.returncode, 0.0, (LOCAL.state_dir / "logs" / "converge.log").read_text())
     placed = f"model_store : Place each listed file from the folder source | {model}: {SERVING.name}"
-    assert converge.changed_tasks() == [placed], converge.changed_tasks()
+    tenants = ("gateway : SOV-GW-004 | PATCH | Write the tenants (key hashes, grants, routes, upstreams), readable "
+               f"by root only: {SERVING.name}")
+    assert set(converge.changed_tasks()) == {placed, tenants}, converge.changed_tasks()
     podman("exec", "--workdir", model_dir, SERVING.name, "sha256sum", "--check", "--strict", "--quiet", "SHA256SUMS")
     modes = podman("exec", SERVING.name, "stat", "-c", "%a", f"{model_dir}/tokenizer.json").strip()
     assert modes == "644"
+    # when systemd began the reload: a call started before it is served by the old workers to its end
+    reloads = [float(line.split()[0]) for line in podman(
+        "exec", SERVING.name, "journalctl", "-u", "nginx", "-o", "short-unix", "--no-pager").splitlines()
+        if "Reloading" in line]
+    assert reloads, "nginx was not reloaded"
+    broken = [c for c in calls if c[2] not in ("complete", "401")]
+    assert not broken, broken
+    across = [c for c in calls if c[0] < reloads[-1] < c[1]]
+    assert across and all(c[2] == "complete" for c in across), (reloads[-1], calls[-6:])
+    assert calls[-1][2] == "401"  # the old key no longer opens anything
+    assert call("/chat/completions", chat(model), old_key)[0] == 401
+    assert call("/chat/completions", chat(model), new_key)[0] == 200
 
 
 def test_chat_completion_with_a_valid_key(site_up: str) -> None:

@@ -101,6 +101,7 @@ HOST = 'instance="198.51.100.10:9100", job="node"'
 ROOT_FS = f'{HOST}, mountpoint="/", fstype="ext4", device="/dev/sda1"'
 DATA_FS = f'{HOST}, mountpoint="/var/lib/sovkit", fstype="ext4", device="/dev/sdb1"'
 GATEWAY = 'instance="198.51.100.10:443", job="gateway-tls"'
+GW_METRICS = 'instance="198.51.100.10:443", job="gateway"'
 DAY = 86400
 
 
@@ -137,6 +138,15 @@ def test_host_alerts_fire_on_trouble_and_stay_quiet_on_health(rules_file: Path, 
                 {"series": f"probe_success{{{GATEWAY}}}", "values": "1x30"},
                 {"series": 'alertmanager_notifications_failed_total{integration="email", job="alertmanager"}',
                  "values": "0 0 0 0 0 2x25"},
+                # the gateway: 100 answers a minute, 10 of them 502; tenant registry refused 30 times in 60
+                {"series": f'sovkit_gateway_responses_total{{{GW_METRICS}, tenant="health", status="200"}}',
+                 "values": "0+90x30"},
+                {"series": f'sovkit_gateway_responses_total{{{GW_METRICS}, tenant="health", status="502"}}',
+                 "values": "0+10x30"},
+                {"series": f'sovkit_gateway_responses_total{{{GW_METRICS}, tenant="registry", status="200"}}',
+                 "values": "0+30x30"},
+                {"series": f'sovkit_gateway_responses_total{{{GW_METRICS}, tenant="registry", status="429"}}',
+                 "values": "0+30x30"},
             ],
             "alert_rule_test": [
                 {"eval_time": "4m", "alertname": "SovkitNodeExporterDown", "exp_alerts": []},  # for: 2m
@@ -165,6 +175,17 @@ def test_host_alerts_fire_on_trouble_and_stay_quiet_on_health(rules_file: Path, 
                     "tenants' clients refuse an expired certificate.")]},
                 {"eval_time": "5m", "alertname": "SovkitGatewayCertificateExpiringSoon", "exp_alerts": []},
                 {"eval_time": "10m", "alertname": "SovkitGatewayTlsDown", "exp_alerts": []},
+                {"eval_time": "4m", "alertname": "SovkitGatewayServerErrors", "exp_alerts": []},  # for: 5m
+                {"eval_time": "12m", "alertname": "SovkitGatewayServerErrors", "exp_alerts": [fired(
+                    {"severity": "critical", "instance": "198.51.100.10:443"},
+                    "198.51.100.10:443: 6.25% of the gateway's answers are errors",
+                    "Over 5% of the gateway's responses at 198.51.100.10:443 have been 5xx for 5 minutes: a model "
+                    "server is down, overloaded or timing out (journalctl -u 'sovkit-vllm-*' on that host).")]},
+                {"eval_time": "25m", "alertname": "SovkitTenantRateLimited", "exp_alerts": [fired(
+                    {"severity": "warning", "instance": "198.51.100.10:443", "tenant": "registry"},
+                    "Tenant registry: 50% of its requests refused (429)",
+                    "For 10 minutes over 20% of registry's requests at 198.51.100.10:443 met its rate limit: raise "
+                    "its requestsPerMinute in the stack, or ask it to send fewer.")]},
                 {"eval_time": "8m", "alertname": "SovkitAlertDeliveryFailing", "exp_alerts": [fired(
                     {"severity": "critical", "integration": "email", "job": "alertmanager"},
                     "Alertmanager failed to deliver alerts by email",
