@@ -113,3 +113,12 @@ class _AnsibleLikeLoader(yaml.SafeLoader):
 
 
 _AnsibleLikeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def test_the_local_site_converges_without_mitogen_and_every_other_site_with_it():
+    """On `local` mitogen would drive only the site CA's tasks on this machine, and its local Python stalls there
+    while the model servers beside it are busy: a re-run under load must not wait on them."""
+    local = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
+    assert converge.play_strategy(local) == {}
+    for site in (BRAZIL, PUNE, ZA):
+        assert converge.play_strategy(site)["ANSIBLE_STRATEGY"] == "mitogen_linear"
