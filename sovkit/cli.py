@@ -21,6 +21,7 @@ from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
+from sovkit.usage.cli import usage
 from sovkit.stacks import find_stack, stack_files, stack_path
 from sovkit.verify.cis import CoverageError, coverage, summary
 from sovkit.verify.cli import verify
@@ -222,6 +223,7 @@ main.add_command(values)
 main.add_command(verify)
 main.add_command(up_command)
 main.add_command(down_command)
+main.add_command(usage)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import math
 
-# The gateway's own metrics (responses by tenant and status, counted from its access log by mtail on loopback),
-# served to the site's monitoring through the gateway, as the model servers' metrics are.
+from sovkit.workspace import HOST_DATA_PATHS
+
+# Its JSON access log (one line per request, tokens included) and error log: `sovkit usage` reads them here.
+ACCESS_LOG_DIR = f"{HOST_DATA_PATHS['logs']}/gateway"
+# The gateway's own metrics (responses by tenant and status, tokens by tenant and model, counted from its access log
+# by mtail on loopback), served to the site's monitoring through the gateway, as the model servers' metrics are.
 LOG_METRICS_PATH = "/gateway-metrics"
 LOG_METRICS_ADDRESS = "127.0.0.1"  # mtail's, on ports.GATEWAY_LOG_METRICS
 

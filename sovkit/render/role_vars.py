@@ -273,6 +273,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_log_metrics_port": ports.GATEWAY_LOG_METRICS,
         "gateway_log_metrics_sandbox": sandbox.settings("gateway_log_metrics"),
         "gateway_log_retention_days": site.log_retention_days,
+        "gateway_log_dir": gateway.ACCESS_LOG_DIR,
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,
         # every service's systemd sandbox (sovkit/data/sandbox.yaml), and what the compliance suite holds it to
         "gateway_sandbox": sandbox.settings("gateway"),

@@ -4,6 +4,7 @@ this machine as it found it. The README's main command, run for real (several mi
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 import os
@@ -23,6 +24,7 @@ import openai
 import pytest
 
 from sovkit import ports
+from sovkit.compliance.conftest import inventory_hosts
 from sovkit.config import load_stack
 from sovkit.converge import PlayRun
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
@@ -255,6 +257,59 @@ def test_the_openai_client_sees_every_error_as_its_own_class(site_up: str) -> No
     assert raised.value.status_code == 413
     status, body = call("/models", key=key_of(tenant), scheme="bearer")
     assert status == 200, body
+
+
+def model_server_tokens(model: str) -> tuple[float, float]:
+    """(prompt, generated) tokens the model's vLLM has counted since it started, from its own metrics."""
+    hvars = inventory_hosts(render_inventory(SITE))[SERVING.name]
+    url = f"http://{hvars['gateway_models'][model]}/metrics"
+    text = Podman(default_cache_dir() / "podman")(
+        "exec", SERVING.name, "python3", "-c", "import sys, urllib.request; "
+        "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())", url)
+    counted = {}
+    for name in ("vllm:prompt_tokens_total", "vllm:generation_tokens_total"):
+        counted[name] = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                            if line.startswith(name + "{") and f'model_name="{model}"' in line)
+    return counted["vllm:prompt_tokens_total"], counted["vllm:generation_tokens_total"]
+
+
+def usage_report(out: Path) -> dict[tuple[str, str], dict]:
+    """`sovkit usage local` from yesterday to tomorrow (a run across midnight counts whole): {(tenant, model): row}."""
+    today = dt.date.today()
+    run = sovkit("usage", "local", "--from", str(today - dt.timedelta(days=1)),
+                 "--to", str(today + dt.timedelta(days=1)), "--output-dir", str(out), timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = json.loads(next(out.glob("usage-*.json")).read_text())
+    assert report["gateways"] == [SERVING.name]
+    return {(row["tenant"], row["model"]): row for row in report["usage"]}
+
+
+def test_usage_per_tenant_and_model_matches_the_model_servers_own_counts(site_up: str, tmp_path: Path) -> None:
+    """`sovkit usage` sums the tokens each model server counted, whole answers and streams alike: the gateway asks
+    every stream for its usage and hands it on only to a client that asked."""
+    tenant = max(SITE.serving.tenants, key=lambda t: SITE.serving.tenants[t].rate_limit.requests_per_minute)
+    model = SITE.serving.tenants[tenant].models[0]
+    before, counted_before = usage_report(tmp_path / "before"), model_server_tokens(model)
+    whole, streamed_call = {**chat(model), "ignore_eos": True}, {**chat(model, stream=True), "ignore_eos": True}
+    for body in (whole, whole, streamed_call, {**streamed_call, "stream_options": {"include_usage": True}}):
+        status, answer = call("/chat/completions", body, key_of(tenant))
+        assert status == 200, answer
+        carries_usage = b'"usage":{' in answer
+        assert carries_usage == (not body["stream"] or "stream_options" in body), answer[-300:]
+    after = usage_report(tmp_path / "after")
+    deadline = time.monotonic() + 20  # vLLM records a finished request's counts as its engine loop goes on
+    while (counted_after := model_server_tokens(model))[1] - counted_before[1] < 4 * whole["max_tokens"] \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+
+    def tokens(report: dict, kind: str) -> int:
+        return sum(row[kind] for (_, m), row in report.items() if m == model)
+
+    assert tokens(after, "prompt_tokens") - tokens(before, "prompt_tokens") == counted_after[0] - counted_before[0]
+    assert tokens(after, "completion_tokens") - tokens(before, "completion_tokens") == \
+        counted_after[1] - counted_before[1] == 4 * whole["max_tokens"]
+    row, earlier = after[(tenant, model)], before.get((tenant, model), {"requests": 0})
+    assert row["requests"] - earlier["requests"] == 4
 
 
 def test_rate_limit_answers_429_with_retry_after(site_up: str) -> None:

@@ -69,6 +69,46 @@ def test_models_lists_only_the_tenants_models(host):
     assert [m["id"] for m in json.loads(answer["body"])["data"]] == ["chat-small"]
 
 
+def events(answer):
+    """The data of each server-sent event of a streamed answer."""
+    return [line[6:] for line in answer["body"].splitlines() if line.startswith("data: ")]
+
+
+def last_log_line(host):
+    return json.loads(host.file("/var/log/sovkit/gateway/access.json").content_string.splitlines()[-1])
+
+
+def test_the_model_servers_usage_of_a_whole_answer_is_logged(host):
+    answer = call(host, "/v1/chat/completions", "test-key-health", chat("chat-small"))
+    usage = json.loads(answer["body"])["usage"]
+    logged = last_log_line(host)
+    assert (logged["tenant"], logged["model"]) == ("health", "chat-small")
+    assert (logged["prompt_tokens"], logged["completion_tokens"]) == (usage["prompt_tokens"], 5)
+
+
+def test_a_stream_brings_usage_to_the_log_and_to_the_client_only_when_it_asked(host):
+    """The gateway asks every stream for its usage and drops that event when the client did not ask; the
+    content events, split over the model server's writes, pass whole and in order."""
+    unasked = events(call(host, "/v1/chat/completions", "test-key-health", {**chat("chat-small"), "stream": True}))
+    assert json.loads(unasked[0])["stream_options"] == {"include_usage": True}  # what reached the model server
+    assert unasked[1:] == ['{"choices":[{"index":0,"delta":{"content":"s\u00e9"}}]}'] * 3 + ["[DONE]"]
+    logged = last_log_line(host)
+    assert logged["completion_tokens"] == 5 and logged["prompt_tokens"] == json.loads(unasked[0])["body_bytes"]
+    asked = events(call(host, "/v1/chat/completions", "test-key-health",
+                        {**chat("chat-small"), "stream": True, "stream_options": {"include_usage": True}}))
+    assert json.loads(asked[-2])["usage"]["completion_tokens"] == 5 and asked[-1] == "[DONE]"
+    declined = events(call(host, "/v1/chat/completions", "test-key-health",
+                           {**chat("chat-small"), "stream": True, "stream_options": {"include_usage": False}}))
+    assert json.loads(declined[0])["stream_options"] == {"include_usage": True}
+    assert all('"usage"' not in event for event in declined) and last_log_line(host)["completion_tokens"] == 5
+
+
+def test_a_refused_request_logs_no_usage(host):
+    assert call(host, "/v1/chat/completions", "not-a-key", chat("chat-small"))["status"] == 401
+    logged = last_log_line(host)
+    assert (logged["tenant"], logged["prompt_tokens"], logged["completion_tokens"]) == ("", None, None)
+
+
 def test_rate_limit_is_per_tenant(host):
     """registry may send 6 a minute with a burst of 1: a quick run of four is cut; health is not."""
     statuses = [call(host, "/v1/chat/completions", "test-key-registry", chat("chat-small"))["status"]

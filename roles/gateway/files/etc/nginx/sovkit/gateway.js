@@ -3,7 +3,13 @@
 // vLLM's own are: {"error": {"message", "type", "param", "code"}}. Tenants come from tenants.json (hashes, never
 // keys): {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "routes": {path: true},
 // "upstreams": {model: upstream pool}} (maps, not lists: njs preloads objects frozen, without array methods).
+// Each answered request's token usage, as the model server counted it, goes to the access log for chargeback.
 var crypto = require('crypto');
+
+// Per request: njs gives every request its own copy of the module's state.
+var held = null;  // a streamed response's bytes after its last complete event
+var tail = null;  // a whole response's last bytes, where the model server writes its usage
+var TAIL_BYTES = 4096;
 
 function reply(r, status, message, type, param) {
     r.headersOut['Content-Type'] = 'application/json';
@@ -69,9 +75,10 @@ function route(r) {
         r.headersOut.Allow = 'POST';
         return reply(r, 405, 'Use POST on ' + r.uri + '.', 'invalid_request_error');
     }
-    var model;
+    var body, model;
     try {
-        model = JSON.parse(r.requestText || '').model;
+        body = JSON.parse(r.requestText || '');
+        model = body.model;
     } catch (e) {
         return reply(r, 400, 'The body must be a JSON object with a model field.', 'invalid_request_error');
     }
@@ -83,7 +90,103 @@ function route(r) {
     }
     r.variables.sovkit_model = model;
     r.variables.sovkit_upstream = sovkit_tenants.upstreams[model];
+    r.variables.sovkit_body = bodyAskingUsage(r, body);
     r.internalRedirect('@vllm');
 }
 
-export default {route};
+// A streamed response carries usage only when asked (stream_options.include_usage): the gateway asks, and drops
+// that last event again (usage) when the client did not. The client's bytes go on unchanged where they can.
+function bodyAskingUsage(r, body) {
+    if (body.stream !== true) {
+        return r.requestText;
+    }
+    var options = body.stream_options;
+    if (options === undefined) {
+        r.variables.sovkit_usage = 'strip';
+        var text = r.requestText;
+        var open = text.indexOf('{') + 1;  // a JSON object that names a model: a key follows
+        return text.slice(0, open) + '"stream_options":{"include_usage":true},' + text.slice(open);
+    }
+    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+        return r.requestText;  // the model server refuses it, in its own words
+    }
+    if (options.include_usage === true) {
+        r.variables.sovkit_usage = 'pass';
+        return r.requestText;
+    }
+    r.variables.sovkit_usage = 'strip';
+    body.stream_options = Object.assign({}, options, {include_usage: true});
+    return JSON.stringify(body);
+}
+
+function keepUsage(r, usage) {
+    if (usage && typeof usage.prompt_tokens === 'number' && typeof usage.completion_tokens === 'number') {
+        r.variables.sovkit_prompt_tokens = String(usage.prompt_tokens);
+        r.variables.sovkit_completion_tokens = String(usage.completion_tokens);
+    }
+}
+
+// js_body_filter of the model servers' responses (buffers): reads their usage, passes everything else unchanged.
+function account(r, data, flags) {
+    if (r.variables.sovkit_usage === '') {
+        return whole(r, data, flags);
+    }
+    held = held === null ? data : Buffer.concat([held, data]);
+    var end = held.lastIndexOf('\n\n');
+    if (end >= 0 || flags.last) {
+        var events = flags.last ? held : held.slice(0, end + 2);
+        held = flags.last ? null : held.slice(end + 2);
+        r.sendBuffer(withoutUnaskedUsage(r, events), flags);
+    }
+}
+
+// Server-sent events: those that carry usage are read (the last, with no choices, holds the request's); that one
+// stays in the stream only when the client asked for it.
+function withoutUnaskedUsage(r, events) {
+    var at = events.indexOf('"usage"');
+    while (at >= 0) {
+        var start = events.lastIndexOf('\n\n', at);
+        start = start < 0 ? 0 : start + 2;
+        var stop = events.indexOf('\n\n', at);
+        stop = stop < 0 ? events.length : stop + 2;
+        var event = parsedEvent(events.slice(start, stop));
+        if (event !== null) {
+            keepUsage(r, event.usage);
+            if (r.variables.sovkit_usage === 'strip' && Array.isArray(event.choices) && event.choices.length === 0) {
+                events = Buffer.concat([events.slice(0, start), events.slice(stop)]);
+                stop = start;
+            }
+        }
+        at = events.indexOf('"usage"', stop);
+    }
+    return events;
+}
+
+function parsedEvent(bytes) {
+    try {
+        return JSON.parse(bytes.toString().replace(/^data: /, ''));
+    } catch (e) {
+        return null;
+    }
+}
+
+// A whole JSON response: its usage object is near its end; the bytes go on as they come.
+function whole(r, data, flags) {
+    tail = tail === null ? data : Buffer.concat([tail, data]);
+    if (tail.length > TAIL_BYTES) {
+        tail = tail.slice(tail.length - TAIL_BYTES);
+    }
+    if (flags.last) {
+        var text = tail.toString();
+        var at = text.lastIndexOf('"usage"');
+        var usage = text.slice(at);
+        var prompt = /^"usage"\s*:\s*\{[^}]*"prompt_tokens"\s*:\s*(\d+)/.exec(usage);
+        var completion = /^"usage"\s*:\s*\{[^}]*"completion_tokens"\s*:\s*(\d+)/.exec(usage);
+        if (at >= 0 && prompt && completion) {
+            keepUsage(r, {prompt_tokens: Number(prompt[1]), completion_tokens: Number(completion[1])});
+        }
+    }
+    r.sendBuffer(data, flags);
+}
+
+export default {route, account};
