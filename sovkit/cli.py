@@ -21,8 +21,8 @@ from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
-from sovkit.usage.cli import usage
 from sovkit.stacks import find_stack, stack_files, stack_path
+from sovkit.usage.cli import usage
 from sovkit.verify.cis import CoverageError, coverage, summary
 from sovkit.verify.cli import verify
 from sovkit.verify.report import load_controls
