@@ -61,10 +61,10 @@ class PlayRun:
         return {m.group(1): int(m.group(2)) for m in recap}
 
     def changed_tasks(self) -> list[str]:
-        """'TASK name: host' for every task that reported a change (what broke idempotence)."""
+        """'TASK name: host' for every task or handler that reported a change (what broke idempotence)."""
         out, task = [], ""
         for line in self.output.splitlines():
-            if line.startswith("TASK ["):
+            if line.startswith(("TASK [", "RUNNING HANDLER [")):
                 task = line.split("[", 1)[1].rsplit("]", 1)[0]
             elif line.startswith("changed: ["):
                 out.append(f"{task}: {line.split('[', 1)[1].split(']', 1)[0]}")

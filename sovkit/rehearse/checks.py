@@ -8,9 +8,11 @@ what its rendered rules say, and nothing else: each (source, node, port) is trie
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import ipaddress
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -154,6 +156,43 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
         (found if outcome == expected else failures).append(line)
     for more_found, more_failures in (model_listeners(rehearsal, inventory), model_devices(rehearsal, inventory)):
         found, failures = found + more_found, failures + more_failures
+    return found, failures
+
+
+# Run in the lab, as the admin machine: what `sovkit usage` reads, every gateway's log lines since a day.
+USAGE_LINES = """
+import datetime as dt, json, sys
+from sovkit.usage.collect import gateway_log_lines
+inventory, first = json.loads(sys.argv[1]), dt.date.fromisoformat(sys.argv[2])
+print(json.dumps([line for _, lines in gateway_log_lines(inventory, first) for line in lines]))
+"""
+
+
+def usage(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
+    """Usage as `sovkit usage` reads it over SSH (sudo) from the site's gateways: each model the serving check
+    called as a tenant granted it has that tenant's requests, with the tokens its model server counted."""
+    from sovkit.usage.ledger import usage_between
+
+    today = dt.date.today()
+    argv = rehearsal.lab.argv([sys.executable, "-c", USAGE_LINES, json.dumps(inventory),
+                               str(today - dt.timedelta(days=1))])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "SOVKIT_SSH_CONFIG": str(rehearsal.access.config)})
+    if proc.returncode != 0:
+        return [], [f"usage: the gateways' logs could not be read: {proc.stderr.strip()[-600:]}"]
+    lines = json.loads(proc.stdout.strip().splitlines()[-1])
+    counted = {(u.tenant, u.model): u for u in usage_between(lines, today - dt.timedelta(days=1), today)}
+    found, failures = [], []
+    for model in sorted(rehearsal.site.serving.models):
+        granted = sorted(t for t, spec in rehearsal.site.serving.tenants.items() if model in spec.models)
+        if not granted:
+            continue
+        u = counted.get((granted[0], model))
+        if u is None or not u.prompt_tokens or not u.completion_tokens:
+            failures.append(f"usage: {model} as {granted[0]}: {u or 'no request'} (expected its tokens)")
+        else:
+            found.append(f"usage: {model} as {granted[0]}: {u.requests} requests, {u.prompt_tokens} prompt and "
+                         f"{u.completion_tokens} completion tokens, {u.requests_without_usage} without usage")
     return found, failures
 
 

@@ -291,8 +291,9 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
     with phases.timed("serving" if site.platform.mode == "hosts" else "firewall probes", progress):
         if site.platform.mode == "hosts":
             found, failures = checks.serving(rehearsal, rendered, keys)
-            delivered, undelivered = checks.alert_delivery(rehearsal, rendered, spec)
-            found, failures = found + delivered, failures + undelivered
+            for more_found, more_failures in (checks.usage(rehearsal, rendered),
+                                              checks.alert_delivery(rehearsal, rendered, spec)):
+                found, failures = found + more_found, failures + more_failures
         else:
             found, failures = checks.node_firewall(rehearsal, rendered)
     outcome = RehearsalResult(

@@ -122,3 +122,10 @@ def test_the_local_site_converges_without_mitogen_and_every_other_site_with_it()
     assert converge.play_strategy(local) == {}
     for site in (BRAZIL, PUNE, ZA):
         assert converge.play_strategy(site)["ANSIBLE_STRATEGY"] == "mitogen_linear"
+
+
+def test_a_handler_that_changed_is_named_as_itself_not_as_the_task_before_it():
+    output = ("TASK [gateway : Write the tenants] ***\nchanged: [gw-1]\n\nTASK [gateway : Start nginx] ***\n"
+              "ok: [gw-1]\n\nRUNNING HANDLER [gateway : Reload nginx] ***\nchanged: [gw-1]\n")
+    assert converge.PlayRun(0, 1.0, output).changed_tasks() == ["gateway : Write the tenants: gw-1",
+                                                                 "gateway : Reload nginx: gw-1"]
