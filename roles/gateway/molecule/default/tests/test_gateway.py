@@ -91,7 +91,7 @@ def test_a_stream_brings_usage_to_the_log_and_to_the_client_only_when_it_asked(h
     content events, split over the model server's writes, pass whole and in order."""
     unasked = events(call(host, "/v1/chat/completions", "test-key-health", {**chat("chat-small"), "stream": True}))
     assert json.loads(unasked[0])["stream_options"] == {"include_usage": True}  # what reached the model server
-    assert unasked[1:] == ['{"choices":[{"index":0,"delta":{"content":"s\u00e9"}}]}'] * 3 + ["[DONE]"]
+    assert unasked[1:] == [r'{"choices":[{"index":0,"delta":{"content":"s\u00e9"}}]}'] * 3 + ["[DONE]"]
     logged = last_log_line(host)
     assert logged["completion_tokens"] == 5 and logged["prompt_tokens"] == json.loads(unasked[0])["body_bytes"]
     asked = events(call(host, "/v1/chat/completions", "test-key-health",
@@ -128,7 +128,7 @@ def test_access_log_has_tenant_model_status_latency_but_never_the_prompt(host):
 
 @pytest.mark.parametrize(("path", "mode"), [("/etc/sovkit/tls/gateway.key", 0o600),
                                             ("/etc/nginx/sovkit/upstream-auth.conf", 0o600),
-                                            ("/etc/nginx/sovkit/tenants.json", 0o640),
+                                            ("/etc/nginx/sovkit/tenants.json", 0o600),
                                             ("/var/log/sovkit/gateway", 0o750)])
 def test_sensitive_files_are_closed(host, path, mode):
     assert host.file(path).mode == mode and host.file(path).user == "root"
