@@ -28,6 +28,7 @@ from sovkit.rehearse.services import StandIns, received_mail, received_webhooks
 from sovkit.verify.runner import inventory_hosts
 
 if TYPE_CHECKING:
+    from sovkit.config import SiteConfig
     from sovkit.rehearse.plan import Machine
     from sovkit.rehearse.run import Rehearsal
 
@@ -125,6 +126,12 @@ def _run_json(argv: list[str], timeout: float = 600) -> object:
 
 
 # -- hosts mode --------------------------------------------------------------------------------------------------
+def granted_caller(site: SiteConfig, model: str) -> str | None:
+    """The tenant the serving check calls `model` as (the first, by name, granted it), whose usage the usage check
+    then looks for; None when no tenant may use it."""
+    return min((t for t, spec in site.serving.tenants.items() if model in spec.models), default=None)
+
+
 def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tuple[list[str], list[str]]:
     """Each served model through the gateway: 200 for a tenant granted it, 404 for one that is not (to that tenant
     the model does not exist); Prometheus scrapes every target; each model server holds its GPUs (`inventory`:
@@ -135,10 +142,10 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
     host = f"[{address}]" if ":" in address else address
     calls = []
     for model in site.serving.models:
-        granted = sorted(t for t, spec in site.serving.tenants.items() if model in spec.models)
+        caller = granted_caller(site, model)
         refused = sorted(t for t, spec in site.serving.tenants.items() if model not in spec.models)
-        if granted:
-            calls.append({"label": f"{model} as {granted[0]}: 200", "model": model, "key": keys[granted[0]]})
+        if caller:
+            calls.append({"label": f"{model} as {caller}: 200", "model": model, "key": keys[caller]})
         if refused:
             calls.append({"label": f"{model} as {refused[0]}: 404", "model": model, "key": keys[refused[0]]})
     spec = {"ca": str(rehearsal.workspace.pki / "ca.crt"), "endpoint": f"https://{host}:{ports.GATEWAY}/v1",
@@ -174,24 +181,24 @@ def usage(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
     from sovkit.usage.ledger import usage_between
 
     today = dt.date.today()
-    argv = rehearsal.lab.argv([sys.executable, "-c", USAGE_LINES, json.dumps(inventory),
-                               str(today - dt.timedelta(days=1))])
+    since = today - dt.timedelta(days=1)
+    argv = rehearsal.lab.argv([sys.executable, "-c", USAGE_LINES, json.dumps(inventory), str(since)])
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "SOVKIT_SSH_CONFIG": str(rehearsal.access.config)})
     if proc.returncode != 0:
         return [], [f"usage: the gateways' logs could not be read: {proc.stderr.strip()[-600:]}"]
     lines = json.loads(proc.stdout.strip().splitlines()[-1])
-    counted = {(u.tenant, u.model): u for u in usage_between(lines, today - dt.timedelta(days=1), today)}
+    counted = {(u.tenant, u.model): u for u in usage_between(lines, since, today)}
     found, failures = [], []
     for model in sorted(rehearsal.site.serving.models):
-        granted = sorted(t for t, spec in rehearsal.site.serving.tenants.items() if model in spec.models)
-        if not granted:
+        caller = granted_caller(rehearsal.site, model)
+        if not caller:
             continue
-        u = counted.get((granted[0], model))
+        u = counted.get((caller, model))
         if u is None or not u.prompt_tokens or not u.completion_tokens:
-            failures.append(f"usage: {model} as {granted[0]}: {u or 'no request'} (expected its tokens)")
+            failures.append(f"usage: {model} as {caller}: {u or 'no request'} (expected its tokens)")
         else:
-            found.append(f"usage: {model} as {granted[0]}: {u.requests} requests, {u.prompt_tokens} prompt and "
+            found.append(f"usage: {model} as {caller}: {u.requests} requests, {u.prompt_tokens} prompt and "
                          f"{u.completion_tokens} completion tokens, {u.requests_without_usage} without usage")
     return found, failures
 
