@@ -132,3 +132,21 @@ def test_gateway_grants_are_as_rendered(host, site, gateway_port, evidence):
     assert grants == expected
     assert sorted(tenants["routes"]) == sorted(site["gateway_routes"])
     assert sorted(tenants["keys"].values()) == sorted(site["gateway_tenants"])
+
+
+@pytest.mark.control("SOV-GW-005")
+def test_token_budgets_are_kept_as_rendered(host, site, gateway_port, evidence):
+    """The budget keeper runs with exactly the stack's budgets, reading the gateway's own access log, and the gateway
+    reads the marks of exactly those tenants where the keeper writes them."""
+    config = json.loads(host.file(site["gateway_budget_keeper_config"]).content_string)
+    tenants = json.loads(host.file("/etc/nginx/sovkit/tenants.json").content_string)
+    keeper = host.service(site["gateway_budget_keeper_unit"])
+    running = keeper.is_running
+    evidence({"budgets": json.dumps(config["tenants"], sort_keys=True) if config["tenants"] else "none",
+              "keeper running": str(running), "marks": config["marks"],
+              "tenants the gateway checks": ", ".join(sorted(tenants["budgeted"])) or "none"})
+    assert running and keeper.is_enabled, f"{site['gateway_budget_keeper_unit']} is not running and enabled"
+    assert config["tenants"] == site["gateway_budgets"]
+    assert config["log"] == f"{site['gateway_log_dir']}/access.json"
+    assert sorted(tenants["budgeted"]) == sorted(site["gateway_budgets"])
+    assert tenants["budget_marks"] == config["marks"] == site["gateway_budget_marks_dir"]

@@ -13,7 +13,7 @@ SERVICES = {"gateway": r"nginx\.service", "model servers": r"sovkit-vllm-.+\.ser
             "Prometheus": r"prometheus\.service", "node exporter": r"prometheus-node-exporter\.service",
             "GPU exporter": r"sovkit-gpu-exporter\.service", "Alertmanager": r"prometheus-alertmanager\.service",
             "blackbox exporter": r"prometheus-blackbox-exporter\.service",
-            "gateway's log metrics": r"mtail\.service"}
+            "gateway's log metrics": r"mtail\.service", "budget keeper": r"sovkit-budget-keeper\.service"}
 # Not counted: cgroup v1 hosts do not enforce them (egress is nftables' job), yet systemd-analyze credits them.
 NOT_COUNTED = ("IPAddressAllow=", "IPAddressDeny=")
 

@@ -266,6 +266,24 @@ def tenants(site: SiteConfig, plain_keys: frozenset[str]) -> Iterable[Problem]:
                           fix=f"remove it and run: pulumi config set --secret {secret} <key>")
 
 
+def token_budgets(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Budgets are kept by the budget keeper beside a hosts-mode gateway, from that gateway's own access log: a
+    site with more than one gateway would let a tenant spend its budget once per gateway, so sovkit refuses it."""
+    budgeted = sorted(name for name, tenant in site.serving.tenants.items() if tenant.budget is not None)
+    if not budgeted:
+        return
+    where = key(f"tenants.{budgeted[0]}.budget")
+    if site.platform.mode != "hosts":
+        yield Problem(where, f"a token budget in {site.platform.mode} mode",
+                      "token budgets only in hosts mode (the cluster has no gateway of the kit yet)")
+        return
+    gateways = [n.name for n in site.serving_nodes()]
+    if len(gateways) > 1:
+        yield Problem(where, f"a token budget on a site of {len(gateways)} gateways ({', '.join(gateways)})",
+                      "token budgets only on a site whose models all run on one host (one gateway keeps the count)",
+                      fix="remove the budgets, or serve every model from one host")
+
+
 def from_findings(path: str, findings: Iterable[checks.Finding], fix: str = "") -> Iterable[Problem]:
     """A check's findings on the stack value at `path` (a config key without the project prefix), as Problems."""
     for finding in findings:
@@ -403,8 +421,9 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
 
 
 RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
-                           check_models, model_placement, hosts_mode_models, tenants, networks, in_country_services,
-                           alert_delivery, allowed_endpoints, state_backend, retention, platform, *hygiene.RULES)
+                           check_models, model_placement, hosts_mode_models, tenants, token_budgets, networks,
+                           in_country_services, alert_delivery, allowed_endpoints, state_backend, retention, platform,
+                           *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

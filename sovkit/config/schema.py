@@ -100,10 +100,27 @@ class ApiKeyRef(StrictModel):
         return self
 
 
+class TokenBudget(StrictModel):
+    """Tokens a tenant may spend per day and per month (the gateway host's calendar), counted as the model servers
+    count them and weighted; once spent, the gateway answers 429 until the period turns."""
+
+    tokens_per_day: int | None = Field(None, ge=1, description="Weighted tokens a day; none: no daily budget")
+    tokens_per_month: int | None = Field(None, ge=1, description="Weighted tokens a month; none: no monthly budget")
+    prompt_weight: float = Field(1.0, gt=0, le=1000, description="What one prompt token counts for")
+    completion_weight: float = Field(1.0, gt=0, le=1000, description="What one completion token counts for")
+
+    @model_validator(mode="after")
+    def _a_period(self) -> TokenBudget:
+        if self.tokens_per_day is None and self.tokens_per_month is None:
+            raise ValueError("give tokensPerDay, tokensPerMonth or both")
+        return self
+
+
 class Tenant(StrictModel):
     models: list[str] = Field(min_length=1, description="Served model names the tenant may call")
     rate_limit: RateLimit
     api_key: ApiKeyRef
+    budget: TokenBudget | None = Field(None, description="Token budgets; none: the rate limit alone")
 
 
 class AptRepository(StrictModel):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from sovkit.config.site import SiteConfig
 from sovkit.workspace import HOST_DATA_PATHS
 
 # Its JSON access log (one line per request, tokens included) and error log: `sovkit usage` reads them here.
@@ -18,6 +19,28 @@ ACCESS_LOG_DIR = f"{HOST_DATA_PATHS['logs']}/gateway"
 # by mtail on loopback), served to the site's monitoring through the gateway, as the model servers' metrics are.
 LOG_METRICS_PATH = "/gateway-metrics"
 LOG_METRICS_ADDRESS = "127.0.0.1"  # mtail's, on ports.GATEWAY_LOG_METRICS
+
+# A model server's HTTP server closes a connection idle this long (vLLM's VLLM_HTTP_TIMEOUT_KEEP_ALIVE, set to it in
+# hosts mode); the gateway drops its idle connections to a model server a second sooner, so it never sends a request
+# on one the server is closing (nginx does not retry a POST: the caller would get 503).
+MODEL_SERVER_KEEP_ALIVE_S = 5
+MODEL_SERVER_IDLE_CONNECTION_S = MODEL_SERVER_KEEP_ALIVE_S - 1
+
+# The budget keeper (sovkit/usage/budget_keeper.py, copied to each gateway host) marks tenants whose token budget
+# is spent in its runtime folder; gateway.js reads a budgeted tenant's mark before each model call.
+BUDGET_KEEPER_RUNTIME_DIRECTORY = "sovkit-budget"
+BUDGET_MARKS_DIR = f"/run/{BUDGET_KEEPER_RUNTIME_DIRECTORY}"
+BUDGET_KEEPER_CONFIG = "/etc/sovkit/budget-keeper.json"
+BUDGET_KEEPER_DIR = "/usr/local/lib/sovkit"  # its program
+BUDGET_KEEPER_INTERVAL_S = 1  # how often it reads new log lines: a spent budget is refused within about this
+
+
+def budgets(site: SiteConfig) -> dict[str, dict]:
+    """The keeper's budgets, per budgeted tenant (weights as written: a token counts for its weight)."""
+    return {name: {"tokens_per_day": t.budget.tokens_per_day, "tokens_per_month": t.budget.tokens_per_month,
+                   "prompt_weight": t.budget.prompt_weight, "completion_weight": t.budget.completion_weight}
+            for name, t in sorted(site.serving.tenants.items()) if t.budget is not None}
+
 
 # POST routes a generative model server answers, routed by the tenant's grant on the body's model field.
 MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize")

@@ -32,7 +32,8 @@ DATA_PATHS = HOST_DATA_PATHS
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
-SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]  # the GPU exporter is copied to the hosts from here
+# the GPU exporter and the budget keeper are copied to the hosts from here
+SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
 # The kit's services' own firewall rules, by socket owner: each service's role writes a file here, and the host's
 # ruleset includes the folder, so that they load together at boot (SOV-SRV-004).
@@ -261,6 +262,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_listen_port": ports.GATEWAY,
         "gateway_site_ca_dir": str(workspace.pki),
         "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
+        "gateway_model_server_idle_connection_s": gateway.MODEL_SERVER_IDLE_CONNECTION_S,
         "gateway_model_names": list(models),
         "gateway_tenants": {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
                                    "burst": t.rate_limit.burst,
@@ -274,6 +276,15 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_log_metrics_sandbox": sandbox.settings("gateway_log_metrics"),
         "gateway_log_retention_days": site.log_retention_days,
         "gateway_log_dir": gateway.ACCESS_LOG_DIR,
+        "gateway_budgets": gateway.budgets(site),
+        "gateway_budget_keeper_src": str(SOVKIT_PACKAGE / "usage" / "budget_keeper.py"),
+        "gateway_budget_keeper_unit": sandbox.services()["budget_keeper"],
+        "gateway_budget_keeper_config": gateway.BUDGET_KEEPER_CONFIG,
+        "gateway_budget_keeper_dir": gateway.BUDGET_KEEPER_DIR,
+        "gateway_budget_keeper_runtime_directory": gateway.BUDGET_KEEPER_RUNTIME_DIRECTORY,
+        "gateway_budget_marks_dir": gateway.BUDGET_MARKS_DIR,
+        "gateway_budget_keeper_interval_s": gateway.BUDGET_KEEPER_INTERVAL_S,
+        "gateway_budget_keeper_sandbox": sandbox.settings("budget_keeper"),
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,
         # every service's systemd sandbox (sovkit/data/sandbox.yaml), and what the compliance suite holds it to
         "gateway_sandbox": sandbox.settings("gateway"),
@@ -358,7 +369,7 @@ def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
     serving = site.serving_nodes()
     out = [units["node_exporter"]]
     if node in serving:
-        out += [units["gateway"], units["gateway_log_metrics"],
+        out += [units["gateway"], units["gateway_log_metrics"], units["budget_keeper"],
                 *(units["model_server"].format(model=name) for name in site.serving.models)]
     if serving and node == serving[0]:
         out += [units["prometheus"], units["alertmanager"], units["blackbox_exporter"]]

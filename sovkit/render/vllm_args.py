@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sovkit.config.planner import ModelPlan, plan_model
 from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor as vendor_data
+from sovkit.render import gateway
 
 MODEL_ROOT = "/models"  # where a model's weights are mounted (kubernetes) or unpacked (hosts): MODEL_ROOT/<served name>
 PORT = 8000  # kubernetes: every pod's port; hosts: the first model's, the next one +1, ...
@@ -27,6 +28,8 @@ LOOPBACK_ENV = {
     "VLLM_HOST_IP": "127.0.0.1",
     "GLOO_SOCKET_IFNAME": "lo",
     "NCCL_SOCKET_IFNAME": "lo",
+    # idle connections from the gateway closed after this (the gateway closes its own a second sooner)
+    "VLLM_HTTP_TIMEOUT_KEEP_ALIVE": str(gateway.MODEL_SERVER_KEEP_ALIVE_S),
 }
 
 class PlanError(ValueError):

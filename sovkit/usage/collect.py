@@ -11,7 +11,7 @@ import testinfra
 
 from sovkit.compliance.conftest import host_url, inventory_hosts
 from sovkit.render.gateway import ACCESS_LOG_DIR
-from sovkit.usage.ledger import may_hold
+from sovkit.usage.budget_keeper import may_hold
 
 
 class UsageReadError(RuntimeError):

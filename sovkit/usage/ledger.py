@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-# A rotated log is named for the day it was rotated (logrotate's dateext): it holds that day's first lines at most.
-ROTATED_PREFIX = "access.json-"
+from sovkit.usage.budget_keeper import read_entry
 
 
 @dataclass
@@ -34,38 +33,17 @@ def usage_between(lines: Iterable[str], first: dt.date, last: dt.date) -> list[U
     requests refused before a model was chosen (no key, unknown route, a model not granted) carry no model and
     count nowhere; a line that is not the gateway's JSON is skipped."""
     found: dict[tuple[str, str], Usage] = {}
-    for line in lines:
-        try:
-            entry = json.loads(line)
-            day = dt.date.fromisoformat(entry["time"][:10])
-            tenant, model = entry["tenant"], entry["model"]
-        except (ValueError, KeyError, TypeError):
+    for entry in filter(None, map(read_entry, lines)):
+        if not first <= entry.day <= last:
             continue
-        if not tenant or not model or not first <= day <= last:
-            continue
-        usage = found.setdefault((tenant, model), Usage(tenant, model))
+        usage = found.setdefault((entry.tenant, entry.model), Usage(entry.tenant, entry.model))
         usage.requests += 1
-        prompt, completion = entry.get("prompt_tokens"), entry.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            usage.prompt_tokens += prompt
-            usage.completion_tokens += completion
-        else:
+        if entry.prompt_tokens is None or entry.completion_tokens is None:
             usage.requests_without_usage += 1
+        else:
+            usage.prompt_tokens += entry.prompt_tokens
+            usage.completion_tokens += entry.completion_tokens
     return [found[key] for key in sorted(found)]
-
-
-def may_hold(file_name: str, first: dt.date) -> bool:
-    """Whether a log file of the gateway's log folder may hold lines from `first` on: the live log, or one
-    rotated on or after that day (older ones hold only earlier days)."""
-    if file_name == "access.json":
-        return True
-    if not file_name.startswith(ROTATED_PREFIX):
-        return False
-    stamp = file_name[len(ROTATED_PREFIX):].removesuffix(".gz")
-    try:
-        return dt.datetime.strptime(stamp, "%Y%m%d").date() >= first
-    except ValueError:
-        return False
 
 
 FIELDS = ("tenant", "model", "requests", "prompt_tokens", "completion_tokens", "total_tokens",

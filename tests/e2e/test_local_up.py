@@ -330,6 +330,97 @@ def test_rate_limit_answers_429_with_retry_after(site_up: str) -> None:
     assert all(err.body["type"] == "rate_limit_error" for err in refused)
 
 
+BUDGETED = next(name for name, tenant in sorted(SITE.serving.tenants.items()) if tenant.budget)
+
+# The keeper's own program on the host, run with its clock set ahead by argv[1] seconds (the period turns sooner).
+KEEPER_AHEAD = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import budget_keeper
+ahead = float(sys.argv[3])
+budget_keeper.main(["--config", sys.argv[2]], clock=lambda: time.time() + ahead)
+"""
+
+
+def host_clock(expression: str) -> int:
+    """Seconds since the epoch of `date -d expression` on the serving host (its own timezone)."""
+    return int(Podman(default_cache_dir() / "podman")("exec", SERVING.name, "date", "-d", expression, "+%s").strip())
+
+
+def spend_budget(api: openai.OpenAI, model: str, calls: int = 40) -> openai.RateLimitError:
+    """Calls until the gateway refuses for the budget (the keeper reads the log every second)."""
+    for _ in range(calls):
+        try:
+            api.chat.completions.create(**chat(model), extra_body={"ignore_eos": True})
+        except openai.RateLimitError as err:
+            return err
+        time.sleep(0.2)
+    raise AssertionError(f"{BUDGETED}: {calls} calls and its budget was never refused")
+
+
+def test_a_token_budget_is_spent_refused_and_renewed_the_next_day(site_up: str) -> None:
+    """A tenant that has spent its daily tokens gets the client's RateLimitError (insufficient_quota) with the
+    seconds to the host's next midnight in Retry-After; when the day turns it is served again. The turn of the day
+    is brought near by running the keeper's own program with its clock ahead, against the live gateway."""
+    podman = Podman(default_cache_dir() / "podman")
+    hvars = inventory_hosts(render_inventory(SITE))[SERVING.name]
+    model = SITE.serving.tenants[BUDGETED].models[0]
+    api = client(key_of(BUDGETED))
+    refused = spend_budget(api, model)
+    assert refused.body["type"] == "insufficient_quota" and "day" in refused.body["message"], refused.body
+    wait = int(refused.response.headers["retry-after"])
+    assert abs(wait - (host_clock("tomorrow 00:00") - host_clock("now"))) <= 2, wait
+    unit, marks = hvars["gateway_budget_keeper_unit"], hvars["gateway_budget_marks_dir"]
+    podman("exec", SERVING.name, "systemctl", "stop", unit)
+    try:
+        podman("exec", SERVING.name, "mkdir", "-p", marks)
+        ahead = host_clock("today 23:59:52") - host_clock("now")  # 8 s before the host's midnight
+        with subprocess.Popen(["podman", "exec", SERVING.name, "timeout", "60", "python3", "-c", KEEPER_AHEAD,
+                               hvars["gateway_budget_keeper_dir"], hvars["gateway_budget_keeper_config"],
+                               str(ahead)], env=podman.env(), stderr=subprocess.PIPE, text=True) as keeper:
+            try:
+                started = time.monotonic()
+                again = spend_budget(api, model, calls=10)  # once it has counted today's tokens from the log
+                assert 1 <= int(again.response.headers["retry-after"]) <= 8
+                while time.monotonic() - started < 40:
+                    try:
+                        api.chat.completions.create(**chat(model))
+                        break
+                    except openai.RateLimitError:
+                        time.sleep(0.5)
+                else:
+                    raise AssertionError("the budget was not renewed when the keeper's day turned")
+                assert time.monotonic() - started >= 5  # renewed by the turn of the day, not before
+            finally:
+                podman("exec", SERVING.name, "pkill", "-f", "budget_keeper.main", check=False)
+                keeper.wait(timeout=30)
+        assert "budget renewed" in (keeper.stderr.read() if keeper.stderr else ""), "the keeper did not say so"
+    finally:
+        podman("exec", SERVING.name, "rm", "-rf", marks)  # the unit's own folder again, made by systemd
+        podman("exec", SERVING.name, "systemctl", "start", unit)
+    assert spend_budget(api, model, calls=5).body["type"] == "insufficient_quota"  # today's count, reread on start
+
+
+def test_a_stopped_budget_keeper_fails_its_control(site_up: str, tmp_path: Path) -> None:
+    """SOV-GW-005 passes on the converged site and fails on the serving host while the budget keeper is stopped
+    (budgets would go unenforced); started again, it passes."""
+    from sovkit.verify import run_verify
+
+    podman = Podman(default_cache_dir() / "podman")
+    inventory = render_inventory(SITE)
+    unit = inventory_hosts(inventory)[SERVING.name]["gateway_budget_keeper_unit"]
+    checks = ["-k", "test_token_budgets_are_kept_as_rendered"]
+    podman("exec", SERVING.name, "systemctl", "stop", unit)
+    try:
+        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    finally:
+        podman("exec", SERVING.name, "systemctl", "start", unit)
+    failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
+    assert failed == {(SERVING.name, "test_token_budgets_are_kept_as_rendered")}, failed
+    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    assert mended.ok and [r.outcome for r in mended.results if r.host == SERVING.name] == ["passed"]
+
+
 def test_prometheus_has_its_vllm_and_node_targets_up(site_up: str) -> None:
     url = f"http://{SERVING.address}:{ports.PROMETHEUS}/api/v1/targets"
     deadline = time.monotonic() + 120

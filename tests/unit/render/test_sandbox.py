@@ -48,7 +48,7 @@ def test_each_host_lists_the_units_it_runs_and_the_roles_get_their_sandbox():
     assert worker["sandbox_units"] == sorted(["nginx.service", "prometheus-node-exporter.service",
                                               "prometheus.service", "prometheus-alertmanager.service",
                                               "prometheus-blackbox-exporter.service", "mtail.service",
-                                              "sovkit-vllm-tiny-chat.service",
+                                              "sovkit-budget-keeper.service", "sovkit-vllm-tiny-chat.service",
                                               "sovkit-vllm-tiny-health.service"])
     variables = inventory["all"]["vars"]
     assert variables["sandbox_max_exposure"] == sandbox.max_exposure() == 3.5

@@ -8,7 +8,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from sovkit.usage.ledger import Usage, may_hold, usage_between, write_csv, write_json
+from sovkit.usage.budget_keeper import may_hold
+from sovkit.usage.ledger import Usage, usage_between, write_csv, write_json
 
 DEC_1, DEC_2, DEC_3 = dt.date(2026, 12, 1), dt.date(2026, 12, 2), dt.date(2026, 12, 3)
 

@@ -2,9 +2,12 @@
 // model servers' OpenAI routes only, and hands the request to that model's vLLM. Every error is OpenAI-shaped, as
 // vLLM's own are: {"error": {"message", "type", "param", "code"}}. Tenants come from tenants.json (hashes, never
 // keys): {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "routes": {path: true},
-// "upstreams": {model: upstream pool}} (maps, not lists: njs preloads objects frozen, without array methods).
+// "upstreams": {model: upstream pool}, "budgeted": {tenant: true}, "budget_marks": folder} (maps, not lists: njs
+// preloads objects frozen, without array methods). A budgeted tenant whose budget is spent has a mark in that folder,
+// written by the budget keeper: {"until": seconds since the epoch, "period": "day" or "month"}.
 // Each answered request's token usage, as the model server counted it, goes to the access log for chargeback.
 var crypto = require('crypto');
+var fs = require('fs');
 
 // Per request: njs gives every request its own copy of the module's state.
 var held = null;  // a streamed response's bytes after its last complete event
@@ -89,9 +92,34 @@ function route(r) {
         return noSuchModel(r, model);
     }
     r.variables.sovkit_model = model;
+    if (sovkit_tenants.budgeted[tenant] === true) {
+        var spent = spentBudget(tenant);
+        if (spent !== null) {
+            return budgetSpent(r, spent);
+        }
+    }
     r.variables.sovkit_upstream = sovkit_tenants.upstreams[model];
     r.variables.sovkit_body = bodyAskingUsage(r, body);
     r.internalRedirect('@vllm');
+}
+
+// The keeper's mark while it holds (a mark whose time has passed is the keeper's to remove), else null.
+function spentBudget(tenant) {
+    var mark;
+    try {
+        mark = JSON.parse(fs.readFileSync(sovkit_tenants.budget_marks + '/' + tenant));
+    } catch (e) {
+        return null;  // no mark: tokens left (or the keeper is not running)
+    }
+    return mark.until * 1000 > Date.now() ? mark : null;
+}
+
+function budgetSpent(r, mark) {
+    var wait = Math.max(1, Math.ceil(mark.until - Date.now() / 1000));
+    r.headersOut['Retry-After'] = String(wait);
+    var renews = new Date(mark.until * 1000).toISOString().slice(0, 19) + 'Z';
+    return reply(r, 429, 'The token budget of this ' + (mark.period === 'month' ? 'month' : 'day') +
+                 ' is spent for this tenant; it renews at ' + renews + ' (in ' + wait + ' s).', 'insufficient_quota');
 }
 
 // A streamed response carries usage only when asked (stream_options.include_usage): the gateway asks, and drops
