@@ -60,12 +60,12 @@ def main() -> int:
         print(f"  {name}: cold {cold:.1f} s, re-run {warm:.1f} s, changed {changed}, {verdict}", flush=True)
         rows.append((name, len(shipped[name].nodes), cold, first["seconds"].get("converge", 0.0), warm,
                      second["seconds"].get("converge", 0.0), changed, second["seconds"].get("verify", 0.0),
-                     "compliant" if second["compliant"] else "NOT compliant", verdict))
+                     second["verdict"], verdict))
     print(f"\n{'site':<20}{'hosts':>6}{'cold s':>9}{'converge':>10}{'re-run s':>10}{'converge':>10}{'changed':>9}"
-          f"{'verify s':>10}  compliance     verdict")
+          f"{'verify s':>10}  {'compliance':<20} verdict")
     for name, hosts, cold, converge, warm, reconverge, changed, verify, compliance, verdict in rows:
         print(f"{name:<20}{hosts:>6}{cold:>9.1f}{converge:>10.1f}{warm:>10.1f}{reconverge:>10.1f}{changed:>9}"
-              f"{verify:>10.1f}  {compliance:<14} {verdict}")
+              f"{verify:>10.1f}  {compliance:<20} {verdict}")
     largest = max(rows, key=lambda r: r[1]) if rows else None
     if largest:
         met = largest[4] < WARM_TARGET_S

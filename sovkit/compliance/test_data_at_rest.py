@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from .conftest import not_applicable
+
 
 @pytest.fixture(scope="module")
 def inspection(host) -> dict:
@@ -30,7 +32,7 @@ def test_data_volumes_encrypted(host, site, inspection, evidence):
     """When the stack requires encryption at rest, each data directory is on LUKS/dm-crypt, checked
     live with lsblk (not only the recorded inspection)."""
     if not site["data_at_rest_required"]:
-        pytest.skip("encryption at rest is not required by this stack (encryptionAtRestRequired: false)")
+        not_applicable("encryption at rest is not required by this stack (encryptionAtRestRequired: false)")
     cloud = site.get("data_at_rest_cloud_volume") or {}
     for vol in inspection["volumes"]:
         mount = host.check_output(f"findmnt -n -o TARGET --target {vol['path']}")

@@ -9,6 +9,8 @@ import json
 
 import pytest
 
+from .conftest import not_applicable
+
 # A TLS handshake from the host's own Python, with what the client offers opened up (security level 0, every
 # protocol) so that only the gateway's configuration can refuse; prints "ok <protocol> <cipher>" or "refused".
 HANDSHAKE = """
@@ -62,7 +64,7 @@ STRONG = {
 @pytest.fixture
 def gateway_port(site, installed_units) -> int:
     if "nginx.service" not in site["sandbox_units"]:
-        pytest.skip("no gateway runs on this host")
+        not_applicable("no gateway runs on this host")
     if "nginx.service" not in installed_units:
         pytest.skip("the gateway is not installed on this host")
     return int(site["gateway_listen_port"])

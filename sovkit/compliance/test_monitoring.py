@@ -7,6 +7,8 @@ import json
 import pytest
 import yaml
 
+from .conftest import not_applicable
+
 # Prometheus's view of its own flags, and what a reload through its lifecycle API answers, asked on loopback as
 # any local process could: prints {"flags": {...}, "reload": status}.
 ASK = """
@@ -28,7 +30,7 @@ def test_prometheus_admin_apis_are_off(host_python, installed_units, site, evide
     """Prometheus's lifecycle API (reload, quit) and admin API (delete series, snapshots) take no password: with
     either on, any process on the host, a model server among them, could stop or wipe the site's monitoring."""
     if "prometheus.service" not in site["sandbox_units"]:
-        pytest.skip("Prometheus does not run on this host")
+        not_applicable("Prometheus does not run on this host")
     if "prometheus.service" not in installed_units:
         pytest.skip("Prometheus is not installed on this host")
     answer = json.loads(host_python(ASK, site["monitoring_prometheus_listen"].rsplit(":", 1)[1]))
@@ -63,7 +65,7 @@ def test_alerts_reach_the_sites_receivers_through_one_alertmanager_on_loopback(
     and gossips with no one (its cluster port is off)."""
     unit = "prometheus-alertmanager.service"
     if unit not in site["sandbox_units"]:
-        pytest.skip("Alertmanager does not run on this host")
+        not_applicable("Alertmanager does not run on this host")
     if unit not in installed_units:
         pytest.skip("Alertmanager is not installed on this host")
     listen = site["monitoring_alertmanager_listen"]

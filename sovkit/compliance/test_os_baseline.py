@@ -6,6 +6,8 @@ import fnmatch
 
 import pytest
 
+from .conftest import not_applicable
+
 
 @pytest.fixture(scope="module")
 def sshd(host) -> dict[str, str]:
@@ -458,12 +460,12 @@ def test_mount_options(host, site, evidence, path):
     reboot keeps them): /tmp and /dev/shm always; the others wherever they are separate file systems (CIS 1.1.2.x)."""
     want = next((m for m in site["os_baseline_mount_options"] if m["path"] == path), None)
     if want is None:
-        pytest.skip(f"{path} is not in this host's os_baseline_mount_options")
+        not_applicable(f"{path} is not in this host's os_baseline_mount_options")
     live = host.run(f"findmnt --kernel --noheadings --output OPTIONS --mountpoint {path}").stdout.split()
     if not live:
         assert "tmpfs" not in want, f"{path} is not mounted: the kit mounts it as a tmpfs"
         evidence(f"{path}: not a separate file system")
-        pytest.skip(f"{path} is not a separate file system here: its partition is the operator's installer's "
+        not_applicable(f"{path} is not a separate file system here: its partition is the operator's installer's "
                     "(CIS Level 2); nothing to mount with options")
     fstab = host.run(f"findmnt --fstab --noheadings --output OPTIONS --mountpoint {path}").stdout.split()
     in_force, at_boot = set(live[-1].split(",")), set(fstab[-1].split(",")) if fstab else set()

@@ -8,6 +8,8 @@ import shlex
 
 import pytest
 
+from .conftest import not_applicable
+
 # What each check covers; the units a host runs come from its inventory (sandbox_units), as the play was given them.
 SERVICES = {"gateway": r"nginx\.service", "model servers": r"sovkit-vllm-.+\.service",
             "Prometheus": r"prometheus\.service", "node exporter": r"prometheus-node-exporter\.service",
@@ -43,7 +45,7 @@ def test_service_is_sandboxed(host, site, evidence, service: str):
     the IP firewall where the host cannot enforce it."""
     units = [u for u in site["sandbox_units"] if re.fullmatch(SERVICES[service], u)]
     if not units:
-        pytest.skip(f"no {service} runs on this host")
+        not_applicable(f"no {service} runs on this host")
     shown = {u: host.run(f"systemctl cat {shlex.quote(u)}") for u in units}
     installed = {u: cat.stdout for u, cat in shown.items() if cat.rc == 0}
     if not installed:  # a converge of the hardening play alone, say: nothing of it runs to be confined
@@ -61,7 +63,7 @@ def model_servers(site, installed_units) -> list[str]:
     converge of the hardening play alone installs none)."""
     names = [name for name in site["vllm_service_models"] if f"sovkit-vllm-{name}.service" in site["sandbox_units"]]
     if not names:
-        pytest.skip("no model server runs on this host")
+        not_applicable("no model server runs on this host")
     if not any(f"sovkit-vllm-{name}.service" in installed_units for name in names):
         pytest.skip("the model servers are not installed on this host")
     return names

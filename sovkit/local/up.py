@@ -8,6 +8,7 @@ down: the hosts and the network go, and the settings podman changed on this mach
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,11 +89,18 @@ def start_hosts(local: LocalSite, podman: Podman, image_tag: str, bundle: Path, 
                                    (f"{bundle}:{HOST_BUNDLE_DIR}:ro",), labels={"io.sovkit.site": local.site.name}))
 
 
-def run_verify(local: LocalSite) -> tuple[int, Path]:
+def run_verify(local: LocalSite) -> tuple[int, Path, str]:
+    """`sovkit verify` of the site: its exit status, the report's folder and the site's verdict (its headline)."""
     from sovkit.verify.cli import run as verify_run
+    from sovkit.verify.verdict import NOT_PROVEN
 
     out = local.workspace.compliance
-    return verify_run([str(local.site.source), "--output-dir", str(out)]), out
+    written = out / "report.json"
+    written.unlink(missing_ok=True)  # a report there afterwards is this run's, not an earlier one's
+    status = verify_run([str(local.site.source), "--output-dir", str(out)])
+    if not written.exists():
+        return status, out, f"{NOT_PROVEN}: sovkit verify wrote no report (exit {status})"
+    return status, out, json.loads(written.read_text())["verdict_headline"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,8 @@ class UpResult:
     prometheus: str
     curl: str
     report: Path
-    verify_status: int
+    verify_status: int  # sovkit verify's exit status: 0 no check failed
+    verdict: str  # the site's verdict, as the report's first line gives it
     seconds: dict[str, float]
     converge_log: Path
 
@@ -127,7 +136,7 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
         except ConvergeError as err:
             raise UpError(str(err)) from None
     with phases.timed("verify", progress):
-        status, report = run_verify(local)
+        status, report, verdict = run_verify(local)
     # The curl's tenant: the most generous rate limit, so pasting it a few times does not meet a 429.
     spec = max((t for t in site.serving.tenants.values() if t.api_key.file),
                key=lambda t: t.rate_limit.requests_per_minute)
@@ -138,7 +147,7 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
             f"-d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Habari\"}}], "
             f"\"max_tokens\": 16}}'")
     return UpResult(endpoint, f"http://{local.serving_address}:{ports.PROMETHEUS}", curl, report / "report.html",
-                    status, phases.seconds, log_path)
+                    status, verdict, phases.seconds, log_path)
 
 
 def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:

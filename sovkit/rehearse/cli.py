@@ -52,7 +52,6 @@ def rehearse_command(stack: str, vm_names: tuple[str, ...], take_down: bool) -> 
     except (ConvergeError, BundleError, HostsError, PlanError) as err:
         errors.print(str(err), markup=False)
         raise SystemExit(1) from None
-    verdict = "compliant" if result.compliant else "NOT compliant (see the report)"
     console.print(f"\n[bold]{site.name} rehearsed: {'ok' if result.ok else 'FAILED'}[/bold]")
     console.print("  substitutions:", markup=False)
     for line in result.substitutions:
@@ -61,7 +60,7 @@ def rehearse_command(stack: str, vm_names: tuple[str, ...], take_down: bool) -> 
         console.print(f"    named, not stood up: {line}", markup=False)
     changed = ", ".join(f"{h} {n}" for h, n in sorted(result.converge.changed.items()))
     console.print(f"  converge      changed per host: {changed} (log: {result.converge.log})", markup=False)
-    console.print(f"  compliance    {result.report} ({verdict})", markup=False)
+    console.print(f"  compliance    {result.report} ({result.verdict.headline})", markup=False)
     for line in result.checks:
         console.print(f"  check         {line}", markup=False)
     for line in result.failures:

@@ -37,6 +37,7 @@ from sovkit.rehearse.plan import MAIL_RELAY, Machine, RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, SmtpSink, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars, sandbox
 from sovkit.render.inventory import render_inventory
+from sovkit.verify.verdict import SiteVerdict
 from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace, secret_file
 
 MIRROR_KEY_DEST = "/etc/apt/keyrings/sovkit-rehearsal-mirror.asc"
@@ -55,7 +56,8 @@ class RehearsalResult:
     not_stood_up: list[str]
     seconds: dict[str, float]
     converge: ConvergeResult
-    compliant: bool
+    checks_passed: bool  # every host ran the suite and no check failed (sovkit.verify.report.Report.ok)
+    verdict: SiteVerdict  # the site's verdict, as the report's first line gives it
     report: Path
     checks: list[str] = field(default_factory=list)  # what the serving call or the firewall probes found
     failures: list[str] = field(default_factory=list)
@@ -63,7 +65,7 @@ class RehearsalResult:
 
     @property
     def ok(self) -> bool:
-        return self.compliant and not self.failures
+        return self.checks_passed and not self.failures
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,8 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
     outcome = RehearsalResult(
         site=site.name, substitutions=[s.line() for s in rehearsal.plan.substitutions],
         not_stood_up=[f"{s.purpose} {s.url}: {s.why_not}" for s in rehearsal.plan.services if not s.stood_up],
-        seconds=phases.seconds, converge=result, compliant=report.ok, report=rehearsal.workspace.compliance /
+        seconds=phases.seconds, converge=result, checks_passed=report.ok,
+        verdict=report.verdict(), report=rehearsal.workspace.compliance /
         "report.html", checks=found, failures=failures)
     outcome.record = write_record(rehearsal, outcome, report.totals())
     return outcome
@@ -368,7 +371,9 @@ def write_record(rehearsal: Rehearsal, outcome: RehearsalResult, totals: dict) -
                          "ssh_port": h.ssh_port} for h in rehearsal.plan.hosts],
               "controller": list(rehearsal.plan.controller), "substitutions": outcome.substitutions,
               "not_stood_up": outcome.not_stood_up, "seconds": outcome.seconds,
-              "changed": outcome.converge.changed, "compliance": totals, "compliant": outcome.compliant,
+              "changed": outcome.converge.changed, "compliance": totals,
+              "checks_passed": outcome.checks_passed, "verdict": outcome.verdict.verdict,
+              "verdict_headline": outcome.verdict.headline,
               "checks": outcome.checks, "failures": outcome.failures}
     rehearsal.record_file.parent.mkdir(parents=True, exist_ok=True)
     rehearsal.record_file.write_text(json.dumps(record, indent=1) + "\n")

@@ -78,7 +78,8 @@ def site_facts(site: SiteConfig) -> dict:
         "sovkit_site": {"name": site.name, "country": site.site.country, "region": site.site.region,
                         "city": site.site.city, "profile": profile.id, "provider": site.infrastructure.provider},
         "sovkit_profile": {"law": profile.law.short_name,
-                           "clauses": {cid: clause.cite for cid, clause in sorted(profile.clauses.items())}},
+                           "clauses": {cid: {"cite": clause.cite, "title": clause.title}
+                                       for cid, clause in sorted(profile.clauses.items())}},
         "sovkit_residency": {
             "in_country_cidrs": list(res.in_country_cidrs),
             "in_country_domains": list(res.in_country_domains),

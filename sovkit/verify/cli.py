@@ -10,11 +10,49 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sovkit.verify.report import Report
 from sovkit.verify.runner import HostRun, run_verify
+from sovkit.verify.verdict import COMPLIANT, EVIDENCED, NOT_COMPLIANT, NOT_PROVEN
 
-# Exit codes: 0 every check passed or was skipped with its reason; 1 a check failed (not compliant);
-# 2 the stack could not be loaded or the suite could not run on a host (nothing proven either way).
-EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_CANNOT_RUN = 0, 1, 2
+# Exit codes: 0 no check failed (skips allowed, unless --require-evidence); 1 a check failed, or with
+# --require-evidence a clause is not fully evidenced; 2 the stack could not be loaded or the suite could not run on a
+# host (nothing proven either way).
+EXIT_NO_CHECK_FAILED, EXIT_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
+
+
+def exit_status(report: Report, require_evidence: bool = False) -> int:
+    """The exit status of `sovkit verify` for this report (see EXIT_*)."""
+    verdict = report.verdict().verdict
+    if verdict == NOT_PROVEN:
+        return EXIT_CANNOT_RUN
+    if verdict == NOT_COMPLIANT or (require_evidence and verdict != COMPLIANT):
+        return EXIT_FAILED
+    return EXIT_NO_CHECK_FAILED
+
+
+def print_summary(report: Report, console: Console) -> None:
+    """The site's verdict first, then why (each clause not evidenced, each host that could not run), the verdict
+    per clause, and the counts."""
+    console.print(report.verdict().headline, markup=False, highlight=False)
+    for clause in report.by_clause().values():
+        if clause.verdict != EVIDENCED:
+            console.print(f"  {clause.cite} ({clause.clause}) {clause.verdict}:", markup=False)
+            for reason in clause.reasons:
+                console.print(f"    {reason}", markup=False)
+    for host, err in report.host_errors.items():
+        console.print(f"[red]{escape(host)}: the suite could not run[/red]")
+        console.print(err[-1500:], markup=False)
+    table = Table(title=f"{report.law}: verdict per clause")
+    for col in ("clause", "citation", "verdict", "controls"):
+        table.add_column(col)
+    for clause in report.by_clause().values():
+        table.add_row(f"{clause.title} ({clause.clause})", clause.cite, clause.verdict,
+                      ", ".join(clause.controls) or "-")
+    console.print(table)
+    totals = report.totals()
+    console.print(f"checks: {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
+                  f"{totals['skipped']} skipped ({report.not_applicable()} of them not applicable to their host), "
+                  f"{len(report.hosts)} hosts, in {report.duration_s:.1f} s", markup=False)
 
 
 @click.command("verify")
@@ -26,13 +64,23 @@ EXIT_COMPLIANT, EXIT_NOT_COMPLIANT, EXIT_CANNOT_RUN = 0, 1, 2
 @click.option("--host", "hosts", multiple=True, help="Check only this host (repeatable).")
 @click.option("--identity", "-i", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="SSH private key for real sites (default: the ssh agent and ~/.ssh).")
-def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...], identity: Path | None) -> None:
+@click.option("--require-evidence", is_flag=True,
+              help="Exit 1 also when a law clause is not fully evidenced (a check skipped where it applies, as in "
+                   "a container): for CI on real hosts.")
+def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...], identity: Path | None,
+           require_evidence: bool) -> None:
     """Prove a site's hosts comply: run the compliance suite against every host of STACK (a stack
     file, or a site name such as `local`), in parallel, over ssh for real sites and podman for
-    `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir.
+    `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir. The
+    summary opens with the site's verdict: COMPLIANT (every clause of the law evidenced), NOT
+    COMPLIANT (a check failed), NOT FULLY EVIDENCED (none failed, but a clause is partly or not
+    evidenced) or NOT PROVEN (the suite could not run on a host).
 
-    Exit status: 0 compliant, 1 not compliant (a check failed), 2 nothing could be proven (bad stack,
-    unknown host, or the suite could not run on a host)."""
+    \b
+    Exit status:
+      0  no check failed (checks skipped with their reason allowed)
+      1  a check failed; with --require-evidence, also a clause not fully evidenced
+      2  nothing could be proven: bad stack, unknown host, or the suite could not run on a host"""
     from sovkit.config import load_stack
     from sovkit.errors import StackError
     from sovkit.render.inventory import render_inventory
@@ -60,7 +108,7 @@ def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...
     def progress(host: str, run: HostRun) -> None:
         counts = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
         state = "[red]could not run[/red]" if run.broken else (
-            "[red]NOT COMPLIANT[/red]" if counts["failed"] or counts["error"] else "[green]compliant[/green]")
+            "[red]a check failed[/red]" if counts["failed"] or counts["error"] else "no check failed")
         console.print(f"  {escape(host)}: {state}: {counts['passed']} passed, {counts['failed']} failed, "
                       f"{counts['error']} errors, {counts['skipped']} skipped ({run.seconds:.1f} s)")
 
@@ -70,24 +118,10 @@ def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...
     except (ValueError, FileNotFoundError) as err:
         console.print(str(err), markup=False)
         raise SystemExit(EXIT_CANNOT_RUN) from None
-    table = Table(title=f"{report.law}: evidence per clause")
-    for col in ("clause", "citation", "status", "controls"):
-        table.add_column(col)
-    for clause, c in report.by_clause().items():
-        table.add_row(clause, c["citation"], c["status"], ", ".join(c["controls"]) or "-")
-    console.print(table)
-    for host, err in report.host_errors.items():
-        console.print(f"[red]{escape(host)}: the suite could not run[/red]")
-        console.print(err[-1500:], markup=False)
-    totals = report.totals()
-    verdict = "COMPLIANT" if report.ok else ("NOT PROVEN" if report.host_errors else "NOT COMPLIANT")
-    console.print(f"{verdict}: {totals['passed']} passed, {totals['failed']} failed, {totals['error']} errors, "
-                  f"{totals['skipped']} skipped, {len(report.hosts)} hosts, in {report.duration_s:.1f} s")
+    print_summary(report, console)
     console.print(f"Report: {output_dir / 'report.html'} (JSON: {output_dir / 'report.json'}, "
                   f"JUnit: {output_dir / 'junit.xml'})", markup=False)
-    if report.host_errors:
-        raise SystemExit(EXIT_CANNOT_RUN)
-    raise SystemExit(EXIT_COMPLIANT if report.ok else EXIT_NOT_COMPLIANT)
+    raise SystemExit(exit_status(report, require_evidence))
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """pytest plugin the runner loads into each per-host suite run: writes one JSON line per check.
 
 Each record: nodeid, name, control id (from @pytest.mark.control), outcome (passed/failed/skipped),
-duration, evidence (record_property("evidence", ...)), and the failure text or the skip reason.
+duration, evidence (record_property("evidence", ...)), the failure text or the skip reason, and whether the check
+applies to the host (false for a skip through the suite's not_applicable()).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from sovkit.compliance.conftest import NOT_APPLICABLE
 
 RESULTS_ENV = "SOVKIT_VERIFY_RESULTS"
 
@@ -32,7 +35,7 @@ class Recorder:
         rec = self.records.setdefault(report.nodeid, {
             "nodeid": report.nodeid, "name": report.nodeid.split("::", 1)[-1],
             "control": self.controls.get(report.nodeid), "outcome": "passed", "duration": 0.0,
-            "evidence": [], "message": "",
+            "evidence": [], "message": "", "applicable": True,
         })
         rec["duration"] = round(rec["duration"] + report.duration, 3)
         rec["evidence"] = [str(v) for k, v in report.user_properties if k == "evidence"] or rec["evidence"]
@@ -41,6 +44,7 @@ class Recorder:
             longrepr = report.longrepr
             rec["message"] = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
             rec["message"] = rec["message"].removeprefix("Skipped: ")
+            rec["applicable"] = not rec["message"].startswith(NOT_APPLICABLE)
         elif report.failed:
             rec["outcome"] = "failed" if report.when == "call" else "error"
             rec["message"] = (report.longreprtext or "")[-1500:]

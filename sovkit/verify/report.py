@@ -1,11 +1,11 @@
-"""The compliance report: per host and control, pass/fail/skip with evidence; a summary per law clause.
+"""The compliance report: per host and control, pass/fail/skip with evidence; a verdict per law clause and one
+for the site (sovkit.verify.verdict).
 
-Written three ways from one :class:`Report`: JSON (machines), HTML (people), JUnit XML (CI).
+Written three ways from one :class:`Report`: JSON (machines), HTML (people, sovkit.verify.html), JUnit XML (CI).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from sovkit.verify.html import render_html
+from sovkit.verify.verdict import ClauseVerdict, SiteVerdict, clause_verdicts, site_verdict
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
@@ -35,13 +38,14 @@ class CheckResult:
     duration: float = 0.0
     evidence: list[str] = field(default_factory=list)
     message: str = ""
+    applicable: bool = True  # false: skipped because the check does not apply to this host
 
 
 @dataclass
 class Report:
     site: str
     law: str
-    clauses: dict[str, str]  # clause id -> citation, from the country profile
+    clauses: dict[str, dict[str, str]]  # clause id -> {cite, title}, from the country profile
     results: list[CheckResult]
     started: str  # ISO 8601, UTC
     duration_s: float
@@ -54,6 +58,7 @@ class Report:
     # -- summaries ------------------------------------------------------------------------------
     @property
     def ok(self) -> bool:
+        """Every host ran the suite and no check failed: what a converge needs, not a verdict (see verdict())."""
         return not self.host_errors and all(r.outcome in ("passed", "skipped") for r in self.results)
 
     def totals(self) -> dict[str, int]:
@@ -74,30 +79,28 @@ class Report:
                 entry["status"] = _status(entry)
         return out
 
-    def by_clause(self) -> dict[str, dict[str, Any]]:
-        """Per law clause: the controls evidencing it and how they fared across all hosts."""
-        per_control: dict[str, Counter] = {}
-        for controls in self.by_host_control().values():
-            for cid, entry in controls.items():
-                per_control.setdefault(cid, Counter())[entry["status"]] += 1
-        out = {}
-        for clause, cite in sorted(self.clauses.items()):
-            cids = sorted(cid for cid, c in self.controls.items() if clause in c.get("clauses", []))
-            statuses = Counter()
-            for cid in cids:
-                statuses.update(per_control.get(cid, Counter({"not run": 1})))
-            status = "failed" if statuses["failed"] or statuses["error"] else (
-                "passed" if statuses["passed"] else "not evidenced")
-            out[clause] = {"citation": cite, "controls": cids, "status": status, "counts": dict(statuses)}
-        return out
+    def by_clause(self) -> dict[str, ClauseVerdict]:
+        """Per law clause: the controls evidencing it and its verdict, with the reasons it is not evidenced."""
+        return clause_verdicts(self.clauses, self.controls, self.results)
+
+    def verdict(self) -> SiteVerdict:
+        return site_verdict(self.by_clause(), self.results, self.host_errors)
+
+    def not_applicable(self) -> int:
+        """How many of the skipped checks were skipped because they do not apply to their host."""
+        return sum(r.outcome == "skipped" and not r.applicable for r in self.results)
 
     # -- writers --------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        clauses = self.by_clause()
+        verdict = site_verdict(clauses, self.results, self.host_errors)
         return {
+            "verdict": verdict.verdict, "verdict_headline": verdict.headline,
             "site": self.site, "law": self.law, "started": self.started, "duration_s": round(self.duration_s, 2),
             "kit": {"version": self.kit_version, "commit": self.kit_commit},
-            "ok": self.ok, "totals": self.totals(), "hosts": self.hosts, "host_errors": self.host_errors,
-            "clauses": self.by_clause(),
+            "no_check_failed": self.ok, "totals": self.totals(), "not_applicable": self.not_applicable(),
+            "hosts": self.hosts, "host_errors": self.host_errors,
+            "clauses": {cid: {k: v for k, v in asdict(c).items() if k != "clause"} for cid, c in clauses.items()},
             "results": {
                 host: {cid: {**{k: v for k, v in entry.items() if k != "checks"},
                              "title": self.controls.get(cid, {}).get("title", ""),
@@ -148,55 +151,10 @@ class Report:
 def _status(entry: dict[str, Any]) -> str:
     if entry["failed"] or entry["error"]:
         return "failed"
-    return "passed" if entry["passed"] else "skipped"
+    if entry["passed"]:
+        return "passed"
+    return "skipped" if any(c.applicable for c in entry["checks"]) else "not applicable"
 
 
 def _first_line(text: str) -> str:
     return next((line for line in text.splitlines() if line.strip()), "")[:200]
-
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1b1b1b;max-width:1200px}
-table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .5rem;
-text-align:left;vertical-align:top;font-size:.9rem}th{background:#f2f2f2}
-.passed{color:#0a6b2e;font-weight:600}.failed,.error{color:#b00020;font-weight:600}.skipped{color:#7a5a00}
-.not{color:#666}details{margin:.2rem 0}pre{white-space:pre-wrap;font-size:.8rem;background:#f7f7f7;padding:.4rem}
-"""
-
-
-def render_html(report: Report) -> str:
-    e = html.escape
-    data = report.to_dict()
-    totals = data["totals"]
-    parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>sovkit compliance report: {e(report.site)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Compliance report: {e(report.site)}</h1>",
-        f"<p>Law: <b>{e(report.law)}</b>. Run: {e(report.started)} ({data['duration_s']} s). "
-        f"Kit: sovkit {e(report.kit_version)}, commit <code>{e(report.kit_commit)}</code>.</p>",
-        f"<p class='{'passed' if report.ok else 'failed'}'>{'COMPLIANT' if report.ok else 'NOT COMPLIANT'}: "
-        + ", ".join(f"{n} {o}" for o, n in totals.items()) + "</p>",
-        "<h2>By law clause</h2><table><tr><th>Clause</th><th>Citation</th><th>Status</th><th>Controls</th></tr>",
-    ]
-    for clause, c in data["clauses"].items():
-        cls = c["status"].split()[0]
-        parts.append(f"<tr><td>{e(clause)}</td><td>{e(c['citation'])}</td><td class='{cls}'>{e(c['status'])}</td>"
-                     f"<td>{e(', '.join(c['controls']))}</td></tr>")
-    parts.append("</table>")
-    for host, err in data["host_errors"].items():
-        parts.append(f"<h2>{e(host)}</h2><p class='error'>The suite did not run on this host:</p><pre>{e(err)}</pre>")
-    for host, controls in data["results"].items():
-        parts.append(f"<h2>Host {e(host)} <small>({e(data['hosts'].get(host, ''))})</small></h2>")
-        parts.append("<table><tr><th>Control</th><th>Title</th><th>CIS Debian 12</th><th>Status</th>"
-                     "<th>Checks</th></tr>")
-        for cid, entry in controls.items():
-            checks = "".join(
-                f"<details><summary class='{c['outcome']}'>{e(c['outcome'])}: {e(c['name'])}</summary>"
-                + (f"<pre>{e(chr(10).join(c['evidence']))}</pre>" if c["evidence"] else "")
-                + (f"<pre>{e(c['message'])}</pre>" if c["message"] else "") + "</details>"
-                for c in entry["checks"])
-            parts.append(f"<tr><td>{e(cid)}</td><td>{e(entry['title'])}</td><td>{e(', '.join(entry['cis']))}</td>"
-                         f"<td class='{entry['status']}'>{e(entry['status'])}</td><td>{checks}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)

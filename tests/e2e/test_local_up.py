@@ -94,7 +94,9 @@ def allowed_and_denied() -> tuple[str, str, str]:
 
 
 def test_up_prints_endpoint_curl_prometheus_report_and_phases(site_up: str) -> None:
-    for expected in (API, "curl --cacert", f":{ports.PROMETHEUS}", "report.html (compliant)", "phases: "):
+    # the honest verdict: containers cannot prove auditd and the kernel's settings
+    for expected in (API, "curl --cacert", f":{ports.PROMETHEUS}", "report.html (NOT FULLY EVIDENCED: no check failed",
+                     "phases: "):
         assert expected in site_up, site_up
 
 
@@ -497,7 +499,9 @@ def test_compliance_report_has_no_failure(site_up: str) -> None:
     assert sorted(report["hosts"]) == sorted(n.name for n in SITE.nodes)
     failing = {host: [cid for cid, entry in controls.items() if entry["failed"] or entry["error"]]
                for host, controls in report["results"].items()}
-    assert report["ok"] and not any(failing.values()) and not report["host_errors"], failing
+    assert report["no_check_failed"] and not any(failing.values()) and not report["host_errors"], failing
+    # auditd, chrony and the kernel's settings cannot be proven in a container: never COMPLIANT there
+    assert report["verdict"] == "NOT FULLY EVIDENCED", report["verdict_headline"]
     assert report["totals"]["passed"] > 0
     assert (LOCAL.state_dir / "compliance" / "report.html").is_file()
 

@@ -133,7 +133,8 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
     residency = inventory["vars"]["sovkit_residency"]
     assert residency["log_retention_days"] == 400
     assert residency["allowed_endpoints"][0]["host"] == "192.0.2.80"
-    assert inventory["vars"]["sovkit_profile"]["clauses"]["cross_border_transfer"] == "POPIA s. 72"
+    assert inventory["vars"]["sovkit_profile"]["clauses"]["cross_border_transfer"] == {
+        "cite": "POPIA s. 72", "title": "Transfers of personal information outside Republic"}
 
 
 def test_local_inventory_reaches_containers_through_podman(capsys):
