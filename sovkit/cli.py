@@ -17,6 +17,7 @@ from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError, redact
 from sovkit.local.cli import down_command, up_command
+from sovkit.oscal.cli import oscal
 from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
@@ -224,6 +225,7 @@ main.add_command(verify)
 main.add_command(up_command)
 main.add_command(down_command)
 main.add_command(usage)
+main.add_command(oscal)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sovkit.oscal.common import ASSESSMENT_RESULTS, TRESTLE_VERSION, OscalError
+from sovkit.oscal.write import OSCAL_DIR, write_run_documents
 from sovkit.verify.report import Report
 from sovkit.verify.runner import HostRun, run_verify
 from sovkit.verify.verdict import COMPLIANT, EVIDENCED, NOT_COMPLIANT, NOT_PROVEN
@@ -55,10 +57,24 @@ def print_summary(report: Report, console: Console) -> None:
                   f"{len(report.hosts)} hosts, in {report.duration_s:.1f} s", markup=False)
 
 
+def write_oscal(report: Report, out_dir: Path, console: Console) -> list[Path]:
+    """The run's OSCAL assessment results and the catalogues and component definition they point to. A document
+    trestle rejects is reported, not fatal: the checks ran and the other reports stand."""
+    try:
+        written = write_run_documents(report, out_dir)
+    except (OscalError, FileNotFoundError, ValueError) as err:
+        console.print(f"OSCAL documents not written: {err}", markup=False)
+        return []
+    console.print(f"OSCAL: {out_dir / ASSESSMENT_RESULTS} (with the catalogues and component definition it points "
+                  f"to; validated by compliance-trestle {TRESTLE_VERSION})", markup=False)
+    return written
+
+
 @click.command("verify")
 @click.argument("stack")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
-              help="Where report.json, report.html and junit.xml are written.  [default: .sovkit/<site>/compliance]")
+              help="Where report.json, report.html, junit.xml and oscal/ (OSCAL assessment results, catalogues, "
+                   "component definition) are written.  [default: .sovkit/<site>/compliance]")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Hosts checked in parallel.")
 @click.option("--host", "hosts", multiple=True, help="Check only this host (repeatable).")
@@ -71,7 +87,8 @@ def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...
            require_evidence: bool) -> None:
     """Prove a site's hosts comply: run the compliance suite against every host of STACK (a stack
     file, or a site name such as `local`), in parallel, over ssh for real sites and podman for
-    `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir. The
+    `local`, and write JUnit XML plus a compliance report (HTML and JSON) to --output-dir, and OSCAL
+    assessment results (with the catalogues and component definition they point to) to its oscal/ folder. The
     summary opens with the site's verdict: COMPLIANT (every clause of the law evidenced), NOT
     COMPLIANT (a check failed), NOT FULLY EVIDENCED (none failed, but a clause is partly or not
     evidenced) or NOT PROVEN (the suite could not run on a host).
@@ -121,6 +138,7 @@ def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...
     print_summary(report, console)
     console.print(f"Report: {output_dir / 'report.html'} (JSON: {output_dir / 'report.json'}, "
                   f"JUnit: {output_dir / 'junit.xml'})", markup=False)
+    write_oscal(report, output_dir / OSCAL_DIR, console)
     raise SystemExit(exit_status(report, require_evidence))
 
 

@@ -54,6 +54,7 @@ class Report:
     hosts: dict[str, str] = field(default_factory=dict)  # host -> how it was reached
     host_errors: dict[str, str] = field(default_factory=dict)  # host -> why its run failed
     controls: dict[str, dict[str, Any]] = field(default_factory=load_controls)
+    profile: str = ""  # the country profile's id (sovkit/data/profiles/<id>.yaml): its clauses' OSCAL catalogue
 
     # -- summaries ------------------------------------------------------------------------------
     @property
@@ -96,7 +97,8 @@ class Report:
         verdict = site_verdict(clauses, self.results, self.host_errors)
         return {
             "verdict": verdict.verdict, "verdict_headline": verdict.headline,
-            "site": self.site, "law": self.law, "started": self.started, "duration_s": round(self.duration_s, 2),
+            "site": self.site, "profile": self.profile, "law": self.law,
+            "started": self.started, "duration_s": round(self.duration_s, 2),
             "kit": {"version": self.kit_version, "commit": self.kit_commit},
             "no_check_failed": self.ok, "totals": self.totals(), "not_applicable": self.not_applicable(),
             "hosts": self.hosts, "host_errors": self.host_errors,

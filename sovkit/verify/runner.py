@@ -141,8 +141,10 @@ def run_verify(inventory: dict[str, Any], output_dir: str | Path, jobs: int = 4,
                 progress(run.host, run)
     top = inventory["all"].get("vars") or {}
     profile = top.get("sovkit_profile") or {}
+    site = top.get("sovkit_site") or {}
     report = Report(
-        site=(top.get("sovkit_site") or {}).get("name", "unknown"),
+        site=site.get("name", "unknown"),
+        profile=site.get("profile", ""),
         law=profile.get("law", ""),
         clauses=dict(profile.get("clauses") or {}),
         results=[r for run in sorted(runs, key=lambda r: r.host) for r in run.results],
