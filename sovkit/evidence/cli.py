@@ -1,13 +1,16 @@
-"""`sovkit evidence STACK` and `sovkit evidence verify PACK` (the main CLI registers the group)."""
+"""`sovkit evidence STACK`, `sovkit evidence verify PACK`, `sovkit evidence diff OLD NEW` (the main CLI registers
+the group)."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import click
 
 from sovkit.clitools import console, errors, load_site
+from sovkit.evidence.diff import diff_reports, load_report
 from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY
 from sovkit.evidence.pack import EvidenceError, build_pack
 from sovkit.evidence.verify import verify_pack
@@ -31,7 +34,8 @@ def evidence() -> None:
 
     \b
     sovkit evidence STACK              pack and sign the site's latest verify run
-    sovkit evidence verify PACK        check a pack's signature, completeness and digests"""
+    sovkit evidence verify PACK        check a pack's signature, completeness and digests
+    sovkit evidence diff OLD NEW       what changed between two runs (packs or report.json)"""
 
 
 @evidence.command(PACK_COMMAND)
@@ -75,3 +79,23 @@ def verify_command(pack: Path, public_key: Path | None) -> None:
         raise SystemExit(1) from None
     (console if result.ok else errors).print(result.report(), markup=False)
     raise SystemExit(0 if result.ok else 1)
+
+
+@evidence.command("diff")
+@click.argument("old", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def diff_command(old: Path, new: Path, as_json: bool) -> None:
+    """What changed from OLD to NEW (evidence packs or report.json files): controls newly failing or fixed per
+    host, clause verdicts, hosts added or removed, and drift in what the checks read. Exit 1 when a control newly
+    fails, a clause verdict got worse or a host's suite newly could not run; 0 otherwise; 2 on unreadable input."""
+    try:
+        result = diff_reports(load_report(old), load_report(new), str(old), str(new))
+    except EvidenceError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(2) from None
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        console.print(result.text(), markup=False)
+    raise SystemExit(1 if result.worse else 0)
