@@ -5,6 +5,7 @@ the key is not the site's."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import stat
@@ -137,3 +138,20 @@ def test_no_verify_run_is_a_clear_error(tmp_path, capsys):
     status = run(["evidence", "local", "--compliance-dir", str(tmp_path / "none"), "-o", str(tmp_path / "out")])
     assert status == 1
     assert f"{tmp_path / 'none' / 'report.json'}: no verify report here" in capsys.readouterr().err
+
+
+def test_a_statement_rewritten_after_signing_is_refused(made, capsys):
+    """Whoever changes a file and its digest in the statement still cannot make the signature match."""
+    pack, key = made
+    files = members(pack)
+    envelope = json.loads(files[ATTESTATION])
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    forged = b"<html>all compliant</html>\n"
+    for subject in statement["subject"]:
+        if subject["name"] == "compliance/report.html":
+            subject["digest"]["sha256"] = hashlib.sha256(forged).hexdigest()
+    envelope["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    rewrite(pack, {**files, "compliance/report.html": forged, ATTESTATION: json.dumps(envelope).encode()})
+    status, out = evidence_verify(pack, key, capsys)
+    assert status == 1
+    assert "the signature does not verify with the key in" in out
