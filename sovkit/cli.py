@@ -16,6 +16,7 @@ from sovkit.clitools import console, errors, load_site
 from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError, redact
+from sovkit.evidence.cli import evidence
 from sovkit.local.cli import down_command, up_command
 from sovkit.oscal.cli import oscal
 from sovkit.rehearse.cli import rehearse_command
@@ -222,6 +223,7 @@ main.add_command(bundle)
 main.add_command(plan)
 main.add_command(values)
 main.add_command(verify)
+main.add_command(evidence)
 main.add_command(up_command)
 main.add_command(down_command)
 main.add_command(usage)

@@ -68,6 +68,16 @@ class SiteWorkspace:
         return self.state_dir / "compliance"
 
     @property
+    def evidence(self) -> Path:
+        """Where `sovkit evidence` writes the signed evidence packs of the site's verify runs."""
+        return self.state_dir / "evidence"
+
+    @property
+    def evidence_key(self) -> Path:
+        """The site's offline key that signs its evidence packs (mode 0700; the auditors hold its public half)."""
+        return self.state_dir / "evidence-key"
+
+    @property
     def rehearsal(self) -> Path:
         """What `sovkit rehearse` keeps: its SSH key, the stand-in services' files, its record."""
         return self.state_dir / "rehearsal"

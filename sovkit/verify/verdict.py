@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 # Clause verdicts, from worst to best.
 FAILED, NOT_EVIDENCED, PARTLY_EVIDENCED, EVIDENCED = "failed", "not evidenced", "partly evidenced", "evidenced"
+CLAUSE_VERDICTS_WORST_FIRST = (FAILED, NOT_EVIDENCED, PARTLY_EVIDENCED, EVIDENCED)
 # Site verdicts.
 NOT_PROVEN, NOT_COMPLIANT, NOT_FULLY_EVIDENCED, COMPLIANT = (
     "NOT PROVEN", "NOT COMPLIANT", "NOT FULLY EVIDENCED", "COMPLIANT")
