@@ -403,24 +403,32 @@ def test_a_token_budget_is_spent_refused_and_renewed_the_next_day(site_up: str) 
     assert spend_budget(api, model, calls=5).body["type"] == "insufficient_quota"  # today's count, reread on start
 
 
-def test_a_stopped_budget_keeper_fails_its_control(site_up: str, tmp_path: Path) -> None:
-    """SOV-GW-005 passes on the converged site and fails on the serving host while the budget keeper is stopped
-    (budgets would go unenforced); started again, it passes."""
+def fails_on_the_serving_host_alone_while_broken(check: str, tmp_path: Path, broken_by: list[str],
+                                                 mended_by: list[str]) -> None:
+    """The compliance check fails on the serving host, and nowhere else, while `broken_by` (a command run on that
+    host) holds; after `mended_by` it passes there again."""
     from sovkit.verify import run_verify
 
     podman = Podman(default_cache_dir() / "podman")
     inventory = render_inventory(SITE)
-    unit = inventory_hosts(inventory)[SERVING.name]["gateway_budget_keeper_unit"]
-    checks = ["-k", "test_token_budgets_are_kept_as_rendered"]
-    podman("exec", SERVING.name, "systemctl", "stop", unit)
+    podman("exec", SERVING.name, *broken_by)
     try:
-        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=checks)
+        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=["-k", check])
     finally:
-        podman("exec", SERVING.name, "systemctl", "start", unit)
+        podman("exec", SERVING.name, *mended_by)
     failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
-    assert failed == {(SERVING.name, "test_token_budgets_are_kept_as_rendered")}, failed
-    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
+    assert failed == {(SERVING.name, check)}, failed
+    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=["-k", check])
     assert mended.ok and [r.outcome for r in mended.results if r.host == SERVING.name] == ["passed"]
+
+
+def test_a_stopped_budget_keeper_fails_its_control(site_up: str, tmp_path: Path) -> None:
+    """SOV-GW-005 passes on the converged site and fails on the serving host while the budget keeper is stopped
+    (budgets would go unenforced); started again, it passes."""
+    unit = inventory_hosts(render_inventory(SITE))[SERVING.name]["gateway_budget_keeper_unit"]
+    fails_on_the_serving_host_alone_while_broken(
+        "test_token_budgets_are_kept_as_rendered", tmp_path,
+        broken_by=["systemctl", "stop", unit], mended_by=["systemctl", "start", unit])
 
 
 def test_prometheus_has_its_vllm_and_node_targets_up(site_up: str) -> None:
@@ -612,21 +620,10 @@ def test_a_model_server_account_without_its_egress_rules_fails_its_control(site_
     """SOV-SRV-004 passes on the converged site; with the model servers' own nftables table gone, their account
     reaches the host's gateway on its address (the host's rules admit it from in-country): the control fails, on
     that host only. The table loaded again, it passes."""
-    from sovkit.verify import run_verify
-
-    podman = Podman(default_cache_dir() / "podman")
-    inventory = render_inventory(SITE)
-    rules = inventory["all"]["vars"]["vllm_service_egress_rules"]
-    checks = ["-k", "reaches_loopback_only"]
-    podman("exec", SERVING.name, "nft", "delete", "table", "inet", "sovkit_model_servers")
-    try:
-        broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=checks)
-    finally:
-        podman("exec", SERVING.name, "nft", "-f", rules)
-    failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
-    assert failed == {(SERVING.name, "test_model_server_account_reaches_loopback_only")}, failed
-    mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=checks)
-    assert mended.ok and [r.outcome for r in mended.results if r.host == SERVING.name] == ["passed"]
+    rules = render_inventory(SITE)["all"]["vars"]["vllm_service_egress_rules"]
+    fails_on_the_serving_host_alone_while_broken(
+        "test_model_server_account_reaches_loopback_only", tmp_path,
+        broken_by=["nft", "delete", "table", "inet", "sovkit_model_servers"], mended_by=["nft", "-f", rules])
 
 
 def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
