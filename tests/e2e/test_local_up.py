@@ -5,6 +5,7 @@ this machine as it found it. The README's main command, run for real (several mi
 from __future__ import annotations
 
 import datetime as dt
+import io
 import ipaddress
 import json
 import os
@@ -27,6 +28,7 @@ from sovkit import ports
 from sovkit.compliance.conftest import inventory_hosts
 from sovkit.config import load_stack
 from sovkit.converge import PlayRun
+from sovkit.evidence.diff import diff_reports
 from sovkit.hosts import MachineSnapshot, Podman, default_cache_dir
 from sovkit.local.up import LocalSite
 from sovkit.render import gateway
@@ -416,10 +418,16 @@ def fails_on_the_serving_host_alone_while_broken(check: str, tmp_path: Path, bro
         broken = run_verify(inventory, tmp_path / "broken", jobs=1, env=podman.env(), extra_pytest_args=["-k", check])
     finally:
         podman("exec", SERVING.name, *mended_by)
-    failed = {(r.host, r.name) for r in broken.results if r.outcome == "failed"}
-    assert failed == {(SERVING.name, check)}, failed
+    failed = {(r.host, r.name, r.control) for r in broken.results if r.outcome == "failed"}
+    [(_, _, control)] = failed
+    assert failed == {(SERVING.name, check, control)}, failed
+    clauses = {name: v.verdict for name, v in broken.by_clause().items() if control in v.controls}
+    assert clauses and set(clauses.values()) == {"failed"}, clauses  # each clause it evidences fails with it
     mended = run_verify(inventory, tmp_path / "mended", jobs=1, env=podman.env(), extra_pytest_args=["-k", check])
     assert mended.ok and [r.outcome for r in mended.results if r.host == SERVING.name] == ["passed"]
+    before, after = (json.loads((tmp_path / run / "report.json").read_text()) for run in ("mended", "broken"))
+    worse = diff_reports(before, after)  # the diff an auditor reads: this control, newly failing on this host
+    assert worse.worse and [(c.host, c.control) for c in worse.newly_failing] == [(SERVING.name, control)]
 
 
 def test_a_stopped_budget_keeper_fails_its_control(site_up: str, tmp_path: Path) -> None:
@@ -510,8 +518,49 @@ def test_compliance_report_has_no_failure(site_up: str) -> None:
     assert report["no_check_failed"] and not any(failing.values()) and not report["host_errors"], failing
     # auditd, chrony and the kernel's settings cannot be proven in a container: never COMPLIANT there
     assert report["verdict"] == "NOT FULLY EVIDENCED", report["verdict_headline"]
+    # a clause any of whose controls was skipped where it applies is never evidenced
+    unproven = {cid for controls in report["results"].values() for cid, entry in controls.items()
+                if any(c["outcome"] == "skipped" and c["applicable"] for c in entry["checks"])}
+    touched = {name: c["verdict"] for name, c in report["clauses"].items() if unproven & set(c["controls"])}
+    assert touched and set(touched.values()) <= {"partly evidenced", "not evidenced"}, touched
     assert report["totals"]["passed"] > 0
     assert (LOCAL.state_dir / "compliance" / "report.html").is_file()
+
+
+def document_clauses() -> list[str]:
+    """The clauses of the local site's law, as its verify report lists them."""
+    return list(json.loads((LOCAL.state_dir / "compliance" / "report.json").read_text())["clauses"])
+
+
+def test_the_evidence_pack_of_the_site_verifies_and_names_a_changed_file(site_up: str, tmp_path: Path) -> None:
+    """`sovkit evidence local` packs the verify run of `up` (its OSCAL documents included, which trestle reads
+    back) signed with the site's key; `evidence verify` accepts it with the public key and names the one file
+    changed in a copy."""
+    import tarfile
+
+    from trestle.oscal.assessment_results import AssessmentResults
+
+    made = sovkit("evidence", "local", "--output", str(tmp_path / "packs"), timeout=120)
+    assert made.returncode == 0, made.stdout + made.stderr
+    [pack] = (tmp_path / "packs").glob("*.tar.gz")
+    public_key = LOCAL.state_dir / "evidence-key" / "public.pem"
+    checked = sovkit("evidence", "verify", str(pack), "--public-key", str(public_key), timeout=120)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    with tarfile.open(pack) as archive:
+        members = {m.name: archive.extractfile(m).read() for m in archive.getmembers() if m.isfile()}
+    document = json.loads(members["compliance/oscal/assessment-results.json"])
+    findings = AssessmentResults.parse_obj(document["assessment-results"]).results[0].findings
+    assert {f.target.target_id for f in findings} == {f"{clause}_smt" for clause in document_clauses()}
+    changed = tmp_path / "changed.tar.gz"
+    with tarfile.open(changed, "w:gz") as archive:
+        for name, data in members.items():
+            if name == "compliance/report.html":
+                data = data.replace(b"<h1>", b"<h1>!", 1)
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    refused = sovkit("evidence", "verify", str(changed), "--public-key", str(public_key), timeout=120)
+    assert refused.returncode == 1 and "compliance/report.html" in refused.stdout + refused.stderr, refused
 
 
 def test_the_gateway_without_its_sandbox_fails_its_control(site_up: str, tmp_path: Path) -> None:
