@@ -43,9 +43,9 @@ def site_signer(key_dir: Path) -> CryptoSigner:
         return CryptoSigner(private_key)
     try:
         private_key = load_pem_private_key(private.read_bytes(), password=None)
-    except (ValueError, TypeError) as err:
-        raise EvidenceKeyError(f"{private}: not an unencrypted PEM (PKCS#8) private key sovkit can sign with "
-                               f"({type(err).__name__}); move it away to have a new key made") from None
+    except (ValueError, TypeError):
+        raise EvidenceKeyError(f"{private}: not an unencrypted PEM (PKCS#8) private key sovkit can sign with; "
+                               "move it away to have a new key made") from None
     if not (key_dir / PUBLIC_KEY).exists():  # the public half is derived: put it back if someone removed it
         (key_dir / PUBLIC_KEY).write_bytes(
             private_key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo))

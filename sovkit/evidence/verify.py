@@ -106,7 +106,7 @@ def _envelope(pack: Path, data: bytes) -> Envelope:
     try:
         envelope = Envelope.from_dict(json.loads(data))
     except (ValueError, KeyError, TypeError) as err:
-        raise EvidenceError(f"{pack}: {ATTESTATION} is not a DSSE envelope ({type(err).__name__}: {err})") from None
+        raise EvidenceError(f"{pack}: {ATTESTATION} is not a DSSE envelope ({err})") from None
     if envelope.payload_type != PAYLOAD_TYPE:
         raise EvidenceError(f"{pack}: {ATTESTATION} carries {envelope.payload_type!r}, not {PAYLOAD_TYPE!r}")
     return envelope
