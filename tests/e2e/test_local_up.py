@@ -384,8 +384,9 @@ def test_a_token_budget_is_spent_refused_and_renewed_the_next_day(site_up: str) 
                                str(ahead)], env=podman.env(), stderr=subprocess.PIPE, text=True) as keeper:
             try:
                 started = time.monotonic()
-                again = spend_budget(api, model, calls=10)  # once it has counted today's tokens from the log
-                assert 1 <= int(again.response.headers["retry-after"]) <= 8
+                # refused again once it has counted today's tokens from the log (its mark holds its own midnight,
+                # the host's real one: the keeper's removing it when its day turns is what renews the budget)
+                assert spend_budget(api, model, calls=10).body["type"] == "insufficient_quota"
                 while time.monotonic() - started < 40:
                     try:
                         api.chat.completions.create(**chat(model))
