@@ -7,12 +7,11 @@ longer run. It got worse when a control newly fails, a clause verdict drops, or 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sovkit.evidence.pack import REPORT, EvidenceError
+from sovkit.evidence.pack import REPORT, EvidenceError, parse_report
 from sovkit.evidence.verify import read_pack
 from sovkit.verify.verdict import CLAUSE_VERDICTS_WORST_FIRST, FAILED
 
@@ -108,13 +107,7 @@ def load_report(path: Path) -> dict[str, Any]:
             data, where = path.read_bytes(), str(path)
         except OSError as err:
             raise EvidenceError(f"{path}: cannot read it ({err.strerror})") from None
-    try:
-        report = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EvidenceError(f"{where}: not a report of `sovkit verify` (not JSON: {err})") from None
-    if not isinstance(report, dict) or not isinstance(report.get("results"), dict):
-        raise EvidenceError(f"{where}: not a report of `sovkit verify` (no 'results' by host)")
-    return report
+    return parse_report(data, where)
 
 
 def diff_reports(old: dict[str, Any], new: dict[str, Any], old_name: str = "old", new_name: str = "new") -> RunDiff:

@@ -55,12 +55,17 @@ def read_report(compliance_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise EvidenceError(f"{path}: no verify report here; run `sovkit verify STACK` first "
                             "(or pass its --output-dir as --compliance-dir)")
+    return parse_report(path.read_bytes(), str(path))
+
+
+def parse_report(data: bytes, where: str) -> dict[str, Any]:
+    """A report.json of `sovkit verify` from its bytes (`where` names it in errors)."""
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
+        report = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise EvidenceError(f"{path}: not a report of `sovkit verify` (not JSON: {err})") from None
-    if not isinstance(report, dict) or "results" not in report:
-        raise EvidenceError(f"{path}: not a report of `sovkit verify` (no 'results')")
+        raise EvidenceError(f"{where}: not a report of `sovkit verify` (not JSON: {err})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("results"), dict):
+        raise EvidenceError(f"{where}: not a report of `sovkit verify` (no 'results' by host)")
     return report
 
 

@@ -34,7 +34,7 @@ from sovkit.oscal.common import (
     stable_uuid,
 )
 from sovkit.verify.report import CheckResult, Report
-from sovkit.verify.verdict import EVIDENCED, FAILED, ClauseVerdict
+from sovkit.verify.verdict import EVIDENCED, FAILED, ClauseVerdict, first_line
 
 # The run's plan is the compliance suite run against the inventory it wrote next to its reports (runner.py).
 RUN_PLAN = "../inventory.yml"
@@ -94,8 +94,8 @@ def assessment_results(report: Report) -> AssessmentResults:
 def _observation(check: CheckResult, host: InventoryItem, run: tuple[str, str], collected: dt.datetime) -> Observation:
     props = [prop("control", check.control or UNMAPPED), prop("check", check.nodeid),
              prop("outcome", check.outcome), prop("applicable", str(check.applicable).lower())]
-    if check.outcome == "skipped" and _first_line(check.message):
-        props.append(prop("skip-reason", _first_line(check.message)))
+    if check.outcome == "skipped" and first_line(check.message):
+        props.append(prop("skip-reason", first_line(check.message)))
     return Observation(
         uuid=stable_uuid(*run, "observation", check.host, check.nodeid),
         title=f"{check.control or UNMAPPED} on {check.host}: {check.name}",
@@ -129,7 +129,3 @@ def _finding(verdict: ClauseVerdict, by_control: dict[str, list[str]], clauses_f
                              status=ObjectiveStatus(state="satisfied" if satisfied else "not-satisfied",
                                                     reason=reason)),
         related_observations=related or None)
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")

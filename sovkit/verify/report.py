@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sovkit.verify.html import render_html
-from sovkit.verify.verdict import ClauseVerdict, SiteVerdict, clause_verdicts, site_verdict
+from sovkit.verify.verdict import ClauseVerdict, SiteVerdict, clause_verdicts, first_line, site_verdict
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
 
@@ -131,9 +131,9 @@ class Report:
                 case = ET.SubElement(suite, "testcase", classname=f"{host}.{r.control or 'UNMAPPED'}",
                                      name=r.name, time=f"{r.duration:.3f}")
                 if r.outcome == "failed":
-                    ET.SubElement(case, "failure", message=_first_line(r.message)).text = r.message
+                    ET.SubElement(case, "failure", message=first_line(r.message)[:200]).text = r.message
                 elif r.outcome == "error":
-                    ET.SubElement(case, "error", message=_first_line(r.message)).text = r.message
+                    ET.SubElement(case, "error", message=first_line(r.message)[:200]).text = r.message
                 elif r.outcome == "skipped":
                     ET.SubElement(case, "skipped", message=r.message)
                 if r.evidence:
@@ -156,7 +156,3 @@ def _status(entry: dict[str, Any]) -> str:
     if entry["passed"]:
         return "passed"
     return "skipped" if any(c.applicable for c in entry["checks"]) else "not applicable"
-
-
-def _first_line(text: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), "")[:200]

@@ -44,7 +44,7 @@ class ControlEvidence:
         if check.outcome == "passed":
             self.passed += 1
         elif check.outcome in ("failed", "error"):
-            self.failures.append(f"{check.host}: {check.name} {check.outcome}: {_first_line(check.message)}")
+            self.failures.append(f"{check.host}: {check.name} {check.outcome}: {first_line(check.message)[:200]}")
         elif check.applicable:
             self.unevidenced[check.message or "skipped without a reason"].add(check.host)
         else:
@@ -134,5 +134,6 @@ def site_verdict(verdicts: Mapping[str, ClauseVerdict], results: Iterable[Check]
     return SiteVerdict(COMPLIANT, f"{COMPLIANT}: every clause evidenced ({len(verdicts)} clauses)")
 
 
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:200]
+def first_line(text: str) -> str:
+    """A message's first line that is not blank, stripped: what a summary of a check's failure or skip shows."""
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
