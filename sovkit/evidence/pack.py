@@ -34,6 +34,7 @@ from securesystemslib.signer import Signer
 from sovkit.config import SiteConfig
 from sovkit.evidence.facts import host_facts, run_metadata
 from sovkit.evidence.keys import PUBLIC_KEY, site_signer
+from sovkit.verify.html import Seal, render_html
 
 ATTESTATION = "attestation.dsse.json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"  # the DSSE payload type of an in-toto Statement
@@ -139,7 +140,22 @@ def build_pack(site: SiteConfig, compliance_dir: Path, out_dir: Path, key_dir: P
     files[ATTESTATION] = signed_attestation(files, predicate, signer)
     target = out_dir / pack_name(site.name, run["verify_started"])
     write_tar(target, files, now.timestamp())
+    write_cover(target, report, signer.public_key.keyid, key_dir / PUBLIC_KEY)
     return target
+
+
+def cover_path(pack: Path) -> Path:
+    """The pack's cover page beside it: <site>-<start>.html."""
+    return pack.with_name(pack.name.removesuffix(".tar.gz") + ".html")
+
+
+def write_cover(pack: Path, report: dict[str, Any], keyid: str, public_key: Path) -> Path:
+    """The report as people read it, opened by the pack's digest and signer: the page printed for the file's
+    record (the report inside the pack cannot name the digest of the pack that holds it)."""
+    seal = Seal(pack.name, hashlib.sha256(pack.read_bytes()).hexdigest(), keyid, str(public_key))
+    path = cover_path(pack)
+    path.write_text(render_html(report, seal))
+    return path
 
 
 def _json(data: Any) -> bytes:

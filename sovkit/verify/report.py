@@ -146,7 +146,7 @@ class Report:
         return path
 
     def write_html(self, path: Path) -> Path:
-        path.write_text(render_html(self))
+        path.write_text(render_html(self.to_dict()))
         return path
 
 

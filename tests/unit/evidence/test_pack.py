@@ -13,11 +13,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from verify_runs import local_site, results, write_run
+from verify_runs import changed, local_site, results, write_run
 
 from sovkit.cli import run
-from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY, site_signer
-from sovkit.evidence.pack import ATTESTATION, HOST_FACTS, REPORT, RUN, build_pack
+from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY, load_public_key, site_signer
+from sovkit.evidence.pack import ATTESTATION, HOST_FACTS, REPORT, RUN, build_pack, cover_path
 from sovkit.evidence.verify import verify_pack
 
 
@@ -130,8 +130,19 @@ def test_packing_again_replaces_the_pack_of_the_same_run(made, tmp_path):
     pack, key = made
     again = build_pack(local_site(), tmp_path / "compliance", tmp_path / "packs", tmp_path / "evidence-key")
     assert again == pack
-    assert sorted(p.name for p in pack.parent.iterdir()) == [pack.name]
+    assert sorted(p.name for p in pack.parent.iterdir()) == [cover_path(pack).name, pack.name]
     assert verify_pack(again, key).ok
+
+
+def test_the_cover_page_opens_with_the_verdict_and_names_the_packs_digest_and_signer(made, tmp_path):
+    pack, key = made
+    cover = cover_path(pack).read_text()
+    digest = hashlib.sha256(pack.read_bytes()).hexdigest()
+    keyid = load_public_key(key).keyid
+    assert f"sha256 <code>{digest}</code>" in cover and f"signed by key <code>{keyid}</code>" in cover
+    body = cover.split("<body>", 1)[1]
+    assert body.index("<h1") < body.index("Evidence pack") < body.index("Verdict per clause") < body.index(
+        "<h2>Host ")  # the verdict, the seal, the clauses, then the hosts
 
 
 def test_no_verify_run_is_a_clear_error(tmp_path, capsys):
@@ -155,3 +166,31 @@ def test_a_statement_rewritten_after_signing_is_refused(made, capsys):
     status, out = evidence_verify(pack, key, capsys)
     assert status == 1
     assert "the signature does not verify with the key in" in out
+
+
+def boxes(box):
+    yield box
+    for child in getattr(box, "children", None) or []:
+        yield from boxes(child)
+
+
+@pytest.mark.filterwarnings("ignore:HarfBuzz-Subset")  # it subsets fonts of PDFs; the test writes none
+def test_the_cover_page_prints_on_a4_within_the_page_verdict_and_clauses_first(tmp_path):
+    """Laid out by WeasyPrint as a printer gets it: nothing wider than an A4 page (a long evidence line or failure
+    message wraps), and the first page holds the verdict, the seal and every clause's verdict."""
+    from weasyprint import HTML
+
+    broken = changed(results(), "serving-1", "SOV-NET-003", outcome="failed", message="egress open to " + "x" * 400,
+                     evidence=["nft list ruleset: " + "y" * 500])
+    pack = build_pack(local_site(), write_run(tmp_path / "compliance", broken), tmp_path / "packs",
+                      tmp_path / "key")
+    pages = HTML(filename=str(cover_path(pack))).render().pages
+    width = pages[0].width
+    assert (round(width), round(pages[0].height)) == (794, 1123)  # A4 in CSS pixels
+    too_wide = {(n, type(b).__name__, b.element_tag) for n, p in enumerate(pages) for b in boxes(p._page_box)
+                if b.position_x + b.margin_width() > width + 0.5}
+    assert not too_wide
+    first = " ".join(b.text for b in boxes(pages[0]._page_box) if hasattr(b, "text"))
+    assert first.startswith("NOT COMPLIANT") and "Evidence pack" in first
+    for clause in local_site().profile.clauses:
+        assert f"({clause})" in first, f"{clause} is not on the first page"
