@@ -78,6 +78,11 @@ class SiteWorkspace:
         return self.state_dir / "evidence-key"
 
     @property
+    def evidence_watch(self) -> Path:
+        """The scheduled watcher's baseline pack (the last run that got no worse) and its state."""
+        return self.state_dir / "evidence-watch"
+
+    @property
     def rehearsal(self) -> Path:
         """What `sovkit rehearse` keeps: its SSH key, the stand-in services' files, its record."""
         return self.state_dir / "rehearsal"

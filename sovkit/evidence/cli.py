@@ -3,6 +3,7 @@ the group)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import time
 from pathlib import Path
@@ -12,7 +13,8 @@ import click
 from sovkit.clitools import console, errors, load_site
 from sovkit.evidence.diff import diff_reports, load_report
 from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY
-from sovkit.evidence.pack import EvidenceError, build_pack
+from sovkit.evidence.pack import EvidenceError, build_pack, cover_path
+from sovkit.evidence.schedule import PERIODS, Schedule, check_unit_word, unit_name, write_units
 from sovkit.evidence.verify import verify_pack
 
 PACK_COMMAND = "pack"
@@ -35,7 +37,9 @@ def evidence() -> None:
     \b
     sovkit evidence STACK              pack and sign the site's latest verify run
     sovkit evidence verify PACK        check a pack's signature, completeness and digests
-    sovkit evidence diff OLD NEW       what changed between two runs (packs or report.json)"""
+    sovkit evidence diff OLD NEW       what changed between two runs (packs or report.json)
+    sovkit evidence watch STACK        one scheduled round: verify, pack, diff with the baseline, alert
+    sovkit evidence schedule STACK     the systemd timer that runs the rounds"""
 
 
 @evidence.command(PACK_COMMAND)
@@ -61,7 +65,8 @@ def pack_command(stack: str, compliance_dir: Path | None, output: Path | None) -
         raise SystemExit(1) from None
     console.print(f"evidence pack of {site.name}: {path} ({path.stat().st_size / 1024:.0f} KiB, "
                   f"{time.perf_counter() - started:.2f} s); signed with {workspace.evidence_key / PRIVATE_KEY}; "
-                  f"auditors verify it with {workspace.evidence_key / PUBLIC_KEY}", markup=False)
+                  f"auditors verify it with {workspace.evidence_key / PUBLIC_KEY}; its cover page, to print: "
+                  f"{cover_path(path)}", markup=False)
 
 
 @evidence.command("verify")
@@ -99,3 +104,53 @@ def diff_command(old: Path, new: Path, as_json: bool) -> None:
     else:
         console.print(result.text(), markup=False)
     raise SystemExit(1 if result.worse else 0)
+
+
+@evidence.command("watch")
+@click.argument("stack")
+@click.option("--identity", "-i", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SSH private key for real sites (default: the ssh agent and ~/.ssh).")
+@click.option("--alert-hours", type=click.IntRange(1, 24 * 60), default=49, show_default=True,
+              help="How long a regression alert lasts unless a later round repeats it.")
+def watch_command(stack: str, identity: Path | None, alert_hours: int) -> None:
+    """One scheduled round for STACK: verify the site, pack and sign the run, and diff it with the baseline (the
+    last pack that got no worse, .sovkit/<site>/evidence-watch/). A worse run keeps the baseline and raises
+    SovkitEvidenceRegressed in the site's Alertmanager (its receivers get it); a run no worse becomes the baseline
+    and resolves the alert. Exit 0 no worse, 1 worse (alerted), 2 the round could not be done."""
+    from sovkit.evidence.watch import run_round
+
+    raise SystemExit(run_round(load_site(stack), stack, identity, alert_hours, console, errors))
+
+
+@evidence.command("schedule")
+@click.argument("stack")
+@click.option("--every", type=click.Choice(sorted(PERIODS)), default="daily", show_default=True)
+@click.option("--unit-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/systemd/system"),
+              show_default=True, help="Where the service and timer are written.")
+@click.option("--user", default=lambda: getpass.getuser(), show_default="the current user",
+              help="The account the rounds run as: the one that can reach the hosts and owns .sovkit/.")
+@click.option("--identity", "-i", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="SSH private key the rounds use (default: the account's ssh agent and ~/.ssh).")
+def schedule_command(stack: str, every: str, unit_dir: Path, user: str, identity: Path | None) -> None:
+    """Write the systemd service and timer that run `sovkit evidence watch STACK` on this machine (the one that
+    holds the stack and reaches the hosts). Rerun with the same options, it changes nothing."""
+    import shutil
+    import sys
+
+    from sovkit.stacks import project_root
+
+    site = load_site(stack)
+    sovkit = Path(shutil.which("sovkit") or Path(sys.executable).with_name("sovkit")).resolve()
+    plan = Schedule(site.name, stack, project_root().resolve(), sovkit, user, every,
+                    identity.resolve() if identity else None)
+    try:
+        for what, value in (("the project folder", str(plan.project_root)), ("sovkit's path", str(sovkit)),
+                            ("the stack", stack), ("the key", str(plan.identity or "")), ("the user", user)):
+            check_unit_word(what, value)
+    except ValueError as err:
+        errors.print(str(err), markup=False)
+        raise SystemExit(1) from None
+    for path, changed in write_units(plan, unit_dir):
+        console.print(f"{'wrote' if changed else 'unchanged'}: {path}", markup=False)
+    console.print(f"start it: systemctl daemon-reload && systemctl enable --now {unit_name(site.name)}.timer",
+                  markup=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -15,6 +16,9 @@ from sovkit.oscal.write import OSCAL_DIR, write_run_documents
 from sovkit.verify.report import Report
 from sovkit.verify.runner import HostRun, run_verify
 from sovkit.verify.verdict import COMPLIANT, EVIDENCED, NOT_COMPLIANT, NOT_PROVEN
+
+if TYPE_CHECKING:
+    from sovkit.config.site import SiteConfig
 
 # Exit codes: 0 no check failed (skips allowed, unless --require-evidence); 1 a check failed, or with
 # --require-evidence a clause is not fully evidenced; 2 the stack could not be loaded or the suite could not run on a
@@ -70,6 +74,21 @@ def write_oscal(report: Report, out_dir: Path, console: Console) -> list[Path]:
     return written
 
 
+def connection_env(site: SiteConfig, identity: Path | None) -> dict[str, str]:
+    """The environment the connections to a site's hosts need: the operator's SSH key for real sites, sovkit's
+    podman settings for `local`."""
+    env: dict[str, str] = {}
+    if identity:
+        env["SOVKIT_SSH_IDENTITY"] = str(identity.resolve())
+    if site.infrastructure.provider == "local" and "CONTAINERS_CONF" not in os.environ:
+        from sovkit.hosts import default_cache_dir
+
+        conf = default_cache_dir() / "podman" / "containers.conf"
+        if conf.exists():  # the hosts were started with sovkit's podman settings (runc)
+            env["CONTAINERS_CONF"] = str(conf)
+    return env
+
+
 @click.command("verify")
 @click.argument("stack")
 @click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
@@ -112,15 +131,7 @@ def verify(stack: str, output_dir: Path | None, jobs: int, hosts: tuple[str, ...
         raise SystemExit(EXIT_CANNOT_RUN) from None
     inventory = render_inventory(site)
     output_dir = output_dir or SiteWorkspace.of(site.name).compliance
-    env: dict[str, str] = {}
-    if identity:
-        env["SOVKIT_SSH_IDENTITY"] = str(identity.resolve())
-    if site.infrastructure.provider == "local" and "CONTAINERS_CONF" not in os.environ:
-        from sovkit.hosts import default_cache_dir
-
-        conf = default_cache_dir() / "podman" / "containers.conf"
-        if conf.exists():  # the hosts were started with sovkit's podman settings (runc)
-            env["CONTAINERS_CONF"] = str(conf)
+    env = connection_env(site, identity)
 
     def progress(host: str, run: HostRun) -> None:
         counts = {o: sum(r.outcome == o for r in run.results) for o in ("passed", "failed", "error", "skipped")}
