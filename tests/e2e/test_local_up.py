@@ -564,6 +564,54 @@ def test_the_evidence_pack_of_the_site_verifies_and_names_a_changed_file(site_up
     assert refused.returncode == 1 and "compliance/report.html" in refused.stdout + refused.stderr, refused
 
 
+def alerts_named(name: str) -> list[dict]:
+    """The active alerts of that name in the site's Alertmanager, asked with amtool on the monitoring host."""
+    from sovkit.evidence.watch import monitoring_host
+
+    host, hvars = monitoring_host(render_inventory(SITE))
+    listen = hvars["monitoring_alertmanager_listen"]
+    out = Podman(default_cache_dir() / "podman")("exec", host, "amtool", f"--alertmanager.url=http://{listen}/",
+                                                 "alert", "query", f"alertname={name}", "--output=json")
+    return json.loads(out)
+
+
+def test_a_scheduled_round_raises_a_regression_alert_and_resolves_it_when_mended(site_up: str) -> None:
+    """`sovkit evidence watch local`, as its timer runs it: the baseline is the pack of `up`'s run; with the budget
+    keeper stopped the round finds SOV-GW-005 newly failing, exits 1 and raises SovkitEvidenceRegressed in the
+    site's Alertmanager; started again, the next round resolves it and becomes the baseline."""
+    from sovkit.evidence.watch import ALERT_NAME, BASELINE, WatchState
+    from sovkit.workspace import SiteWorkspace
+
+    folder = SiteWorkspace.of(SITE.name).evidence_watch
+    shutil.rmtree(folder, ignore_errors=True)
+    packed = sovkit("evidence", "local", "--output", str(folder / "up"), timeout=120)
+    assert packed.returncode == 0, packed.stderr
+    [baseline] = (folder / "up").glob("*.tar.gz")
+    shutil.copyfile(baseline, folder / BASELINE)
+    unit = inventory_hosts(render_inventory(SITE))[SERVING.name]["gateway_budget_keeper_unit"]
+    podman = Podman(default_cache_dir() / "podman")
+    podman("exec", SERVING.name, "systemctl", "stop", unit)
+    try:
+        worse = sovkit("evidence", "watch", "local", timeout=900)
+    finally:
+        podman("exec", SERVING.name, "systemctl", "start", unit)
+    try:
+        assert worse.returncode == 1, worse.stdout + worse.stderr
+        assert f"NEWLY FAILING: {SERVING.name}: SOV-GW-005" in worse.stderr
+        [alert] = alerts_named(ALERT_NAME)
+        assert alert["labels"]["site"] == SITE.name
+        assert f"{SERVING.name}: SOV-GW-005 newly failing (was passed)" in alert["annotations"]["description"]
+        assert WatchState.read(folder).firing
+        mended = sovkit("evidence", "watch", "local", timeout=900)
+        assert mended.returncode == 0, mended.stdout + mended.stderr
+        assert f"alert {ALERT_NAME} resolved" in mended.stdout
+        assert alerts_named(ALERT_NAME) == []
+        state = WatchState.read(folder)
+        assert not state.firing and state.baseline == state.last_pack
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_the_gateway_without_its_sandbox_fails_its_control(site_up: str, tmp_path: Path) -> None:
     """SOV-SRV-001 passes on the converged site and fails on the serving host once nginx's drop-in is gone (nginx as
     Debian ships it rates 9.6), on the gateway only; the drop-in back, it passes again."""
