@@ -53,14 +53,16 @@ def regression_lines(diff: RunDiff) -> list[str]:
     return lines
 
 
-def alert_action(site_name: str, diff: RunDiff | None, was_firing: bool) -> AlertAction | None:
-    """The alert a round sends: the regression when the run is worse; a resolution when it is not and one fired;
-    nothing otherwise (the first round, which has no baseline, and quiet rounds)."""
+def alert_action(site_name: str, diff: RunDiff | None, was_firing: bool,
+                 since: str | None = None) -> AlertAction | None:
+    """The alert a round sends: the regression when the run is worse (`since`: the pack the baseline was copied
+    from); a resolution when it is not and one fired; nothing otherwise (the first round, which has no baseline,
+    and quiet rounds)."""
     if diff is not None and diff.worse:
         lines = regression_lines(diff)
         more = len(lines) - ANNOTATION_ITEMS
         description = "\n".join(lines[:ANNOTATION_ITEMS] + ([f"... and {more} more"] if more > 0 else []))
-        return AlertAction(True, f"{site_name}: compliance evidence got worse since {Path(diff.old).name}",
+        return AlertAction(True, f"{site_name}: compliance evidence got worse since {since or Path(diff.old).name}",
                            description + f"\nsee `sovkit evidence diff {diff.old} {diff.new}`")
     if was_firing:
         return AlertAction(False, f"{site_name}: compliance evidence no worse than its baseline again", "")
@@ -185,7 +187,7 @@ def run_round(site: SiteConfig, stack: str, identity: Path | None, alert_hours: 
     else:
         (err if diff.worse else out).print(diff.text(), markup=False)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    action = alert_action(site.name, diff, state.firing)
+    action = alert_action(site.name, diff, state.firing, state.baseline)
     sent = None
     if action is not None:
         os.environ.update(verify_cli.connection_env(site, identity))

@@ -112,6 +112,7 @@ def _host_table(host: str, reached: str, controls: dict[str, Any]) -> list[str]:
             + (f"<pre>{e(c['message'])}</pre>" if c["message"] else "") + "</details>"
             for c in entry["checks"])
         parts.append(f"<tr><td>{e(cid)}</td><td>{e(entry['title'])}</td><td>{e(', '.join(entry['cis']))}</td>"
-                     f"<td class='{_verdict_class(entry['status'])}'>{e(entry['status'])}</td><td class='checks'>{checks}</td></tr>")
+                     f"<td class='{_verdict_class(entry['status'])}'>{e(entry['status'])}</td>"
+                     f"<td class='checks'>{checks}</td></tr>")
     parts.append("</table>")
     return parts

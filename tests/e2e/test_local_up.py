@@ -599,7 +599,7 @@ def test_a_scheduled_round_raises_a_regression_alert_and_resolves_it_when_mended
         assert worse.returncode == 1, worse.stdout + worse.stderr
         assert f"NEWLY FAILING: {SERVING.name}: SOV-GW-005" in worse.stderr
         [alert] = alerts_named(ALERT_NAME)
-        assert alert["labels"]["site"] == SITE.name
+        assert alert["labels"]["site"] == SITE.name and alert["annotations"]["summary"].endswith(baseline.name)
         assert f"{SERVING.name}: SOV-GW-005 newly failing (was passed)" in alert["annotations"]["description"]
         assert WatchState.read(folder).firing
         mended = sovkit("evidence", "watch", "local", timeout=900)

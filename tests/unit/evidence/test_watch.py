@@ -35,8 +35,9 @@ def run_diff(tmp_path: Path, broken: bool):
 
 
 def test_a_regression_fires_an_alert_naming_the_control_and_its_clause(tmp_path):
-    action = watch.alert_action("local", run_diff(tmp_path, broken=True), was_firing=False)
-    assert action.firing and action.summary.startswith("local: compliance evidence got worse")
+    action = watch.alert_action("local", run_diff(tmp_path, broken=True), False, "local-20261201T020000Z.tar.gz")
+    assert action.firing
+    assert action.summary == "local: compliance evidence got worse since local-20261201T020000Z.tar.gz"
     assert "serving-1: SOV-NET-003 newly failing (was passed)" in action.description
     assert "(cross_border_transfer): evidenced -> failed" in action.description
     assert "sovkit evidence diff" in action.description.splitlines()[-1]
