@@ -18,6 +18,7 @@ from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError, redact
 from sovkit.evidence.cli import evidence
 from sovkit.local.cli import down_command, up_command
+from sovkit.models.cli import model
 from sovkit.oscal.cli import oscal
 from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.inventory import inventory_yaml
@@ -228,6 +229,7 @@ main.add_command(up_command)
 main.add_command(down_command)
 main.add_command(usage)
 main.add_command(oscal)
+main.add_command(model)
 
 
 def run(argv: list[str] | None = None) -> int:
