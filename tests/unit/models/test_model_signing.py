@@ -122,6 +122,7 @@ def test_certificate_signing_verifies_against_the_root_the_site_trusts(tiny_mode
     model = tiny_model()
     sign_model(model, team_key, certificate=team, chain=[root])
     assert verify_model(model, model / "model.sig", root).verified
+    assert parse_signer(root.read_bytes()).description == "CN=National model review CA"
     other_key, _ = write_key(tmp_path, "other-root")
     other = write_certificate(tmp_path, "Another CA", other_key)
     refused = verify_model(model, model / "model.sig", other)
