@@ -104,7 +104,8 @@ def verify_model(model: Path | str, signature: Path | str, signer: Path | str) -
         differences = _differences(str(err))
         if differences is not None:
             return WeightsVerification(**names, **differences)
-        return WeightsVerification(**names, problem=f"the signature does not verify with this signer: {err}")
+        return WeightsVerification(**names, problem=f"the signature does not verify with this signer: "
+                                                    f"{str(err).strip()}")
     except OSError:
         raise
     except Exception as err:  # a forged or foreign signature fails in the library's own ways, not all ValueError
