@@ -12,14 +12,17 @@ import yaml
 from rich.markup import escape
 
 from sovkit.bundle.cli import bundle
+from sovkit.bundle.manifest import MANIFEST
 from sovkit.clitools import console, errors, load_site
 from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError, redact
 from sovkit.evidence.cli import evidence
 from sovkit.local.cli import down_command, up_command
+from sovkit.models.cli import model
 from sovkit.oscal.cli import oscal
 from sovkit.rehearse.cli import rehearse_command
+from sovkit.render.bom import bom_document
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import plan, values
@@ -28,6 +31,7 @@ from sovkit.usage.cli import usage
 from sovkit.verify.cis import CoverageError, coverage, summary
 from sovkit.verify.cli import verify
 from sovkit.verify.report import load_controls
+from sovkit.workspace import SiteWorkspace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -200,6 +204,30 @@ def inventory(stack: str) -> None:
     click.echo(inventory_yaml(load_site(stack)), nl=False)
 
 
+@main.command()
+@click.argument("stack")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write it here, not to stdout.")
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The offline bundle to list (default: the site's, .sovkit/SITE/bundle, when it has a manifest).")
+def bom(stack: str, output: Path | None, bundle_dir: Path | None) -> None:
+    """The site's AI bill of materials: a CycloneDX 1.6 ML-BOM of its models (revision, digest, licence,
+    languages, quantization, signer), its serving runtime and its offline bundle."""
+    site = load_site(stack)
+    manifest = (bundle_dir or SiteWorkspace.of(site.name).bundle) / MANIFEST
+    if bundle_dir is not None and not manifest.is_file():
+        errors.print(f"{manifest}: no bundle manifest here; build it with `sovkit bundle {stack}`", markup=False)
+        raise SystemExit(2)
+    document = bom_document(site, bundle_manifest=manifest.read_bytes() if manifest.is_file() else None)
+    if output is None:
+        click.echo(document, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(document, encoding="utf-8")
+    listed = "its bundle" if manifest.is_file() else "no bundle (none built)"
+    console.print(f"wrote {output}: CycloneDX 1.6 ML-BOM of {site.name}, {len(site.serving.models)} models, "
+                  f"the serving runtime and {listed}", markup=False)
+
+
 @main.command("converge")
 @click.argument("stack")
 def converge_command(stack: str) -> None:
@@ -228,6 +256,7 @@ main.add_command(up_command)
 main.add_command(down_command)
 main.add_command(usage)
 main.add_command(oscal)
+main.add_command(model)
 
 
 def run(argv: list[str] | None = None) -> int:

@@ -72,6 +72,12 @@ class ModelSpec(StrictModel):
     replicas: int = Field(1, ge=1, le=64)
     tensor_parallel: int | Literal["auto"] = Field("auto", description="GPUs one replica spans, or auto")
     node_role: Role | None = Field(None, description="Nodes it runs on; default gpu_worker, cpu_worker for cpu sites")
+    signature: str | None = Field(
+        None, description="Its OpenSSF model signature in the model store: a path relative to source (model.sig "
+                          "beside the weights) or a location under the store; verified before a server starts")
+    signer: str | None = Field(
+        None, description="Absolute path, on the machine running sovkit, of the PEM elliptic-curve public key or "
+                          "certificate(s) the signature must verify with (the publisher's or the site's model team's)")
 
     @model_validator(mode="after")
     def _tensor_parallel_positive(self) -> ModelSpec:
