@@ -6,6 +6,7 @@ A pack is a single tar.gz (one file to archive, attach to a CI run or hand over;
                             the per-host records, oscal/ when present), byte for byte
     run.json                the run's metadata (sovkit.evidence.facts): tools, time source, operator, input digests
     host-facts.json         what each check read on its host, by host, control and check
+    bom.cdx.json            the site's AI bill of materials (CycloneDX ML-BOM, as `sovkit bom` writes it)
     public-key.pem          the public half of the site's evidence key (a convenience: auditors use their own copy)
     attestation.dsse.json   the manifest: an in-toto Statement v1 whose subjects are every other file with its
                             sha256, in a DSSE envelope signed with the site's offline Ed25519 key
@@ -31,6 +32,7 @@ from in_toto_attestation.v1.statement import Statement
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import Signer
 
+from sovkit.bundle.manifest import MANIFEST
 from sovkit.config import SiteConfig
 from sovkit.evidence.facts import host_facts, run_metadata
 from sovkit.evidence.keys import PUBLIC_KEY, site_signer
@@ -43,6 +45,7 @@ PREDICATE_TYPE = "urn:sovkit:evidence-pack:v1"
 COMPLIANCE = "compliance"
 RUN = "run.json"
 HOST_FACTS = "host-facts.json"
+BOM = "bom.cdx.json"
 PUBLIC_KEY_FILE = "public-key.pem"
 REPORT = f"{COMPLIANCE}/report.json"
 
@@ -87,7 +90,18 @@ def pack_contents(site: SiteConfig, compliance_dir: Path, report: dict[str, Any]
     return {**folder_files(compliance_dir, COMPLIANCE),
             RUN: _json(run_metadata(site, report, now)),
             HOST_FACTS: _json(host_facts(report)),
+            BOM: site_bom(site, now),
             PUBLIC_KEY_FILE: public_pem}
+
+
+def site_bom(site: SiteConfig, now: dt.datetime) -> bytes:
+    """The site's ML-BOM as `sovkit bom` writes it, dated as the pack, with the bundle when the site has one."""
+    from sovkit.render.bom import bom_document
+    from sovkit.workspace import SiteWorkspace
+
+    manifest = SiteWorkspace.of(site.name).bundle / MANIFEST
+    return bom_document(site, timestamp=now,
+                        bundle_manifest=manifest.read_bytes() if manifest.is_file() else None).encode()
 
 
 def statement(files: dict[str, bytes], predicate: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from verify_runs import changed, local_site, results, write_run
 
 from sovkit.cli import run
 from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY, load_public_key, site_signer
-from sovkit.evidence.pack import ATTESTATION, HOST_FACTS, REPORT, RUN, build_pack, cover_path
+from sovkit.evidence.pack import ATTESTATION, BOM, HOST_FACTS, REPORT, RUN, build_pack, cover_path
 from sovkit.evidence.verify import verify_pack
 
 
@@ -194,3 +194,20 @@ def test_the_cover_page_prints_on_a4_within_the_page_verdict_and_clauses_first(t
     assert first.startswith("NOT COMPLIANT") and "Evidence pack" in first
     for clause in local_site().profile.clauses:
         assert f"({clause})" in first, f"{clause} is not on the first page"
+
+
+def test_the_pack_holds_the_sites_ml_bom_dated_as_the_pack(made):
+    """The AI bill of materials travels signed with the run: CycloneDX 1.6 by the library's own schema check,
+    every model the site serves in it, its timestamp the pack's."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    pack, _ = made
+    files = members(pack)
+    bom = files[BOM].decode()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(bom) is None
+    document = json.loads(bom)
+    models = {c["name"] for c in document["components"] if c["type"] == "machine-learning-model"}
+    assert models == set(local_site().serving.models)
+    assert document["metadata"]["timestamp"][:19] == json.loads(files[RUN])["packed_at"][:19]
+    assert verify_pack(pack, made[1]).ok
