@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sovkit.config.runtime import Lock, lock_path, normalise
+from sovkit.config.runtime import Lock, lock_path, normalise, weights_verifier_pins
 from sovkit.config.vendors import vendor
 
 TARGET = "CPython 3.11 on Debian 12, x86_64"
@@ -65,8 +65,8 @@ def main() -> int:
         return 2
     path = lock_path(args.vendor)
     constraints = [f"{p}=={v}" for p, v in Lock.read(path).pins.items()] if args.keep and path.is_file() else []
-    # the hosts-mode GPU exporter runs from the same venv: what it imports is locked with the runtime
-    requirements = [*known.runtime_requirements, *known.metrics_exporter_requires]
+    # the hosts-mode GPU exporter and the weights verifier run from the same venv: what they import is locked too
+    requirements = [*known.runtime_requirements, *known.metrics_exporter_requires, *weights_verifier_pins()]
     entries = resolve(requirements, constraints, pip_args)
     path.write_text(lock_text(args.vendor, requirements, entries, {normalise(p) for p in known.runtime_without}))
     print(f"{path}: {len(Lock.read(path).pins)} packages")

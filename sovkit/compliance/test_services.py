@@ -15,7 +15,8 @@ SERVICES = {"gateway": r"nginx\.service", "model servers": r"sovkit-vllm-.+\.ser
             "Prometheus": r"prometheus\.service", "node exporter": r"prometheus-node-exporter\.service",
             "GPU exporter": r"sovkit-gpu-exporter\.service", "Alertmanager": r"prometheus-alertmanager\.service",
             "blackbox exporter": r"prometheus-blackbox-exporter\.service",
-            "gateway's log metrics": r"mtail\.service", "budget keeper": r"sovkit-budget-keeper\.service"}
+            "gateway's log metrics": r"mtail\.service", "budget keeper": r"sovkit-budget-keeper\.service",
+            "weights verification": r"sovkit-verify-weights-.+\.service"}
 # Not counted: cgroup v1 hosts do not enforce them (egress is nftables' job), yet systemd-analyze credits them.
 NOT_COUNTED = ("IPAddressAllow=", "IPAddressDeny=")
 
@@ -102,6 +103,35 @@ def test_model_servers_run_with_the_rendered_environment(host, site, model_serve
             wrong[name] = found[name]
     evidence({name: ", ".join(f"{k}={v}" for k, v in sorted(env.items())) for name, env in found.items()})
     assert not wrong, f"not as rendered: {wrong}"
+
+
+@pytest.mark.control("SOV-SRV-005")
+def test_signed_models_start_only_after_their_weights_verify(host, site, model_servers, evidence):
+    """A signed model's server requires its verification unit, which checks the placed weights against the model's
+    signature with the signer the stack trusts (OpenSSF model signing) before every start: the signer on the host is
+    the rendered one, and the running server started after a verification that passed."""
+    signed = [name for name in model_servers if "signature" in site["vllm_service_models"][name]]
+    if not signed:
+        not_applicable("no model this host serves is signed")
+    folder = site["vllm_service_signatures_dir"]
+    seen, wrong = {}, {}
+    for name in signed:
+        server, verifier = f"sovkit-vllm-{name}.service", f"sovkit-verify-weights-{name}.service"
+        shown = dict(line.split("=", 1) for line in host.check_output(
+            f"systemctl show -p Requires -p ActiveEnterTimestampMonotonic {server}").splitlines())
+        ran = dict(line.split("=", 1) for line in host.check_output(
+            f"systemctl show -p Result -p ExecMainStatus -p ExecMainExitTimestampMonotonic {verifier}").splitlines())
+        signer = host.file(f"{folder}/{name}.pem")
+        said = host.run(f"journalctl -u {verifier} -n 1 -o cat --no-pager").stdout.strip()
+        seen[name] = {"requires": verifier in shown["Requires"].split(), "last verification": ran["Result"],
+                      "exit": ran["ExecMainStatus"], "signer as rendered": signer.exists and
+                      signer.content_string == site["vllm_service_models"][name]["signer"], "said": said}
+        if not (seen[name]["requires"] and ran["Result"] == "success" and ran["ExecMainStatus"] == "0"
+                and seen[name]["signer as rendered"]
+                and 0 < int(ran["ExecMainExitTimestampMonotonic"]) <= int(shown["ActiveEnterTimestampMonotonic"])):
+            wrong[name] = seen[name]
+    evidence(seen)
+    assert not wrong, f"not started from verified weights: {wrong}"
 
 
 # Connects to each host:port given, as whoever runs it; prints {"host:port": "connected" | why not}.

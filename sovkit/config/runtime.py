@@ -13,6 +13,16 @@ from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor
 
 RUNTIME_LOCKS = Path(__file__).resolve().parents[1] / "data" / "runtime"
+# A host runs sovkit/models/verify_weights.py from the runtime's venv before a signed model starts: what it imports
+# is locked with the runtime (scripts/lock-runtime.py), at the versions the kit itself is pinned to (pyproject.toml).
+WEIGHTS_VERIFIER_REQUIRES = ("model-signing", "pyOpenSSL")
+
+
+def weights_verifier_pins() -> list[str]:
+    """The verifier's packages at the versions installed with the kit (its pins), for the runtime lock."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in WEIGHTS_VERIFIER_REQUIRES]
 
 
 def normalise(package: str) -> str:

@@ -76,8 +76,9 @@ class ModelSpec(StrictModel):
         None, description="Its OpenSSF model signature in the model store: a path relative to source (model.sig "
                           "beside the weights) or a location under the store; verified before a server starts")
     signer: str | None = Field(
-        None, description="Absolute path, on the machine running sovkit, of the PEM elliptic-curve public key or "
-                          "certificate(s) the signature must verify with (the publisher's or the site's model team's)")
+        None, description="Path (absolute, or relative to the project folder) of the PEM elliptic-curve public "
+                          "key or certificate(s) the signature must verify with (the publisher's or the site's model "
+                          "team's)")
 
     @model_validator(mode="after")
     def _tensor_parallel_positive(self) -> ModelSpec:

@@ -94,11 +94,17 @@ def _fingerprint(der: bytes) -> str:
     return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
+def signer_file(path: str) -> Path:
+    """Where a stack's `signer` is: an absolute path, or one relative to the project folder (where sovkit and
+    Pulumi run, so a site can keep the keys it trusts beside its stack in git)."""
+    from sovkit.stacks import project_root
+
+    return Path(path) if path.startswith("/") else project_root() / path
+
+
 def read_signer(path: str) -> Signer:
-    """The signer file at `path` (absolute, on the machine running sovkit); raises SignerError."""
-    if not path.startswith("/"):
-        raise SignerError(short(path), "an absolute path on the machine running sovkit")
-    file = Path(path)
+    """The signer file at `path` (see signer_file), on the machine running sovkit; raises SignerError."""
+    file = signer_file(path)
     try:
         size = file.stat().st_size
         if not file.is_file():

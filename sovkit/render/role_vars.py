@@ -18,6 +18,8 @@ from sovkit import ports
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import on_nvswitch_board
 from sovkit.config.planner import devices_on
+from sovkit.config.schema import ModelSpec
+from sovkit.config.signers import signature_location, signer_file
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
@@ -34,6 +36,7 @@ APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
 # the GPU exporter and the budget keeper are copied to the hosts from here
 SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]
+MODEL_SIGNATURES_DIR = "/etc/sovkit/model-signatures"  # each signed model's <model>.sig and <model>.pem, on a host
 CA_DIR = "/usr/local/share/ca-certificates"  # update-ca-certificates adds what is here to the trust store
 # The kit's services' own firewall rules, by socket owner: each service's role writes a file here, and the host's
 # ruleset includes the folder, so that they load together at boot (SOV-SRV-004).
@@ -294,6 +297,10 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "monitoring_alertmanager_sandbox": sandbox.settings("alertmanager"),
         "monitoring_blackbox_sandbox": sandbox.settings("blackbox_exporter"),
         "vllm_service_sandbox": sandbox.settings("model_server"),
+        "vllm_service_verifier_sandbox": sandbox.settings("weights_verifier"),
+        "vllm_service_weights_verifier_src": str(SOVKIT_PACKAGE / "models" / "verify_weights.py"),
+        "vllm_service_signatures_dir": MODEL_SIGNATURES_DIR,
+        "model_store_signatures_dir": MODEL_SIGNATURES_DIR,
         "monitoring_ca_cert_src": str(workspace.pki / "ca.crt"),  # the site CA signs every gateway's certificate
         "monitoring_node_exporter_listen": f"0.0.0.0:{ports.NODE_EXPORTER}",
         "monitoring_prometheus_listen": f"0.0.0.0:{ports.PROMETHEUS}",
@@ -314,8 +321,20 @@ def serving_models(site: SiteConfig) -> dict:
     for served, spec in site.serving.models.items():
         launch = render_vllm(site, served, model_path=f"{DATA_PATHS['model_store']}/{served}")
         models[served] = {"port": launch.port, "args": launch.args, "env": launch.env, "path": launch.model_path,
-                          "source": spec.source, "revision": spec.revision}
+                          "source": spec.source, "revision": spec.revision, **signed_by(spec)}
     return models
+
+
+def signed_by(spec: ModelSpec) -> dict:
+    """A signed model's signature (where it lies in the store) and its signer (the PEM the site trusts, as text: the
+    hosts verify with it); nothing for a model proven by its revision alone."""
+    if spec.signature is None or spec.signer is None:
+        return {}
+    try:
+        signer = signer_file(spec.signer).read_text()
+    except (OSError, UnicodeDecodeError):
+        signer = ""  # validate has refused it (sovkit.config.signers); the model server would not start
+    return {"signature": signature_location(spec), "signer": signer}
 
 
 def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dict:
@@ -370,7 +389,9 @@ def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
     out = [units["node_exporter"]]
     if node in serving:
         out += [units["gateway"], units["gateway_log_metrics"], units["budget_keeper"],
-                *(units["model_server"].format(model=name) for name in site.serving.models)]
+                *(units["model_server"].format(model=name) for name in site.serving.models),
+                *(units["weights_verifier"].format(model=name) for name, spec in site.serving.models.items()
+                  if signed_by(spec))]
     if serving and node == serving[0]:
         out += [units["prometheus"], units["alertmanager"], units["blackbox_exporter"]]
     if runs_gpu_exporter(site, node):

@@ -15,9 +15,11 @@ import json
 import random
 import struct
 import sys
+from importlib import resources
 from pathlib import Path
 
 SEED = 20240611
+SIGNATURE = "model.sig"  # beside the weights, left out of SHA256SUMS and of what it signs
 CONFIG = {
     "architectures": ["LlamaForCausalLM"],
     "model_type": "llama",
@@ -166,13 +168,21 @@ def revision(sums: bytes) -> str:
 
 
 def build(dest: Path) -> str:
-    """Write the model to dest (created; files rewritten) and return its revision."""
+    """Write the model to dest (created; files rewritten), with its publisher's signature beside it as model.sig,
+    and return its revision."""
     dest.mkdir(parents=True, exist_ok=True)
     contents = files()
     sums = manifest(contents)
-    for name, data in [*contents.items(), ("SHA256SUMS", sums)]:
+    for name, data in [*contents.items(), ("SHA256SUMS", sums), (SIGNATURE, published_signature())]:
         (dest / name).write_bytes(data)
     return revision(sums)
+
+
+def published_signature() -> bytes:
+    """The OpenSSF model signature the kit published the model with (made once, with a key that was then
+    destroyed; its public half is stacks/keys/sovkit-tiny-model.pem). The model is the same bytes on every machine,
+    so the one signature verifies it everywhere."""
+    return resources.files("sovkit.data").joinpath("tinymodel", SIGNATURE).read_bytes()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -724,6 +724,46 @@ def test_a_model_server_account_without_its_egress_rules_fails_its_control(site_
         broken_by=["nft", "delete", "table", "inet", "sovkit_model_servers"], mended_by=["nft", "-f", rules])
 
 
+# Flips the last bit of a file in place (the same file, its owner and mode kept): once to tamper, again to mend.
+FLIP_LAST_BIT = "import sys\nwith open(sys.argv[1], 'r+b') as f:\n f.seek(-1, 2); b = f.read(1)\n f.seek(-1, 2); " \
+                "f.write(bytes([b[0] ^ 1]))"
+
+
+def test_a_tampered_model_is_refused_while_its_neighbour_serves(site_up: str, tmp_path: Path) -> None:
+    """The local stack's models are signed (the kit's key). One bit of tiny-health's weights changed on the serving
+    host: its server no longer starts and its verification names the file, SOV-SRV-005 fails there, and tiny-chat
+    keeps answering through the gateway; the bit put back, tiny-health serves again."""
+    from sovkit.verify import run_verify
+
+    tampered, neighbour = "tiny-health", "tiny-chat"
+    weights = f"{DATA_PATHS['model_store']}/{tampered}/model.safetensors"
+    server, verification = f"sovkit-vllm-{tampered}.service", f"sovkit-verify-weights-{tampered}.service"
+    podman = Podman(default_cache_dir() / "podman")
+    key = key_of("ministry-health")
+    podman("exec", SERVING.name, "python3", "-c", FLIP_LAST_BIT, weights)
+    try:
+        restart = podman("exec", SERVING.name, "sh", "-c", f"systemctl restart {server} && echo started || true")
+        assert "started" not in restart, f"{server} started on tampered weights"
+        said = podman("exec", SERVING.name, "journalctl", "-u", verification, "-n", "5", "-o", "cat", "--no-pager")
+        assert f"{tampered}: REFUSED" in said and "altered (its bytes differ from the signed ones): " \
+            "model.safetensors" in said, said
+        status, body = call("/chat/completions", chat(neighbour), key)
+        assert status == 200, body
+        status, body = call("/chat/completions", chat(tampered), key)
+        assert status >= 500, (status, body)  # no server behind it: the gateway says so, and nothing answers
+        broken = run_verify(render_inventory(SITE), tmp_path / "broken", jobs=1, env=podman.env(),
+                            extra_pytest_args=["-k", "test_signed_models_start_only_after_their_weights_verify"])
+        assert {(r.host, r.control) for r in broken.results if r.outcome == "failed"} == {(SERVING.name,
+                                                                                            "SOV-SRV-005")}
+    finally:
+        podman("exec", SERVING.name, "python3", "-c", FLIP_LAST_BIT, weights)
+        podman("exec", SERVING.name, "systemctl", "restart", server)
+    deadline = time.monotonic() + 120
+    while (status := call("/chat/completions", chat(tampered), key)[0]) != 200 and time.monotonic() < deadline:
+        time.sleep(2)
+    assert status == 200, f"{tampered} did not serve again once its weights were mended"
+
+
 def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
     ok = sovkit("bundle", "local", "--verify", timeout=300)
     assert ok.returncode == 0, ok.stdout + ok.stderr

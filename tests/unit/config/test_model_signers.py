@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sovkit.config import load_stack
-from sovkit.config.signers import parse_signer, signature_location
+from sovkit.config.signers import read_signer, parse_signer, signature_location
 from sovkit.errors import StackError
 
 STACKS = Path(__file__).parents[3] / "stacks"
@@ -94,9 +94,13 @@ def test_a_key_the_offline_verifier_cannot_check_is_refused(tmp_path, key, found
     assert keys == ["sovereign-ai:models.qwen2-5-1-5b.signer"] and found in text and "P-256, P-384, P-521" in text
 
 
-def test_a_relative_signer_path_is_refused(tmp_path):
-    text, keys = refusal(signed_stack(tmp_path, "model.sig", "keys/team.pub"))
-    assert keys == ["sovereign-ai:models.qwen2-5-1-5b.signer"] and "an absolute path" in text
+def test_a_relative_signer_path_is_read_from_the_project_folder(tmp_path):
+    """A site keeps the keys it trusts beside its stack in git: `stacks/keys/...` is read in the project folder,
+    and one that is not there is named."""
+    text, keys = refusal(signed_stack(tmp_path, "model.sig", "stacks/keys/no-such-team.pem"))
+    assert keys == ["sovereign-ai:models.qwen2-5-1-5b.signer"]
+    assert "'stacks/keys/no-such-team.pem': no such file" in text
+    assert read_signer("stacks/keys/sovkit-tiny-model.pem").description == "EC P-256 public key"
 
 
 def test_the_fingerprint_is_the_sha256_of_the_public_key_info():

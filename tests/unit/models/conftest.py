@@ -15,6 +15,7 @@ from sovkit.serving import tinymodel
 def tiny_model_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tiny") / "tiny-chat"
     tinymodel.build(folder)
+    (folder / tinymodel.SIGNATURE).unlink()  # the folder as a model team has it before signing
     return folder
 
 

@@ -49,11 +49,15 @@ def test_each_host_lists_the_units_it_runs_and_the_roles_get_their_sandbox():
                                               "prometheus.service", "prometheus-alertmanager.service",
                                               "prometheus-blackbox-exporter.service", "mtail.service",
                                               "sovkit-budget-keeper.service", "sovkit-vllm-tiny-chat.service",
-                                              "sovkit-vllm-tiny-health.service"])
+                                              "sovkit-vllm-tiny-health.service",
+                                              # the local stack's models are signed: verified before each start
+                                              "sovkit-verify-weights-tiny-chat.service",
+                                              "sovkit-verify-weights-tiny-health.service"])
     variables = inventory["all"]["vars"]
     assert variables["sandbox_max_exposure"] == sandbox.max_exposure() == 3.5
     assert variables["gateway_sandbox"] == sandbox.settings("gateway")
     assert variables["vllm_service_sandbox"] == sandbox.settings("model_server")
+    assert variables["vllm_service_verifier_sandbox"] == sandbox.settings("weights_verifier")
     kubernetes = inventory_hosts(render_inventory(load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")))
     assert all(h["sandbox_units"] == [] for h in kubernetes.values())  # the cluster runs them
 

@@ -19,7 +19,7 @@ def test_manifest_checks_every_file(tmp_path):
     dest = tmp_path / "m"
     tinymodel.build(dest)
     lines = (dest / "SHA256SUMS").read_text().splitlines()
-    names = sorted(p.name for p in dest.iterdir() if p.name != "SHA256SUMS")
+    names = sorted(p.name for p in dest.iterdir() if p.name not in ("SHA256SUMS", tinymodel.SIGNATURE))
     assert [line.split("  ")[1] for line in lines] == names
     for line in lines:
         digest, name = line.split("  ")
@@ -48,3 +48,20 @@ def test_tokenizer_is_byte_level_bpe_with_the_chat_tokens():
         assert vocab[added["content"]] == added["id"]
     for left, right in tok["model"]["merges"]:
         assert left in vocab and right in vocab and left + right in vocab
+
+
+def test_the_published_signature_verifies_the_model_with_the_kits_key(tmp_path):
+    """The tiny model is published signed (model.sig beside it, left out of SHA256SUMS); the key the local stack
+    trusts verifies it, and it refuses the model once a byte changes."""
+    from sovkit.models.verify_weights import verify_model
+    from sovkit.stacks import project_root
+
+    dest = tmp_path / "m"
+    tinymodel.build(dest)
+    signer = project_root() / "stacks" / "keys" / "sovkit-tiny-model.pem"
+    assert verify_model(dest, dest / tinymodel.SIGNATURE, signer).verified
+    weights = dest / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    weights.write_bytes(bytes(data))
+    assert verify_model(dest, dest / tinymodel.SIGNATURE, signer).altered == ["model.safetensors"]
