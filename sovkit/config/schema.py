@@ -23,6 +23,8 @@ from sovkit.config.types import (
     Language,
     Revision,
     Role,
+    Sha256,
+    Share,
     Slug,
     StrictModel,
 )
@@ -62,6 +64,22 @@ class NodeGroup(StrictModel):
                             description="The image's login user cloud-init creates (Debian cloud images: debian)")
 
 
+class EvaluationSet(StrictModel):
+    """One of the site's own evaluation sets: JSON lines of {"prompt": ..., "answer": ...}, scored by exact match."""
+
+    source: str = Field(min_length=1, description="Where the set lies in the in-country model store (a .jsonl file)")
+    digest: Sha256 = Field(description="sha256: and the SHA-256 of the file, so the gate scores exactly this set")
+    language: Language = Field(description="BCP-47 tag of the language the set tests")
+
+
+class ModelEvaluation(StrictModel):
+    """The local-language quality gate of a model: tenants are granted it only once it reaches each threshold."""
+
+    sets: dict[Slug, EvaluationSet] = Field(min_length=1, description="The site's evaluation sets, by name")
+    thresholds: dict[Language, Share] = Field(
+        min_length=1, description="Least exact-match score (0 to 1) per language, one for each language it serves")
+
+
 class ModelSpec(StrictModel):
     catalogue: str = Field(min_length=1, description="Entry of sovkit's model catalogue this model is")
     source: str = Field(min_length=1, description="Where the weights lie in the in-country model store")
@@ -72,6 +90,8 @@ class ModelSpec(StrictModel):
     replicas: int = Field(1, ge=1, le=64)
     tensor_parallel: int | Literal["auto"] = Field("auto", description="GPUs one replica spans, or auto")
     node_role: Role | None = Field(None, description="Nodes it runs on; default gpu_worker, cpu_worker for cpu sites")
+    evaluation: ModelEvaluation | None = Field(
+        None, description="Quality gate before tenants are granted it; none: granted without one")
 
     @model_validator(mode="after")
     def _tensor_parallel_positive(self) -> ModelSpec:
