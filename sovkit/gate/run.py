@@ -102,7 +102,7 @@ def run_gate(site: SiteConfig, served: str, endpoint: Endpoint, store_dir: Path,
                                    score=float(raw["results"][task][f"{METRIC},{FILTER}"])))
     verdicts = judge(scores, spec.evaluation.thresholds, error=error)
     return GateReport(site=site.name, model=served, catalogue=spec.catalogue, revision=spec.revision,
-                      endpoint=endpoint.chat_url, harness=f"lm-eval {version} {HARNESS_MODEL_TYPE}",
+                      endpoint=redact(endpoint.chat_url), harness=f"lm-eval {version} {HARNESS_MODEL_TYPE}",
                       started=started.isoformat(timespec="seconds"), seconds=round(time.monotonic() - clock, 1),
                       sets=scores, error=error, verdicts=verdicts, passed=all(v.passed for v in verdicts))
 

@@ -93,20 +93,17 @@ def verdicts(site: SiteConfig, served: str, report: GateReport | None) -> list[L
     if spec.evaluation is None:
         return []
     thresholds = spec.evaluation.thresholds
-    stale = None
     if report is None:
-        stale = f"no gate report for {served} at revision {spec.revision}"
-    elif report.model != served or report.revision != spec.revision:
-        stale = f"the report is of {report.model} at revision {report.revision}, the stack serves {spec.revision}"
-    else:
-        scored = {s.name: s.digest for s in report.sets}
-        named = {name: s.digest for name, s in spec.evaluation.sets.items()}
-        if scored != named:
-            stale = "the report scored other evaluation sets than the stack names (run the gate again)"
-    if stale:
-        return judge([], thresholds, error=stale)
-    assert report is not None
-    return judge(report.sets, thresholds, error=report.error)
+        return judge([], thresholds, error=f"no gate report for {served} at revision {spec.revision}")
+    if (report.site, report.model, report.revision) != (site.name, served, spec.revision):
+        return judge([], thresholds, error=f"the report is of {report.site}'s {report.model} at revision "
+                                           f"{report.revision}; {site.name} serves {served} at {spec.revision}")
+    if report.error:
+        return judge([], thresholds, error=report.error)
+    if {s.name: s.digest for s in report.sets} != {name: s.digest for name, s in spec.evaluation.sets.items()}:
+        return judge([], thresholds, error="the report scored other evaluation sets than the stack names (run the "
+                                           "gate again)")
+    return judge(report.sets, thresholds)
 
 
 @dataclass(frozen=True, order=True)

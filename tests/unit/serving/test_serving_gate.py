@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from sovkit.gate.cli import default_store_dir, gate
-from sovkit.gate.run import Endpoint, GateError, locate_sets, run_gate
+from sovkit.gate.run import Endpoint, GateError, locate_sets, read_reports, run_gate, write_report
 from sovkit.render.evaltasks import task_configs
 from sovkit.render.gate import GateReport, SetScore, judge, verdicts, withheld_grants
 from sovkit.serving import evalsets
@@ -96,20 +96,22 @@ def test_without_a_report_of_this_revision_and_these_sets_the_gate_fails_closed(
     assert withheld_grants(site, {})[0].reason.startswith(f"en: not evaluated: no gate report for {GATED} at "
                                                           f"revision {revision}")
     older = report_of(site, passing, revision="sha256:" + "0" * 64)
-    assert "the stack serves" in verdicts(site, GATED, older)[0].reason
+    assert f"local serves {GATED} at {revision}" in verdicts(site, GATED, older)[0].reason
     other_sets = report_of(site, passing)
     other_sets = other_sets.model_copy(update={"sets": other_sets.sets[:1]})
     assert "other evaluation sets" in verdicts(site, GATED, other_sets)[1].reason
     failed_run = report_of(site, passing, sets=[], error="lm-eval exited with 1: the endpoint answered 401")
-    assert not any(v.passed for v in verdicts(site, GATED, failed_run))
+    assert [v.reason for v in verdicts(site, GATED, failed_run)] == [
+        f"{language}: not evaluated: lm-eval exited with 1: the endpoint answered 401" for language in ("en", "sw")]
     assert verdicts(site, "tiny-health", None) == []
 
 
-def test_the_report_is_json_that_reads_back(variant):
+def test_the_report_is_json_that_reads_back(variant, tmp_path):
     site = gated_variant(variant, {"en": 0.5, "sw": 0.5})
     report = report_of(site, {"everyday-en": 0.0, "everyday-sw": 0.0})
-    again = GateReport.model_validate_json(report.model_dump_json())
-    assert again == report and json.loads(report.model_dump_json())["format"] == "sovkit-gate/1"
+    path = write_report(report, tmp_path)
+    assert path.name == f"{GATED}.json" and json.loads(path.read_text())["format"] == "sovkit-gate/1"
+    assert read_reports(site, tmp_path) == {GATED: report}
 
 
 def test_a_set_missing_or_changed_stops_the_gate_before_anything_is_evaluated(stacks, tmp_path):
