@@ -18,6 +18,7 @@ from sovkit.config import PROJECT, load_stack
 from sovkit.config.loader import FROM_STACK, key_index
 from sovkit.errors import StackError, redact
 from sovkit.evidence.cli import evidence
+from sovkit.gate.cli import gate
 from sovkit.local.cli import down_command, up_command
 from sovkit.models.cli import model
 from sovkit.oscal.cli import oscal
@@ -257,6 +258,7 @@ main.add_command(down_command)
 main.add_command(usage)
 main.add_command(oscal)
 main.add_command(model)
+main.add_command(gate)
 
 
 def run(argv: list[str] | None = None) -> int:

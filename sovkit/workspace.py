@@ -83,6 +83,11 @@ class SiteWorkspace:
         return self.state_dir / "evidence-watch"
 
     @property
+    def gate(self) -> Path:
+        """Where `sovkit gate` writes each model's gate report (<model>.json) and the harness's files (<model>/)."""
+        return self.state_dir / "gate"
+
+    @property
     def rehearsal(self) -> Path:
         """What `sovkit rehearse` keeps: its SSH key, the stand-in services' files, its record."""
         return self.state_dir / "rehearsal"

@@ -70,3 +70,12 @@ def under_store(source: str, store: str) -> bool:
     if src is None or root is None or src[:3] != root[:3]:
         return False
     return src[3] == root[3] or src[3].startswith(root[3].rstrip("/") + "/")
+
+
+def path_in_store(source: str, store: str) -> str | None:
+    """The path of a location below the store (a/b.jsonl for STORE/a/b.jsonl), or None when it is not inside it."""
+    if not under_store(source, store):
+        return None
+    src, root = _location(source), _location(store)
+    assert src is not None and root is not None  # under_store parsed both
+    return src[3][len(root[3].rstrip("/")):].lstrip("/")

@@ -23,6 +23,8 @@ from sovkit.config.types import (
     Language,
     Revision,
     Role,
+    Sha256,
+    Share,
     Slug,
     StrictModel,
 )
@@ -62,6 +64,22 @@ class NodeGroup(StrictModel):
                             description="The image's login user cloud-init creates (Debian cloud images: debian)")
 
 
+class EvaluationSet(StrictModel):
+    """One of the site's own evaluation sets: JSON lines of {"prompt": ..., "answer": ...}, scored by exact match."""
+
+    source: str = Field(min_length=1, description="Where the set lies in the in-country model store (a .jsonl file)")
+    digest: Sha256 = Field(description="sha256: and the SHA-256 of the file, so the gate scores exactly this set")
+    language: Language = Field(description="BCP-47 tag of the language the set tests")
+
+
+class ModelEvaluation(StrictModel):
+    """The local-language quality gate of a model: tenants are granted it only once it reaches each threshold."""
+
+    sets: dict[Slug, EvaluationSet] = Field(min_length=1, description="The site's evaluation sets, by name")
+    thresholds: dict[Language, Share] = Field(
+        min_length=1, description="Least exact-match score (0 to 1) per language, one for each language it serves")
+
+
 class ModelSpec(StrictModel):
     catalogue: str = Field(min_length=1, description="Entry of sovkit's model catalogue this model is")
     source: str = Field(min_length=1, description="Where the weights lie in the in-country model store")
@@ -79,6 +97,8 @@ class ModelSpec(StrictModel):
         None, description="Path (absolute, or relative to the project folder) of the PEM elliptic-curve public "
                           "key or certificate(s) the signature must verify with (the publisher's or the site's model "
                           "team's)")
+    evaluation: ModelEvaluation | None = Field(
+        None, description="Quality gate before tenants are granted it; none: granted without one")
 
     @model_validator(mode="after")
     def _tensor_parallel_positive(self) -> ModelSpec:

@@ -28,6 +28,7 @@ _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_DNS_LABEL}(\.{_DNS_LABEL})*\.?$")
 _BCP47 = re.compile(r"^[a-z]{2,3}(-[A-Z][a-z]{3})?(-([A-Z]{2}|[0-9]{3}))?$")
 _EMAIL = re.compile(r"^[^@\s]+@([^@\s]+)$")
 _REVISION = re.compile(r"^([0-9a-f]{40}|sha256:[0-9a-f]{64})$")
+_SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 def check_slug(value: str) -> str:
@@ -107,6 +108,18 @@ def _revision(value: str) -> str:
     return value
 
 
+def _sha256(value: str) -> str:
+    if not _SHA256.match(value):
+        raise ValueError("sha256: followed by the 64 hex digits of the file's SHA-256 (sha256sum FILE)")
+    return value
+
+
+def _share(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError("a share of the items from 0 to 1, such as 0.6 for 60%")
+    return value
+
+
 def split_host_port(value: str) -> tuple[str, int]:
     """'host:port' or '[v6]:port' -> (host, port); raises ValueError with what is allowed."""
     match = re.match(r"^\[([0-9A-Fa-f:.]+)\]:(\d+)$", value) or re.match(r"^([^:\[\]]+):(\d+)$", value)
@@ -128,6 +141,8 @@ Host = Annotated[str, AfterValidator(_host)]
 Language = Annotated[str, AfterValidator(_language)]
 Email = Annotated[str, AfterValidator(_email)]
 Revision = Annotated[str, AfterValidator(_revision)]
+Sha256 = Annotated[str, AfterValidator(_sha256)]
+Share = Annotated[float, AfterValidator(_share)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
 
 

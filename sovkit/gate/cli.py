@@ -1,0 +1,82 @@
+"""The `sovkit gate STACK [MODEL ...]` command (registered in sovkit.cli with ``main.add_command(gate)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sovkit.config.locations import path_in_store
+from sovkit.config.site import SiteConfig
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
+
+# Exit codes: 0 every model passed; 1 a model failed (tenants are not to be granted it); 2 nothing was evaluated
+# (a bad stack, a set missing or not the one the stack names).
+EXIT_FAILED = 1
+EXIT_NOT_EVALUATED = 2
+
+
+def default_store_dir(site: SiteConfig) -> Path | None:
+    """The model store as this machine sees it: the bundle's folder when the hosts read the store from the bundle
+    (the local site and rehearsals), the store itself when it is a folder here, else unknown."""
+    store = site.residency.model_store
+    in_bundle = path_in_store(store, HOST_BUNDLE_DIR)
+    if in_bundle is not None:
+        return SiteWorkspace.of(site.name).bundle / in_bundle
+    folder = Path(store.removeprefix("file://"))
+    return folder if store.startswith(("/", "file://")) and folder.is_dir() else None
+
+
+@click.command("gate")
+@click.argument("stack")
+@click.argument("models", nargs=-1)
+@click.option("--url", required=True, help="The gateway the models are evaluated through, https://HOST:PORT.")
+@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="File holding the gate's API key at the gateway.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CA certificate of the gateway's certificate.  [default: the site CA, when there is one]")
+@click.option("--store", "store_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The model store as this machine sees it.  [default: the bundle's copy, or modelStore]")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path),
+              help="Where <model>.json reports go.  [default: .sovkit/<site>/gate]")
+def gate(stack: str, models: tuple[str, ...], url: str, key_file: Path, ca_file: Path | None,
+         store_dir: Path | None, output_dir: Path | None) -> None:
+    """The local-language quality gate: evaluates each model (MODELS, or every model with an evaluation) through the
+    gateway with lm-evaluation-harness on the site's own evaluation sets, and judges each language against the
+    stack's threshold. Writes one JSON report per model (for the BOM and the evidence); exit 1 when a model fails:
+    tenants are not to be granted it."""
+    from sovkit.clitools import console, errors, load_site
+    from sovkit.gate.run import Endpoint, GateError, run_gate, write_report
+
+    site = load_site(stack)
+    gated = [m for m, spec in site.serving.models.items() if spec.evaluation is not None]
+    unknown = [m for m in models if m not in gated]
+    if unknown:
+        raise click.BadParameter(f"{', '.join(unknown)}: not a model of {site.name} with an evaluation "
+                                 f"({', '.join(gated) or 'none has one'})", param_hint="MODELS")
+    store_dir = store_dir or default_store_dir(site)
+    if store_dir is None:
+        raise click.UsageError(f"give --store: where this machine reads the model store {site.residency.model_store}")
+    key = key_file.read_text(encoding="utf-8").strip()
+    if not key:
+        raise click.BadParameter(f"{key_file} is empty", param_hint="--key-file")
+    workspace = SiteWorkspace.of(site.name)
+    site_ca = workspace.pki / "ca.crt"
+    endpoint = Endpoint(url, key, ca_file or (site_ca if site_ca.is_file() else None))
+    out = output_dir or workspace.gate
+    failed = 0
+    for served in models or gated:
+        try:
+            report = run_gate(site, served, endpoint, store_dir, out / served)
+        except GateError as err:
+            errors.print(f"{served}: not evaluated: {err}", markup=False)
+            raise SystemExit(EXIT_NOT_EVALUATED) from None
+        failed += not report.passed
+        mark = "[green]✓ passed[/green]" if report.passed else "[red]✗ failed[/red]"
+        console.print(f"{mark} {served} ({report.revision}) in {report.seconds:.1f} s", markup=True)
+        for verdict in report.verdicts:
+            console.print(f"    {verdict.reason}", markup=False)
+        console.print(f"    report: {write_report(report, out)}", markup=False)
+    if failed:
+        console.print(f"{failed} model(s) failed the gate: tenants are not to be granted them")
+        raise SystemExit(EXIT_FAILED)
