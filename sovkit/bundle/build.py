@@ -160,9 +160,28 @@ def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
             raise BundleError(f"{site.source}: models.{served}.revision is {spec.revision}, but the model the kit "
                               f"makes is {revision}. Set that revision in the stack file. Nothing was installed.")
         made.append(served)
+    made += build_evaluation_sets(site, root)
     if made:
         progress(f"models: {', '.join(made)} made offline")
     return made
+
+
+def build_evaluation_sets(site: SiteConfig, root: Path) -> list[str]:
+    """The evaluation sets the kit makes offline (sovkit.serving.evalsets) that the stack's gates name, beside the
+    models in the bundle's store, each checked against the digest the stack pins; returns their names."""
+    from sovkit.serving import evalsets
+
+    named = {name: spec for model in site.serving.models.values() if model.evaluation
+             for name, spec in model.evaluation.sets.items() if name in evalsets.sets()}
+    if not named:
+        return []
+    made = evalsets.build(root / "models" / evalsets.FOLDER)
+    for name, spec in sorted(named.items()):
+        if spec.digest != made[name]:
+            raise BundleError(f"{site.source}: the evaluation set {name} is {spec.digest} in the stack, but the set "
+                              f"the kit makes is {made[name]}. Set that digest in the stack file. Nothing was "
+                              "installed.")
+    return [f"{evalsets.FOLDER}/{name}" for name in sorted(named)]
 
 
 def build_chart(site: SiteConfig, root: Path) -> None:

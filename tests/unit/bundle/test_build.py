@@ -63,3 +63,27 @@ def test_hosts_mode_sites_install_a_fully_locked_runtime(stack: str, lock_name: 
 
 def test_kubernetes_sites_have_no_host_runtime():
     assert runtime_lock(load_stack(ROOT / "stacks" / "Pulumi.id-sulsel-cloud.yaml")) is None
+
+
+def test_the_bundle_makes_the_evaluation_sets_a_gate_names_and_checks_their_digests(tmp_path):
+    """The local stack gates tiny-chat on sets the kit makes offline: the bundle puts them in its model store at
+    the digests the stack pins, and refuses a stack pinning another digest before its site is touched."""
+    import dataclasses
+    import hashlib
+
+    from sovkit.bundle.build import build_evaluation_sets
+
+    local = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
+    made = build_evaluation_sets(local, tmp_path)
+    assert made == ["evaluation-sets/everyday-en", "evaluation-sets/everyday-sw"]
+    for name, spec in local.serving.models["tiny-chat"].evaluation.sets.items():
+        data = (tmp_path / "models" / "evaluation-sets" / f"{name}.jsonl").read_bytes()
+        assert spec.digest == "sha256:" + hashlib.sha256(data).hexdigest()
+        assert spec.source.endswith(f"/models/evaluation-sets/{name}.jsonl")
+    model = local.serving.models["tiny-chat"]
+    wrong = model.evaluation.sets["everyday-sw"].model_copy(update={"digest": "sha256:" + "0" * 64})
+    evaluation = model.evaluation.model_copy(update={"sets": {**model.evaluation.sets, "everyday-sw": wrong}})
+    models = {**local.serving.models, "tiny-chat": model.model_copy(update={"evaluation": evaluation})}
+    moved = dataclasses.replace(local, serving=local.serving.model_copy(update={"models": models}))
+    with pytest.raises(BundleError, match="the evaluation set everyday-sw is sha256:0000"):
+        build_evaluation_sets(moved, tmp_path / "again")

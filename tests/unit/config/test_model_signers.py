@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sovkit.config import load_stack
-from sovkit.config.signers import read_signer, parse_signer, signature_location
+from sovkit.config.signers import parse_signer, read_signer, signature_location
 from sovkit.errors import StackError
 
 STACKS = Path(__file__).parents[3] / "stacks"
