@@ -587,7 +587,8 @@ def test_a_scheduled_round_raises_a_regression_alert_and_resolves_it_when_mended
     packed = sovkit("evidence", "local", "--output", str(folder / "up"), timeout=120)
     assert packed.returncode == 0, packed.stderr
     [baseline] = (folder / "up").glob("*.tar.gz")
-    shutil.copyfile(baseline, folder / BASELINE)
+    shutil.copyfile(baseline, folder / BASELINE)  # as a first round would have left it
+    WatchState(baseline=baseline.name).write(folder)
     unit = inventory_hosts(render_inventory(SITE))[SERVING.name]["gateway_budget_keeper_unit"]
     podman = Podman(default_cache_dir() / "podman")
     podman("exec", SERVING.name, "systemctl", "stop", unit)
