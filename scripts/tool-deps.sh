@@ -3,11 +3,11 @@
 # checks and unit-tests the alert rules; amtool (package prometheus-alertmanager) checks the Alertmanager configuration
 # sovkit renders; mtail runs the gateway's log program over recorded lines; `cloud-init schema` (package cloud-init) checks the user data sovkit
 # gives OpenStack servers; qemu (packages qemu-system-x86, qemu-utils) boots the virtual machines of the VM tier
-# (tests/vm); pango (package libpangoft2-1.0-0) lays out the printed compliance report for WeasyPrint. Versions are
-# Debian 12's.
+# (tests/vm); pango (package libpangoft2-1.0-0) lays out the printed compliance report for WeasyPrint; njs runs
+# the gateway's script where it reads multipart forms. Versions are Debian 12's.
 set -euo pipefail
 
-packages=(prometheus prometheus-alertmanager mtail cloud-init qemu-system-x86 qemu-utils libpangoft2-1.0-0)
+packages=(prometheus prometheus-alertmanager mtail cloud-init qemu-system-x86 qemu-utils libpangoft2-1.0-0 njs)
 missing=()
 for name in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$name" 2>/dev/null | grep -q "install ok installed" || missing+=("$name")

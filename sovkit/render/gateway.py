@@ -42,8 +42,14 @@ def budgets(site: SiteConfig) -> dict[str, dict]:
             for name, t in sorted(site.serving.tenants.items()) if t.budget is not None}
 
 
-# POST routes a generative model server answers, routed by the tenant's grant on the body's model field.
-MODEL_ROUTES = ("/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize")
+# POST routes the model servers answer (vLLM 0.32's API server), routed by the tenant's grant on the model the body
+# names: a JSON body's model field, or the model field of a multipart form (speech recognition uploads audio).
+GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize")
+POOLING_ROUTES = ("/v1/embeddings", "/v2/embed", "/pooling", "/classify", "/score", "/v1/score", "/rerank",
+                  "/v1/rerank", "/v2/rerank")
+FORM_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
+JSON_BODY, FORM_BODY = "json", "form"
+MODEL_ROUTES = {**dict.fromkeys(GENERATE_ROUTES + POOLING_ROUTES, JSON_BODY), **dict.fromkeys(FORM_ROUTES, FORM_BODY)}
 
 # vLLM's routes without authentication (vLLM 0.32's API server); each must answer the gateway's 404.
 MODEL_SERVER_ADMIN_ROUTES = (

@@ -271,7 +271,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
                                    "burst": t.rate_limit.burst,
                                    "retry_after_s": gateway.retry_after_s(t.rate_limit.requests_per_minute)}
                             for name, t in site.serving.tenants.items()},
-        "gateway_routes": list(gateway.MODEL_ROUTES),
+        "gateway_routes": dict(gateway.MODEL_ROUTES),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
         "gateway_log_metrics_path": gateway.LOG_METRICS_PATH,
         "gateway_log_metrics_address": gateway.LOG_METRICS_ADDRESS,

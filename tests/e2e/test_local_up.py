@@ -239,6 +239,57 @@ def test_a_model_a_tenant_may_not_use_is_one_it_cannot_see(site_up: str) -> None
     assert api.models.retrieve(allowed).id == allowed
 
 
+def silent_wav(seconds: float = 0.2, rate: int = 16000) -> bytes:
+    """A WAV file of silence (16-bit mono PCM), as a speech-recognition client uploads one."""
+    import wave
+
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(rate)
+        audio.writeframes(b"\0\0" * int(seconds * rate))
+    return out.getvalue()
+
+
+def outcome(request) -> tuple[int, str]:
+    """(status, error body) of a call through the official client; (200, "") when it succeeds."""
+    try:
+        request()
+        return 200, ""
+    except openai.APIStatusError as err:
+        return err.status_code, json.dumps(err.body)
+
+
+def test_pooling_and_speech_routes_reach_only_the_granted_models_server(site_up: str) -> None:
+    """Embeddings (a pooling route) and speech recognition (a multipart upload, as the official client sends it)
+    are routed by the tenant's grant, as chat is: to its own model's server, which answers in its own words (the
+    local models are chat models: vLLM says the route is not theirs), while a model the tenant is not granted gets
+    the gateway's 404 and a form naming no model the gateway's 400."""
+    tenant, allowed, denied = allowed_and_denied()
+    api = client(key_of(tenant))
+    refusal = "does not exist or you do not have access"
+    speech = ("speech.wav", silent_wav(), "audio/wav")
+    served = {"embeddings": outcome(lambda: api.embeddings.create(model=allowed, input="Habari")),
+              "transcription": outcome(lambda: api.audio.transcriptions.create(model=allowed, file=speech))}
+    for route, (status, body) in served.items():
+        assert status not in (400, 401) and refusal not in body, (route, status, body)  # the model server's answer
+    refused = {"embeddings": outcome(lambda: api.embeddings.create(model=denied, input="Habari")),
+               "transcription": outcome(lambda: api.audio.transcriptions.create(model=denied, file=speech))}
+    for route, (status, body) in refused.items():
+        assert status == 404 and refusal in body, (route, status, body)
+    boundary = "sovkit-e2e"
+    form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"speech.wav\"\r\n"
+            f"Content-Type: audio/wav\r\n\r\n").encode() + silent_wav() + f"\r\n--{boundary}--\r\n".encode()
+    context = ssl.create_default_context(cafile=str(LOCAL.state_dir / "pki" / "ca.crt"))
+    request = urllib.request.Request(f"{API}/audio/transcriptions", data=form, headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {key_of(tenant)}"})
+    with pytest.raises(urllib.error.HTTPError) as unnamed:
+        urllib.request.urlopen(request, context=context, timeout=60)
+    assert unnamed.value.code == 400
+    assert "multipart form with a model field" in json.loads(unnamed.value.read())["error"]["message"]
+
+
 def test_the_openai_client_sees_every_error_as_its_own_class(site_up: str) -> None:
     """Every error the gateway or a model server returns is OpenAI-shaped JSON: the client raises the class the
     status means and reads the message, for nginx's own errors (a body over the limit) as for the router's and

@@ -25,7 +25,9 @@ def test_no_route_is_both_served_and_refused():
 def test_each_tenant_is_rendered_with_its_retry_after_and_the_routes_it_may_call():
     site = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
     rendered = site_vars(site)
-    assert rendered["gateway_routes"] == list(gateway.MODEL_ROUTES)
+    assert rendered["gateway_routes"] == gateway.MODEL_ROUTES
+    assert rendered["gateway_routes"]["/v1/audio/transcriptions"] == "form"  # the upload is a multipart form
+    assert rendered["gateway_routes"]["/v1/embeddings"] == "json"
     assert rendered["refused_model_server_routes"] == list(gateway.MODEL_SERVER_ADMIN_ROUTES)
     for name, tenant in site.serving.tenants.items():
         assert rendered["gateway_tenants"][name]["retry_after_s"] == gateway.retry_after_s(

@@ -1,7 +1,7 @@
 // sovkit gateway: authenticates a tenant by the SHA-256 of its API key, lets it reach only its models, on the
 // model servers' OpenAI routes only, and hands the request to that model's vLLM. Every error is OpenAI-shaped, as
 // vLLM's own are: {"error": {"message", "type", "param", "code"}}. Tenants come from tenants.json (hashes, never
-// keys): {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "routes": {path: true},
+// keys): {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "routes": {path: "json" | "form"},
 // "upstreams": {model: upstream pool}, "budgeted": {tenant: true}, "budget_marks": folder} (maps, not lists: njs
 // preloads objects frozen, without array methods). A budgeted tenant whose budget is spent has a mark in that folder,
 // written by the budget keeper: {"until": seconds since the epoch, "period": "day" or "month"}.
@@ -49,7 +49,8 @@ function route(r) {
     var listing = r.uri === '/v1/models' || r.uri.slice(0, 11) === '/v1/models/';
     // Paths first, for every caller: what the gateway does not route is no secret, and vLLM's own
     // unauthenticated routes answer 404 whoever asks.
-    if (!listing && sovkit_tenants.routes[r.uri] !== true) {
+    var kind = sovkit_tenants.routes[r.uri];  // what the route's body is: JSON, or a multipart form (audio)
+    if (!listing && kind === undefined) {
         return reply(r, 404, 'Unknown request URL: ' + r.method + ' ' + r.uri + '.', 'invalid_request_error');
     }
     var tenant = tenantOf(r);
@@ -78,15 +79,23 @@ function route(r) {
         r.headersOut.Allow = 'POST';
         return reply(r, 405, 'Use POST on ' + r.uri + '.', 'invalid_request_error');
     }
-    var body, model;
-    try {
-        body = JSON.parse(r.requestText || '');
-        model = body.model;
-    } catch (e) {
-        return reply(r, 400, 'The body must be a JSON object with a model field.', 'invalid_request_error');
-    }
-    if (typeof model !== 'string') {
-        return reply(r, 400, 'The body names no model.', 'invalid_request_error', 'model');
+    var body = null, model;
+    if (kind === 'form') {
+        model = formModel(r);
+        if (model === null) {
+            return reply(r, 400, 'The body must be a multipart form with a model field.', 'invalid_request_error',
+                         'model');
+        }
+    } else {
+        try {
+            body = JSON.parse(r.requestText || '');
+            model = body.model;
+        } catch (e) {
+            return reply(r, 400, 'The body must be a JSON object with a model field.', 'invalid_request_error');
+        }
+        if (typeof model !== 'string') {
+            return reply(r, 400, 'The body names no model.', 'invalid_request_error', 'model');
+        }
     }
     if (allowed[model] !== true || !(model in sovkit_tenants.upstreams)) {
         return noSuchModel(r, model);
@@ -99,8 +108,37 @@ function route(r) {
         }
     }
     r.variables.sovkit_upstream = sovkit_tenants.upstreams[model];
+    if (kind === 'form') {
+        return r.internalRedirect('@vllm_form');  // the upload goes on byte for byte
+    }
     r.variables.sovkit_body = bodyAskingUsage(r, body);
     r.internalRedirect('@vllm');
+}
+
+// The model a multipart form names (RFC 7578): the value of its part named "model". Found in the raw bytes
+// (r.requestBuffer): the audio in the same form is skipped, never decoded as text.
+function formModel(r) {
+    var type = r.headersIn['Content-Type'] || '';
+    var found = /^multipart\/form-data;.*boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(type);
+    var raw = r.requestBuffer;
+    if (!found || !raw) {
+        return null;
+    }
+    var delimiter = '--' + (found[1] || found[2]);
+    var at = raw.indexOf(delimiter);
+    while (at >= 0) {
+        var headersEnd = raw.indexOf('\r\n\r\n', at);
+        if (headersEnd < 0) {
+            return null;
+        }
+        var headers = raw.slice(at, headersEnd).toString();
+        if (/\r\ncontent-disposition:[ \t]*form-data;[ \t]*name="model"[ \t]*(;|\r|$)/i.test(headers)) {
+            var end = raw.indexOf('\r\n' + delimiter, headersEnd + 4);
+            return end < 0 ? null : raw.slice(headersEnd + 4, end).toString();
+        }
+        at = raw.indexOf(delimiter, headersEnd + 4);
+    }
+    return null;
 }
 
 // The keeper's mark while it holds (a mark whose time has passed is the keeper's to remove), else null.
