@@ -26,7 +26,7 @@ from sovkit.rehearse.cli import rehearse_command
 from sovkit.render.bom import bom_document
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
-from sovkit.serving.cli import plan, values
+from sovkit.serving.cli import catalogue_command, plan, values
 from sovkit.stacks import find_stack, stack_files, stack_path
 from sovkit.usage.cli import usage
 from sovkit.verify.cis import CoverageError, coverage, summary
@@ -250,6 +250,7 @@ def converge_command(stack: str) -> None:
 main.add_command(rehearse_command)
 main.add_command(bundle)
 main.add_command(plan)
+main.add_command(catalogue_command)
 main.add_command(values)
 main.add_command(verify)
 main.add_command(evidence)

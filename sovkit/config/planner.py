@@ -9,7 +9,13 @@ The arithmetic (all sizes in GiB = 2**30 bytes), per GPU of one replica spanning
     free for KV = budget - weights / (tp x pp) - RUNTIME_RESERVE_GIB
     KV / token  = 2 (K and V) x layers / pp x max(1, kv_heads / tp) x head_dim x 2 bytes   (on one GPU)
     KV tokens   = free for KV / KV per token
-    sequences   = KV tokens // max_context        (sequences that can all reach the full context at once)
+    sequences   = KV tokens // (max_context + encoder positions)   (sequences that can all reach the full context
+                                                                     at once)
+
+A speech model (encoder-decoder) also caches, per sequence, its cross-attention's K and V over the encoder's states
+(Whisper: 1500 for a 30-second window), as vLLM does. An encoder model (embeddings, reranking) keeps no KV cache: vLLM
+allocates none for bidirectional attention, so it fits when its weights and the runtime reserve do, and vLLM's batch
+ceiling bounds its sequences.
 
 vLLM's own profiling at start-up gives the exact figure; this plan is what decides the arguments before
 any hardware exists, and refuses a model that cannot fit so nobody learns it from a crash loop.
@@ -21,7 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from sovkit.config.catalogue import TINY_MODEL, CatalogueModel, catalogue, get
+from sovkit.config.catalogue import TINY_MODEL, CatalogueModel, catalogue, get, served_task
+from sovkit.config.licences import licences
 from sovkit.config.schema import ModelSpec
 from sovkit.config.site import SiteConfig, accelerator_catalogue
 from sovkit.config.vendors import vendor
@@ -94,11 +101,13 @@ def gpu_figures(entry: CatalogueModel, quantization: str, memory_gib: float, max
     """(KV cache GiB of the replica, KV tokens, full-context sequences) for tp GPUs in each of pp nodes."""
     gpus = tp * pp
     free = memory_gib * utilization - entry.weight_bytes(quantization) / GIB / gpus - RUNTIME_RESERVE_GIB
-    per_gpu_token = 2 * math.ceil(entry.layers / pp) * max(1, entry.kv_heads // tp) * entry.head_dim * 2
     if free <= 0:
         return 0.0, 0, 0
+    if not entry.kv_bytes_per_token:  # an encoder: no KV cache, the batch ceiling bounds its sequences
+        return 0.0, 0, MAX_NUM_SEQS
+    per_gpu_token = 2 * math.ceil(entry.layers / pp) * max(1, entry.kv_heads // tp) * entry.head_dim * 2
     tokens = int(free * GIB // per_gpu_token)
-    return free * gpus, tokens, tokens // max_context
+    return free * gpus, tokens, tokens // entry.cached_positions(max_context)
 
 
 def _gpu_nodes(site: SiteConfig, role: str) -> list[tuple[str, str | None, int]]:
@@ -167,26 +176,30 @@ def plan_model(site: SiteConfig, served: str, spec: ModelSpec | None = None) -> 
         gpus = tp * pp
         need = entry.weight_bytes(spec.quantization) / GIB / gpus + RUNTIME_RESERVE_GIB
         have = memory_gib * GPU_MEMORY_UTILIZATION
+        kv = entry.kv_bytes_per_token * entry.cached_positions(spec.max_context) / GIB
         plan = replace(plan, problem=(
             f"does not fit: on {gpus} x {model} ({have:.1f} GiB usable each) the weights and runtime take "
             f"{need:.1f} GiB per GPU, leaving no room for one {spec.max_context}-token sequence "
-            f"({entry.kv_bytes_per_token * spec.max_context / GIB:.2f} GiB of KV cache)"))
+            f"({kv:.2f} GiB of KV cache)"))
     return plan
 
 
 def _plan_cpu(base: ModelPlan, entry: CatalogueModel, spec: ModelSpec) -> ModelPlan:
     if not _supports("cpu", None, spec.quantization):
         return replace(base, problem=f"vLLM's CPU backend does not serve {spec.quantization}")
-    kv_gib = max(1, math.ceil(entry.kv_bytes_per_token * spec.max_context * CPU_SEQUENCES / GIB))
-    tokens = kv_gib * GIB // entry.kv_bytes_per_token
-    seqs = tokens // spec.max_context
+    positions = entry.cached_positions(spec.max_context)
+    # VLLM_CPU_KVCACHE_SPACE takes whole GiB, at least 1 (an encoder, which caches nothing, gets the minimum)
+    kv_gib = max(1, math.ceil(entry.kv_bytes_per_token * positions * CPU_SEQUENCES / GIB))
+    tokens = kv_gib * GIB // entry.kv_bytes_per_token if entry.kv_bytes_per_token else 0
+    seqs = tokens // positions if entry.kv_bytes_per_token else CPU_SEQUENCES
     return replace(base, kv_cache_gib=float(kv_gib), kv_tokens=tokens, concurrent_sequences=seqs,
                    max_num_seqs=max(1, min(MAX_NUM_SEQS, seqs)),
                    memory_gib=base.weights_gib + kv_gib + CPU_RUNTIME_GIB)
 
 
 def _suggest(site: SiteConfig, served: str) -> tuple[str, ...]:
-    """A quantization of the same model, else the largest smaller catalogue model, that would fit."""
+    """A quantization of the same model, else the largest smaller catalogue model serving the same task under a
+    licence that allows the site's uses, that would fit."""
     spec = site.serving.models[served]
     entry = get(spec.catalogue)
     found = []
@@ -199,7 +212,10 @@ def _suggest(site: SiteConfig, served: str) -> tuple[str, ...]:
             found.append(f"quantization: {quant.name} ({trial.weights_gib:.1f} GiB of weights, "
                          f"{trial.concurrent_sequences} sequences of {spec.max_context} tokens)")
             break
-    others = sorted((m for m in catalogue().values() if m.id not in (entry.id, TINY_MODEL)
+    task = served_task(entry.id, spec.task)
+    uses = set(site.serving.served_uses)
+    others = sorted((m for m in catalogue().values() if m.id not in (entry.id, TINY_MODEL) and task in m.tasks
+                     and uses <= set(licences()[m.licence].uses)
                      and m.max_context >= spec.max_context and m.parameters < entry.parameters),
                     key=lambda m: (not m.covers(spec.languages), -m.parameters))
     for other in others:

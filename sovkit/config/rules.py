@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 from sovkit.config import checks, hygiene, runtime, signers
 from sovkit.config.catalogue import check_models, on_nvswitch_board
 from sovkit.config.evaluation import evaluation_gates
+from sovkit.config.licences import check_licences
 from sovkit.config.planner import plan_site
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig, accelerator_catalogue
@@ -422,9 +423,9 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
 
 
 RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
-                           check_models, model_placement, hosts_mode_models, tenants, token_budgets, networks,
-                           in_country_services, alert_delivery, allowed_endpoints, state_backend, retention, platform,
-                           *signers.RULES, evaluation_gates, *hygiene.RULES)
+                           check_models, check_licences, model_placement, hosts_mode_models, tenants, token_budgets,
+                           networks, in_country_services, alert_delivery, allowed_endpoints, state_backend, retention,
+                           platform, *signers.RULES, evaluation_gates, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from sovkit.config.types import (
     Cidr,
@@ -29,6 +29,7 @@ from sovkit.config.types import (
     StrictModel,
 )
 from sovkit.config.vendors import vendor_names
+from sovkit.data import load_yaml
 
 PROJECT = "sovereign-ai"
 
@@ -36,6 +37,8 @@ Provider = Literal["onprem", "openstack", "local"]
 Mode = Literal["hosts", "kubernetes"]
 Vendor = Literal[tuple(vendor_names())]  # one per data file under sovkit/data/vendors/
 Quantization = Literal["none", "fp8", "awq", "gptq", "w8a8"]
+Task = Literal[tuple(load_yaml("tasks.yaml"))]  # what a model serves (sovkit/data/tasks.yaml)
+Use = Literal[tuple(load_yaml("licences.yaml")["uses"])]  # the uses a site serves (sovkit/data/licences.yaml)
 
 
 # --- nested objects -------------------------------------------------------------------------------
@@ -64,6 +67,22 @@ class NodeGroup(StrictModel):
                             description="The image's login user cloud-init creates (Debian cloud images: debian)")
 
 
+class LicenceWaiver(StrictModel):
+    """Why a site serves a model whose licence does not allow a use the site serves, and who approved it: the
+    evidence pack records both."""
+
+    justification: str = Field(min_length=40, description="Why the site may serve the model for its uses regardless "
+                               "(e.g. a separate licence from the publisher, with its reference)")
+    approver: str = Field(min_length=3, description="Who approved it: a role, such as Chief Legal Adviser")
+
+    @field_validator("justification", "approver")
+    @classmethod
+    def _written(cls, value: str) -> str:
+        if not value.strip() or value != " ".join(value.split()):
+            raise ValueError("written words, without leading, trailing or repeated blanks")
+        return value
+
+
 class EvaluationSet(StrictModel):
     """One of the site's own evaluation sets: JSON lines of {"prompt": ..., "answer": ...}, scored by exact match."""
 
@@ -85,6 +104,8 @@ class ModelSpec(StrictModel):
     source: str = Field(min_length=1, description="Where the weights lie in the in-country model store")
     revision: Revision = Field(description="Git commit or sha256 digest of the weights")
     quantization: Quantization = Field("none", description="none (original weights), fp8, awq, gptq or w8a8")
+    task: Task | None = Field(None, description=" | ".join(load_yaml("tasks.yaml"))
+                              + "; default: the catalogue entry's first task")
     max_context: int = Field(ge=256, le=1_048_576, description="Longest context served, in tokens")
     languages: list[Language] = Field(min_length=1, description="BCP-47 tags of the languages it serves")
     replicas: int = Field(1, ge=1, le=64)
@@ -99,6 +120,8 @@ class ModelSpec(StrictModel):
                           "team's)")
     evaluation: ModelEvaluation | None = Field(
         None, description="Quality gate before tenants are granted it; none: granted without one")
+    licence_waiver: LicenceWaiver | None = Field(
+        None, description="Only for a model whose licence does not allow a use the site serves: why, and who approved")
 
     @model_validator(mode="after")
     def _tensor_parallel_positive(self) -> ModelSpec:
@@ -264,6 +287,10 @@ class AcceleratorSection(StrictModel):
 
 class ServingSection(StrictModel):
     models: dict[Slug, ModelSpec] = Field(min_length=1, description="Models to serve, by served name")
+    served_uses: list[Use] = Field(
+        default_factory=lambda: ["public-service"], min_length=1,
+        description="What the site serves its models for: " + " | ".join(load_yaml("licences.yaml")["uses"])
+                    + "; each model's licence must allow every one (default: public-service)")
     tenants: dict[Slug, Tenant] = Field(min_length=1, description="API consumers, by name")
 
 

@@ -125,7 +125,8 @@ class Rehearsal:
 # -- what stands in --------------------------------------------------------------------------------------------------
 def serving_stand_in(site: SiteConfig) -> SiteConfig:
     """The site as its model servers run here: the CPU engine, and the tiny model made offline under every served
-    name, from the same sources (so the model store is read where the site reads it)."""
+    name, from the same sources (so the model store is read where the site reads it), serving text generation (its
+    one task) under its own licence (so no waiver)."""
     from sovkit.config.catalogue import TINY_MODEL, get
     from sovkit.serving import tinymodel
 
@@ -134,7 +135,8 @@ def serving_stand_in(site: SiteConfig) -> SiteConfig:
     models = {name: spec.model_copy(update={
         "catalogue": TINY_MODEL, "revision": revision, "quantization": "none", "languages": list(tiny.languages[:1]),
         "max_context": min(spec.max_context, tiny.max_context), "tensor_parallel": "auto", "replicas": 1,
-        "node_role": site.model_role(spec)}) for name, spec in site.serving.models.items()}
+        "node_role": site.model_role(spec), "task": None, "licence_waiver": None})
+        for name, spec in site.serving.models.items()}
     return dataclasses.replace(site, accelerator=AcceleratorSection(accelerator="cpu"),
                                serving=ServingSection(models=models, tenants=site.serving.tenants))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sovkit.config.catalogue import served_task, tasks
 from sovkit.config.planner import ModelPlan, plan_model
 from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor as vendor_data
@@ -13,6 +14,7 @@ from sovkit.render import gateway
 MODEL_ROOT = "/models"  # where a model's weights are mounted (kubernetes) or unpacked (hosts): MODEL_ROOT/<served name>
 PORT = 8000  # kubernetes: every pod's port; hosts: the first model's, the next one +1, ...
 API_KEY_ENV = "VLLM_API_KEY"  # vLLM reads its API key from this variable; it is never an argument
+GENERATE = "generate"  # the task vLLM's default runner serves: its arguments are what every chat model always had
 
 # Telemetry off and the hub unreachable by configuration, on every accelerator (DESIGN.md: residency).
 TELEMETRY_ENV = {
@@ -67,6 +69,7 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
     # Kubernetes pods listen on their pod address (NetworkPolicy fences them); hosts-mode servers on loopback
     # only, behind the TLS gateway.
     host = host or ("0.0.0.0" if site.platform.mode == "kubernetes" else "127.0.0.1")
+    task = tasks()[served_task(spec.catalogue, spec.task)]
     args = [
         "--model", model_path,
         "--served-model-name", served_name,
@@ -74,7 +77,14 @@ def render_vllm(site: SiteConfig, served_name: str, *, model_path: str | None = 
         "--port", str(port),
         "--max-model-len", str(spec.max_context),
         "--max-num-seqs", str(plan.max_num_seqs),
-        "--enable-prefix-caching",
+    ]
+    if task.name == GENERATE:
+        args.append("--enable-prefix-caching")
+    else:
+        # The task's runner, not vLLM's guess from the architecture. Prefix caching is left to vLLM: it has none for
+        # an encoder's bidirectional attention or an encoder-decoder, and warns that forcing it may crash.
+        args += ["--runner", task.runner]
+    args += [
         "--dtype", "bfloat16" if vendor == "cpu" else "auto",
         "--generation-config", "vllm",  # never look for a generation config anywhere but vLLM's defaults
     ]

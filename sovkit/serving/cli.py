@@ -1,10 +1,12 @@
-"""`sovkit plan STACK` and `sovkit values STACK` (click commands; the main CLI registers them)."""
+"""`sovkit plan STACK`, `sovkit values STACK` and `sovkit catalogue` (click commands; the main CLI registers them)."""
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
+from rich.markup import escape
 
 from sovkit.clitools import console, errors, load_site
 from sovkit.config import SiteConfig
@@ -88,3 +90,48 @@ def values(stack: str) -> None:
         raise SystemExit(1) from None
     sys.stdout.write(f"# values of charts/sovkit-serving for {site.name}, rendered by `sovkit values`; do not edit\n")
     sys.stdout.write(dump_values(rendered))
+
+
+def catalogue_rows() -> list[dict]:
+    """Each catalogue model as `sovkit catalogue` shows it: its tasks and their routes, its licence and the uses it
+    allows, its context and languages, and for each published quantization the checkpoint and the accelerators vLLM
+    has kernels for it on (the vendor registry)."""
+    from sovkit.config.catalogue import catalogue, tasks
+    from sovkit.config.licences import licences
+
+    rows = []
+    for entry in catalogue().values():
+        licence = licences()[entry.licence]
+        rows.append({
+            "id": entry.id, "name": entry.name, "parameters": entry.parameters, "max_context": entry.max_context,
+            "tasks": {t: list(tasks()[t].routes) for t in entry.tasks},
+            "licence": {"id": licence.id, "url": licence.url, "uses": list(licence.uses)},
+            "languages": list(entry.languages),
+            "quantizations": {q: {"checkpoint": quant.checkpoint,
+                                  "accelerators": {v: list(g) for v, g in entry.quantization_support()[q].items()}}
+                              for q, quant in entry.quantizations.items()},
+        })
+    return rows
+
+
+@click.command(name="catalogue")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def catalogue_command(as_json: bool) -> None:
+    """The models a stack may serve: tasks, licence, context, languages, and for each quantization the checkpoint and
+    the accelerators vLLM serves it on."""
+    rows = catalogue_rows()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        console.print(f"[bold]{row['id']}[/bold]  {escape(row['name'])}")
+        tasks = "; ".join(f"{t} ({', '.join(routes)})" for t, routes in row["tasks"].items())
+        licence = row["licence"]
+        lines = [("tasks", tasks), ("licence", f"{licence['id']}, allows {', '.join(licence['uses'])} "
+                                               f"({licence['url']})"),
+                 ("context", f"{row['max_context']} tokens; {row['parameters'] / 1e9:.2f}B parameters"),
+                 ("languages", ", ".join(row["languages"]))]
+        for q, quant in row["quantizations"].items():
+            where = "; ".join(f"{v}: {', '.join(g)}" for v, g in quant["accelerators"].items())
+            lines.append((f"{q}", f"{quant['checkpoint']}  [{where}]"))
+        console.print("\n".join(f"  {k:<11}{v}" for k, v in lines), markup=False)

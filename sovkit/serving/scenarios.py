@@ -79,6 +79,7 @@ def _cpu(c: dict) -> None:
 
 
 def _two_models(c: dict) -> None:
+    c[f"{PROJECT}:servedUses"] = ["research"]  # Aya Expanse's licence (CC-BY-NC-4.0) allows research
     c[f"{PROJECT}:hosts"] = _gpu_hosts("L40S-48GB", 4)
     c[f"{PROJECT}:models"] = {
         "llama-3-1-8b": _model("llama-3.1-8b-instruct", "fp8", 16384, tp=1, replicas=2),

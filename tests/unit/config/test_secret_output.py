@@ -27,8 +27,8 @@ EDITS = [
     ("https://alerts.dc.gov.example/hooks/sovkit", f"https://alerts.dc.gov.example/hooks/sovkit?token={SECRETS[3]}"),
     ("sovereign-ai:containerRegistry: registry.dc.gov.example/sovkit",
      f"sovereign-ai:containerRegistry: robot:{SECRETS[4]}@registry.dc.gov.example/sovkit"),
-    ("source: s3://models.dc.gov.example/sovkit/aya-expanse-8b",
-     f"source: s3://models.dc.gov.example/sovkit/aya-expanse-8b?sig={SECRETS[5]}"),
+    ("source: s3://models.dc.gov.example/sovkit/bge-m3",
+     f"source: s3://models.dc.gov.example/sovkit/bge-m3?sig={SECRETS[5]}"),
 ]
 if "log_collector" in ResidencySection.model_fields:  # the journal collector, where the schema has one
     EDITS.append(("  sovereign-ai:encryptionAtRestRequired: true\n", "  sovereign-ai:encryptionAtRestRequired: true\n"
@@ -58,7 +58,7 @@ def test_every_url_with_a_credential_is_refused_without_printing_it(secret_stack
     keys = {p.key_path for p in caught.value.problems}
     assert {"sovereign-ai:aptMirror", "sovereign-ai:modelStore", "sovereign-ai:stateBackend",
             "sovereign-ai:alertReceivers.noc-pager.webhook", "sovereign-ai:containerRegistry",
-            "sovereign-ai:models.aya-expanse-8b.source"} <= keys
+            "sovereign-ai:models.bge-m3.source"} <= keys
     assert len(keys) == len(EDITS)
     assert_no_secret(str(caught.value), repr(caught.value.problems))
 

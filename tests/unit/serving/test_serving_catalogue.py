@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from pydantic import TypeAdapter
 from serving_helpers import model
 
-from sovkit.config.catalogue import catalogue, check_models, get
+from sovkit.config.catalogue import ATTENTION_KINDS, catalogue, check_models, get, served_task, tasks
+from sovkit.config.licences import licences
+from sovkit.config.types import Language
 from sovkit.serving import tinymodel
 
 SHIPPED_IDS = ["qwen2.5-14b-instruct", "llama-3.1-8b-instruct", "aya-expanse-8b", "sarvam-1", "seallm-v3-7b-chat",
@@ -99,4 +102,48 @@ def test_check_models_refuses_unknown_quantization_and_context(stacks):
 
 
 def test_model_helper_is_valid(variant):
-    assert variant("in-mh-pune", models={"sarvam": model("sarvam-1")}).serving.models["sarvam"].catalogue == "sarvam-1"
+    site = variant("in-mh-pune", servedUses=["research"], models={"sarvam": model("sarvam-1")})
+    assert site.serving.models["sarvam"].catalogue == "sarvam-1"
+
+
+def test_every_entry_names_known_tasks_licence_and_attention():
+    known_tasks, known_licences, language_tag = set(tasks()), set(licences()), TypeAdapter(Language)
+    for entry in catalogue().values():
+        assert entry.tasks and set(entry.tasks) <= known_tasks, entry.id
+        assert entry.licence in known_licences, entry.id
+        assert entry.attention in ATTENTION_KINDS, entry.id
+        assert (entry.encoder_positions > 0) == (entry.attention == "encoder-decoder"), entry.id
+        for language in entry.languages:  # a stack may promise any of them, so each passes the stack's own check
+            assert language_tag.validate_python(language) == language
+
+
+def test_each_task_maps_onto_vllms_runners():
+    assert {t.name: t.runner for t in tasks().values()} == {
+        "generate": "generate", "embed": "pooling", "rerank": "pooling", "transcribe": "generate"}
+    assert tasks()["transcribe"].routes == ("/v1/audio/transcriptions", "/v1/audio/translations")
+    assert "/v1/embeddings" in tasks()["embed"].routes and "/v1/rerank" in tasks()["rerank"].routes
+
+
+def test_encoders_keep_no_kv_cache_and_speech_models_cache_the_encoder():
+    assert get("bge-m3").kv_bytes_per_token == 0
+    whisper = get("whisper-large-v3-turbo")
+    assert whisper.kv_bytes_per_token == 2 * 4 * 20 * 64 * 2  # the decoder's 4 layers
+    assert whisper.cached_positions(448) == 448 + 1500
+
+
+def test_quantizations_name_the_accelerators_vllm_serves_them_on():
+    support = get("llama-3.2-3b-instruct").quantization_support()
+    assert set(support) == {"none", "fp8", "w8a8"}
+    assert support["fp8"] == {"amd": ("cdna3",), "nvidia": ("ampere", "ada", "hopper", "blackwell")}
+    assert set(support["w8a8"]) == {"cpu", "nvidia"}  # no INT8 W8A8 kernel for AMD GPUs
+    assert set(support["none"]) == {"amd", "cpu", "nvidia"}
+
+
+def test_a_task_the_entry_lacks_is_refused(stacks):
+    site = stacks["za-national-dc"]
+    wrong = site.serving.models | {"bge-m3": site.serving.models["bge-m3"].model_copy(update={"task": "generate"})}
+    site = replace(site, serving=site.serving.model_copy(update={"models": wrong}))
+    [problem] = check_models(site, frozenset())
+    assert (problem.key_path, problem.found, problem.allowed) == (
+        "sovereign-ai:models.bge-m3.task", "'generate'", "a task bge-m3 serves: embed")
+    assert served_task("bge-m3", None) == "embed" and served_task("qwen3-8b", None) == "generate"

@@ -91,9 +91,10 @@ def test_too_big_for_an_l4_names_the_quantization_that_fits(variant):
 
 
 def test_aya_fits_an_a10_and_nemo_at_32k_needs_fp8(variant):
-    # Aya Expanse 8B (none): 14.9565 GiB on an A10 (23028 MiB x 0.90 = 20.2400 GiB usable) leaves
-    # 20.2400 - 14.9565 - 1.5 = 3.7835 GiB / 128 KiB per token = 30,995 tokens = 3 sequences of 8192.
-    site = variant("in-mh-pune", hosts=gpu_host("A10-24GB", 1),
+    # Aya Expanse 8B (none; a research site, as its licence is non-commercial): 14.9565 GiB on an A10 (23028 MiB x
+    # 0.90 = 20.2400 GiB usable) leaves 20.2400 - 14.9565 - 1.5 = 3.7835 GiB / 128 KiB per token = 30,995 tokens =
+    # 3 sequences of 8192.
+    site = variant("in-mh-pune", hosts=gpu_host("A10-24GB", 1), servedUses=["research"],
                    models={"aya-8b": model("aya-expanse-8b", context=8192, tensorParallel=1)})
     [plan] = plan_site(site)
     assert plan.fits and plan.concurrent_sequences == 3
@@ -119,7 +120,7 @@ def test_auto_tensor_parallel_picks_the_smallest_size_with_four_sequences(varian
 
 
 def test_replicas_beyond_the_gpus_of_the_site_are_refused(variant):
-    site = variant("in-mh-pune", hosts=gpu_host("L40S-48GB", 4),
+    site = variant("in-mh-pune", hosts=gpu_host("L40S-48GB", 4), servedUses=["research"],
                    models={"model-a": model("sarvam-1", tensorParallel=2),
                            "model-b": model("sarvam-1", tensorParallel=2),
                            "model-c": model("sarvam-1", tensorParallel=1)})
@@ -160,12 +161,40 @@ def test_when_no_quantization_fits_a_smaller_catalogue_model_is_named(variant):
     # Gemma 2 9B is published unquantized only: 9.24e9 x 2 B = 17.2108 GiB on an L4 (20.2452 GiB usable)
     # leaves 20.2452 - 17.2108 - 1.5 = 1.5344 GiB; its KV/token 2 x 42 x 8 x 256 x 2 B = 344,064 B, so
     # 1.5344 x 2**30 / 344,064 = 4,788 tokens: not one 8192-token sequence.
-    # The largest smaller model covering English with an 8 K context: Llama 3.1 8B unquantized,
-    # 20.2452 - 14.9565 - 1.5 = 3.7887 GiB / 128 KiB = 31,037 tokens = 3 sequences.
+    # The largest smaller generative model covering English with an 8 K context, under a licence that allows the
+    # site's public service: Qwen3 8B unquantized, 8.2e9 x 2 B = 15.2737 GiB, 20.2452 - 15.2737 - 1.5 = 3.4715 GiB /
+    # 144 KiB per token (2 x 36 x 8 x 128 x 2 B) = 25,278 tokens = 3 sequences.
     site = variant("in-mh-pune", hosts=gpu_host("L4-24GB", 1),
                    models={"gemma": model("gemma-2-9b-it", context=8192, tensorParallel=1)})
     [plan] = plan_site(site)
     assert not plan.fits
     assert plan.kv_tokens == pytest.approx(4_788, abs=2)
-    assert plan.suggestions == ("catalogue: llama-3.1-8b-instruct with quantization: none "
-                                "(15.0 GiB of weights, 3 sequences)",)
+    assert plan.suggestions == ("catalogue: qwen3-8b with quantization: none (15.3 GiB of weights, 3 sequences)",)
+
+
+def test_an_encoder_keeps_no_kv_cache_and_a_speech_model_caches_its_encoder(variant):
+    # Two L4s (23034 MiB = 22.4941 GiB x 0.90 = 20.2447 GiB usable each), one model on each.
+    # Whisper large-v3-turbo: 809e6 x 2 B = 1.5069 GiB; 20.2447 - 1.5069 - 1.5 = 17.2378 GiB of KV cache; the
+    # decoder's 2 x 4 layers x 20 heads x 64 x 2 B = 20,480 B per position: 903,759 positions, and each sequence
+    # holds 448 tokens plus 1500 encoder states: 903,759 // 1948 = 463 sequences (max-num-seqs: vLLM's 256).
+    # BGE-M3: 568e6 x 2 B = 1.0580 GiB; bidirectional attention caches nothing, so it fits, with vLLM's 256.
+    site = variant("in-mh-pune", hosts=gpu_host("L4-24GB", 2),
+                   models={"asr": model("whisper-large-v3-turbo", context=448, tensorParallel=1),
+                           "emb": model("bge-m3", tensorParallel=1)})
+    asr, emb = plan_site(site)
+    assert asr.fits and asr.kv_bytes_per_token == 20_480
+    assert asr.kv_cache_gib == pytest.approx(17.2378, abs=1e-3)
+    assert asr.kv_tokens == pytest.approx(903_759, abs=2)
+    assert (asr.concurrent_sequences, asr.max_num_seqs) == (463, 256)
+    assert emb.fits and (emb.weights_gib, emb.kv_bytes_per_token) == (pytest.approx(1.0580, abs=1e-3), 0)
+    assert (emb.kv_cache_gib, emb.kv_tokens, emb.max_num_seqs) == (0.0, 0, 256)
+    assert emb.placement == ((("pune-ai-01", (1,)),),)
+
+
+def test_an_encoder_on_cpu_gets_the_smallest_kv_space(variant):
+    # br-ministerio-cpu: the reranker caches nothing; VLLM_CPU_KVCACHE_SPACE takes at least 1 GiB, and its
+    # sequences are the CPU sizing's 4; RAM 1.0580 GiB of weights + 1 + 2 = 4.0580 GiB.
+    site = variant("br-ministerio-cpu", models={"rerank": model("bge-reranker-v2-m3", replicas=2)})
+    [plan] = plan_site(site)
+    assert plan.fits and (plan.kv_cache_gib, plan.kv_tokens, plan.max_num_seqs) == (1.0, 0, 4)
+    assert plan.memory_gib == pytest.approx(4.0580, abs=1e-3)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from serving_helpers import gpu_host, model
 
+from sovkit.errors import StackError
 from sovkit.render.vllm_args import PlanError, render_vllm
 
 
@@ -34,7 +35,7 @@ def test_nvidia_awq_tensor_parallel(stacks):
 
 
 def test_kubernetes_pods_listen_on_their_address(stacks):
-    opts = _opts(render_vllm(stacks["za-national-dc"], "aya-expanse-8b").args)
+    opts = _opts(render_vllm(stacks["za-national-dc"], "qwen2-5-14b").args)
     assert (opts["--host"], opts["--port"]) == ("0.0.0.0", "8000")
     assert "--quantization" not in opts
     assert _opts(render_vllm(stacks["za-national-dc"], "llama-3-1-8b").args)["--quantization"] == "fp8"
@@ -42,12 +43,13 @@ def test_kubernetes_pods_listen_on_their_address(stacks):
 
 def test_amd_serves_only_what_vllms_support_table_lists(variant):
     """vLLM's supported-hardware table has no AWQ, GPTQ or INT8 W8A8 kernel for AMD GPUs, and FP8 only on the
-    MI300 series (sovkit/data/vendors/amd.yaml): an MI210 site is refused AWQ and FP8, and serves FP8 on MI300X."""
+    MI300 series (sovkit/data/vendors/amd.yaml): validate refuses AWQ and FP8 on an MI210 site, and the renderer
+    serves FP8 on MI300X."""
     for quantization in ("awq", "fp8"):
-        site = variant("id-sulsel-cloud", models={"llama": model("llama-3.1-8b-instruct", quantization,
-                                                                 tensorParallel=1)})
-        with pytest.raises(PlanError, match=f"vLLM does not serve {quantization} on MI210-64GB"):
-            render_vllm(site, "llama")
+        with pytest.raises(StackError, match=rf"models\.llama\.quantization\n  found:   '{quantization}'\n  allowed: "
+                                             r"a quantization of llama-3\.1-8b-instruct vLLM has kernels for on "
+                                             r"MI210-64GB \(cdna2\): none"):
+            variant("id-sulsel-cloud", models={"llama": model("llama-3.1-8b-instruct", quantization, tensorParallel=1)})
     groups = {"control_plane": {"flavor": "c4.large", "image": "debian-12-genericcloud", "count": 1},
               "gpu_worker": {"flavor": "g.mi300x", "image": "debian-12-genericcloud", "count": 1,
                              "accelerator": {"model": "MI300X-192GB", "count": 8}}}
@@ -95,3 +97,24 @@ def test_a_model_that_does_not_fit_raises_with_the_way_out(variant):
                    models={"big": model("qwen2.5-14b-instruct", context=32768, tensorParallel=1)})
     with pytest.raises(PlanError, match="does not fit"):
         render_vllm(site, "big")
+
+
+def test_task_models_run_their_runner_and_leave_prefix_caching_to_vllm(stacks):
+    """za-national-dc's embedder runs on vLLM's pooling runner and its speech model on the generate runner, with the
+    decoder's 448 tokens as its length; neither forces prefix caching, which vLLM has not for an encoder's
+    bidirectional attention nor for an encoder-decoder. A chat model's arguments stay as they were."""
+    za = stacks["za-national-dc"]
+    embed, speech = (_opts(render_vllm(za, served).args) for served in ("bge-m3", "whisper-turbo"))
+    assert (embed["--runner"], embed["--max-model-len"], embed["--max-num-seqs"]) == ("pooling", "8192", "256")
+    assert (speech["--runner"], speech["--max-model-len"]) == ("generate", "448")
+    assert "--enable-prefix-caching" not in embed and "--enable-prefix-caching" not in speech
+    chat = _opts(render_vllm(za, "qwen2-5-14b").args)
+    assert "--runner" not in chat and "--enable-prefix-caching" in chat
+
+
+def test_a_reranker_on_cpu(variant):
+    site = variant("br-ministerio-cpu", models={"rerank": model("bge-reranker-v2-m3", replicas=2)})
+    launch = render_vllm(site, "rerank")
+    opts = _opts(launch.args)
+    assert (opts["--runner"], opts["--max-num-seqs"], launch.env["VLLM_CPU_KVCACHE_SPACE"]) == ("pooling", "4", "1")
+    assert "--enforce-eager" in launch.args and "--quantization" not in opts
