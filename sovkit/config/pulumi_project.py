@@ -83,12 +83,19 @@ def _default(field: FieldInfo) -> object:
     return field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
 
 
+class _IndentedLists(yaml.SafeDumper):
+    """Lists indented under their key, as the project's yamllint configuration wants them."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
 def render_project_file() -> str:
     declared, undeclared = declarations()
     comment = ["# Also read from the stack file, validated by `sovkit validate`, not declared here because Pulumi",
                "# cannot type a map or declare an optional key without a default:"]
     comment += [f"#   {PROJECT}:{key} ({why})" for key, why in undeclared.items()]
-    body = yaml.safe_dump({"config": declared}, sort_keys=False, width=120, allow_unicode=True)
+    body = yaml.dump({"config": declared}, Dumper=_IndentedLists, sort_keys=False, width=110, allow_unicode=True)
     return HEADER.format(project=PROJECT) + "\n".join(comment) + "\n" + body
 
 
