@@ -7,6 +7,8 @@ A pack is a single tar.gz (one file to archive, attach to a CI run or hand over;
     run.json                the run's metadata (sovkit.evidence.facts): tools, time source, operator, input digests
     host-facts.json         what each check read on its host, by host, control and check
     bom.cdx.json            the site's AI bill of materials (CycloneDX ML-BOM, as `sovkit bom` writes it)
+    licence-waivers.json    each model served although its licence does not allow a use of the site: the
+                            licence, the uses waived, the justification and the approver (empty: none waived)
     public-key.pem          the public half of the site's evidence key (a convenience: auditors use their own copy)
     attestation.dsse.json   the manifest: an in-toto Statement v1 whose subjects are every other file with its
                             sha256, in a DSSE envelope signed with the site's offline Ed25519 key
@@ -34,6 +36,7 @@ from securesystemslib.signer import Signer
 
 from sovkit.bundle.manifest import MANIFEST
 from sovkit.config import SiteConfig
+from sovkit.config.licences import licence_waivers
 from sovkit.evidence.facts import host_facts, run_metadata
 from sovkit.evidence.keys import PUBLIC_KEY, site_signer
 from sovkit.verify.html import Seal, render_html
@@ -46,6 +49,7 @@ COMPLIANCE = "compliance"
 RUN = "run.json"
 HOST_FACTS = "host-facts.json"
 BOM = "bom.cdx.json"
+LICENCE_WAIVERS = "licence-waivers.json"
 PUBLIC_KEY_FILE = "public-key.pem"
 REPORT = f"{COMPLIANCE}/report.json"
 
@@ -91,6 +95,7 @@ def pack_contents(site: SiteConfig, compliance_dir: Path, report: dict[str, Any]
             RUN: _json(run_metadata(site, report, now)),
             HOST_FACTS: _json(host_facts(report)),
             BOM: site_bom(site, now),
+            LICENCE_WAIVERS: _json(licence_waivers(site)),
             PUBLIC_KEY_FILE: public_pem}
 
 

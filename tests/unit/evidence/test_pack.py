@@ -17,7 +17,16 @@ from verify_runs import changed, local_site, results, write_run
 
 from sovkit.cli import run
 from sovkit.evidence.keys import PRIVATE_KEY, PUBLIC_KEY, load_public_key, site_signer
-from sovkit.evidence.pack import ATTESTATION, BOM, HOST_FACTS, REPORT, RUN, build_pack, cover_path
+from sovkit.evidence.pack import (
+    ATTESTATION,
+    BOM,
+    HOST_FACTS,
+    LICENCE_WAIVERS,
+    REPORT,
+    RUN,
+    build_pack,
+    cover_path,
+)
 from sovkit.evidence.verify import verify_pack
 
 
@@ -211,3 +220,19 @@ def test_the_pack_holds_the_sites_ml_bom_dated_as_the_pack(made):
     assert models == set(local_site().serving.models)
     assert document["metadata"]["timestamp"][:19] == json.loads(files[RUN])["packed_at"][:19]
     assert verify_pack(pack, made[1]).ok
+
+
+def test_the_pack_records_each_licence_waiver_the_site_relies_on(tmp_path):
+    """in-mh-pune serves sarvam-1 (research-only licence) for public service under a waiver: its pack names the
+    licence, the use waived, the justification and the approver; local relies on none."""
+    from sovkit.config import load_stack
+    from sovkit.stacks import find_stack
+
+    pune = load_stack(find_stack("in-mh-pune"))
+    pack = build_pack(pune, write_run(tmp_path / "compliance", results()), tmp_path / "packs", tmp_path / "key")
+    [waiver] = json.loads(members(pack)[LICENCE_WAIVERS])
+    assert waiver["waived_uses"] == ["public-service"] and waiver["approver"] and waiver["justification"]
+    assert waiver["model"] in pune.serving.models and waiver["licence"].startswith("LicenseRef-")
+    local = build_pack(local_site(), write_run(tmp_path / "local", results()), tmp_path / "local-packs",
+                       tmp_path / "key")
+    assert json.loads(members(local)[LICENCE_WAIVERS]) == []
