@@ -90,10 +90,9 @@ def test_kubernetes_mode_lists_the_charts_images_for_the_accelerator():
 
 def test_licences_are_spdx_ids_when_the_catalogue_gives_one_else_names():
     parts = components(document(load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")))
-    aya, llama = parts["model:aya-expanse-8b"], parts["model:llama-3-1-8b"]
-    assert aya["licenses"] == [{"license": {"id": "CC-BY-NC-4.0"}}]
-    assert properties(aya)["sovkit:licence-note"] == ["non-commercial; check the terms for government use"]
-    assert llama["licenses"] == [{"license": {"name": "Llama 3.1 Community License"}}]
+    bge, llama = parts["model:bge-m3"], parts["model:llama-3-1-8b"]
+    assert bge["licenses"] == [{"license": {"id": "MIT"}}]
+    assert llama["licenses"] == [{"license": {"name": "LicenseRef-Llama-3.1-Community-License"}}]
     assert llama["purl"].startswith("pkg:huggingface/neuralmagic/Meta-Llama-3.1-8B-Instruct-FP8@")
 
 
