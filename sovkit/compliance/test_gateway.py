@@ -130,9 +130,11 @@ def test_gateway_grants_are_as_rendered(host, site, gateway_port, evidence):
     grants = {t: sorted(models) for t, models in tenants["models"].items()}
     expected = {t: sorted(v["models"]) for t, v in site["gateway_tenants"].items()}
     evidence({"grants": json.dumps(grants, sort_keys=True), "routes": ", ".join(sorted(tenants["routes"])),
+              "served": json.dumps({m: sorted(r) for m, r in tenants["serves"].items()}, sort_keys=True),
               "keys": f"{len(tenants['keys'])} for tenants {sorted(set(tenants['keys'].values()))}"})
     assert grants == expected
-    assert sorted(tenants["routes"]) == sorted(site["gateway_routes"])
+    assert tenants["routes"] == site["gateway_routes"]
+    assert {m: sorted(r) for m, r in tenants["serves"].items()} == site["gateway_model_routes"]
     assert sorted(tenants["keys"].values()) == sorted(site["gateway_tenants"])
 
 

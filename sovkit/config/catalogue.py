@@ -31,12 +31,14 @@ class Task:
     runner: str  # vLLM's --runner
     vllm: str  # what vLLM's model registry reports for a model of this task
     routes: tuple[str, ...]  # the OpenAI-compatible routes vLLM answers it on
+    body: str = "json"  # what a request's body is on those routes: JSON, or a multipart form (an upload)
 
 
 @cache
 def tasks() -> dict[str, Task]:
     raw: dict[str, dict] = load_yaml("tasks.yaml")  # type: ignore[assignment]
-    return {name: Task(name, t["title"], t["runner"], t["vllm"], tuple(t["routes"])) for name, t in raw.items()}
+    return {name: Task(name, t["title"], t["runner"], t["vllm"], tuple(t["routes"]), t.get("body", "json"))
+            for name, t in raw.items()}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from sovkit.config.catalogue import served_task, tasks
 from sovkit.config.site import SiteConfig
 from sovkit.workspace import HOST_DATA_PATHS
 
@@ -43,13 +44,18 @@ def budgets(site: SiteConfig) -> dict[str, dict]:
 
 
 # POST routes the model servers answer (vLLM 0.32's API server), routed by the tenant's grant on the model the body
-# names: a JSON body's model field, or the model field of a multipart form (speech recognition uploads audio).
-GENERATE_ROUTES = ("/v1/chat/completions", "/v1/completions", "/tokenize", "/detokenize")
-POOLING_ROUTES = ("/v1/embeddings", "/v2/embed", "/pooling", "/classify", "/score", "/v1/score", "/rerank",
-                  "/v1/rerank", "/v2/rerank")
-FORM_ROUTES = ("/v1/audio/transcriptions", "/v1/audio/translations")
-JSON_BODY, FORM_BODY = "json", "form"
-MODEL_ROUTES = {**dict.fromkeys(GENERATE_ROUTES + POOLING_ROUTES, JSON_BODY), **dict.fromkeys(FORM_ROUTES, FORM_BODY)}
+# names (a JSON body's model field, or the model field of a multipart form: speech recognition uploads audio), and
+# only to a model whose task is served on that route (sovkit/data/tasks.yaml); every model also tokenizes.
+TOKENIZER_ROUTES = ("/tokenize", "/detokenize")
+MODEL_ROUTES = {**{route: task.body for task in tasks().values() for route in task.routes},
+                **dict.fromkeys(TOKENIZER_ROUTES, "json")}
+
+
+def model_routes(site: SiteConfig) -> dict[str, list[str]]:
+    """{served model: the routes it answers}: its task's routes and the tokenizer's. Another route with that model
+    gets the gateway's OpenAI-shaped 404, not the model server's."""
+    return {served: sorted({*tasks()[served_task(spec.catalogue, spec.task)].routes, *TOKENIZER_ROUTES})
+            for served, spec in sorted(site.serving.models.items())}
 
 # vLLM's routes without authentication (vLLM 0.32's API server); each must answer the gateway's 404.
 MODEL_SERVER_ADMIN_ROUTES = (
@@ -57,6 +63,8 @@ MODEL_SERVER_ADMIN_ROUTES = (
     "/update_weights", "/start_weight_update", "/reset_prefix_cache", "/reset_mm_cache", "/start_profile",
     "/stop_profile", "/server_info", "/v1/load_lora_adapter", "/v1/unload_lora_adapter", "/scale_elastic_ep",
     "/abort_requests", "/inference/v1/abort_requests", "/docs", "/openapi.json", "/version", "/load", "/ping",
+    # its pooling routes outside /v1 (its API key guards /v1 only): the gateway serves their /v1 forms
+    "/pooling", "/classify", "/score", "/rerank", "/v2/rerank", "/v2/embed",
 )
 
 

@@ -272,6 +272,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
                                    "retry_after_s": gateway.retry_after_s(t.rate_limit.requests_per_minute)}
                             for name, t in site.serving.tenants.items()},
         "gateway_routes": dict(gateway.MODEL_ROUTES),
+        "gateway_model_routes": gateway.model_routes(site),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
         "gateway_log_metrics_path": gateway.LOG_METRICS_PATH,
         "gateway_log_metrics_address": gateway.LOG_METRICS_ADDRESS,

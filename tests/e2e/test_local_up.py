@@ -261,23 +261,25 @@ def outcome(request) -> tuple[int, str]:
         return err.status_code, json.dumps(err.body)
 
 
-def test_pooling_and_speech_routes_reach_only_the_granted_models_server(site_up: str) -> None:
+def test_pooling_and_speech_routes_are_routed_by_grant_and_task(site_up: str) -> None:
     """Embeddings (a pooling route) and speech recognition (a multipart upload, as the official client sends it)
-    are routed by the tenant's grant, as chat is: to its own model's server, which answers in its own words (the
-    local models are chat models: vLLM says the route is not theirs), while a model the tenant is not granted gets
-    the gateway's 404 and a form naming no model the gateway's 400."""
+    are routed by the tenant's grant and the model's task, as chat is: the local models are chat models, so with a
+    model the tenant is granted each answers the gateway's OpenAI-shaped 404 naming the route the model does not
+    serve (the form's model read from its bytes), a model it is not granted the gateway's 404 for a model it cannot
+    see, and a form naming no model the gateway's 400."""
     tenant, allowed, denied = allowed_and_denied()
     api = client(key_of(tenant))
-    refusal = "does not exist or you do not have access"
     speech = ("speech.wav", silent_wav(), "audio/wav")
-    served = {"embeddings": outcome(lambda: api.embeddings.create(model=allowed, input="Habari")),
-              "transcription": outcome(lambda: api.audio.transcriptions.create(model=allowed, file=speech))}
-    for route, (status, body) in served.items():
-        assert status not in (400, 401) and refusal not in body, (route, status, body)  # the model server's answer
-    refused = {"embeddings": outcome(lambda: api.embeddings.create(model=denied, input="Habari")),
-               "transcription": outcome(lambda: api.audio.transcriptions.create(model=denied, file=speech))}
-    for route, (status, body) in refused.items():
-        assert status == 404 and refusal in body, (route, status, body)
+    calls = {
+        "embeddings": lambda model: api.embeddings.create(model=model, input="Habari"),
+        "transcription": lambda model: api.audio.transcriptions.create(model=model, file=speech),
+    }
+    routes = {"embeddings": "POST /v1/embeddings", "transcription": "POST /v1/audio/transcriptions"}
+    for name, request in calls.items():
+        status, body = outcome(lambda request=request: request(allowed))
+        assert status == 404 and f"`{allowed}` does not serve {routes[name]}" in body, (name, status, body)
+        status, body = outcome(lambda request=request: request(denied))
+        assert status == 404 and "does not exist or you do not have access" in body, (name, status, body)
     boundary = "sovkit-e2e"
     form = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"speech.wav\"\r\n"
             f"Content-Type: audio/wav\r\n\r\n").encode() + silent_wav() + f"\r\n--{boundary}--\r\n".encode()
@@ -299,7 +301,7 @@ def test_the_openai_client_sees_every_error_as_its_own_class(site_up: str) -> No
     api = client(key_of(tenant))
     cases = [
         (openai.AuthenticationError, lambda: client("sk-not-a-tenant").models.list()),
-        (openai.NotFoundError, lambda: api.embeddings.create(model=model, input="habari")),  # not a route it serves
+        (openai.NotFoundError, lambda: api.embeddings.create(model=model, input="habari")),  # not its task's route
         (openai.BadRequestError, lambda: api.chat.completions.create(**{**chat(model), "max_tokens": -1})),  # vLLM's
         (openai.APIStatusError, lambda: api.chat.completions.create(  # 413: over the gateway's body limit
             model=model, messages=[{"role": "user", "content": "x" * 20_000_000}])),

@@ -2,9 +2,10 @@
 // model servers' OpenAI routes only, and hands the request to that model's vLLM. Every error is OpenAI-shaped, as
 // vLLM's own are: {"error": {"message", "type", "param", "code"}}. Tenants come from tenants.json (hashes, never
 // keys): {"keys": {sha256-hex: tenant}, "models": {tenant: {model: true}}, "routes": {path: "json" | "form"},
-// "upstreams": {model: upstream pool}, "budgeted": {tenant: true}, "budget_marks": folder} (maps, not lists: njs
-// preloads objects frozen, without array methods). A budgeted tenant whose budget is spent has a mark in that folder,
-// written by the budget keeper: {"until": seconds since the epoch, "period": "day" or "month"}.
+// "serves": {model: {path: true}}, "upstreams": {model: upstream pool}, "budgeted": {tenant: true},
+// "budget_marks": folder} (maps, not lists: njs preloads objects frozen, without array methods). A budgeted tenant
+// whose budget is spent has a mark in that folder, written by the budget keeper: {"until": seconds since the epoch,
+// "period": "day" or "month"}.
 // Each answered request's token usage, as the model server counted it, goes to the access log for chargeback.
 var crypto = require('crypto');
 var fs = require('fs');
@@ -99,6 +100,10 @@ function route(r) {
     }
     if (allowed[model] !== true || !(model in sovkit_tenants.upstreams)) {
         return noSuchModel(r, model);
+    }
+    if (sovkit_tenants.serves[model][r.uri] !== true) {  // another task's route: the gateway says so, not vLLM
+        return reply(r, 404, 'The model `' + model + '` does not serve ' + r.method + ' ' + r.uri + '.',
+                     'invalid_request_error', 'model');
     }
     r.variables.sovkit_model = model;
     if (sovkit_tenants.budgeted[tenant] === true) {
