@@ -326,10 +326,14 @@ def serving_models(site: SiteConfig) -> dict:
     return models
 
 
+def is_signed(spec: ModelSpec) -> bool:
+    return spec.signature is not None and spec.signer is not None
+
+
 def signed_by(spec: ModelSpec) -> dict:
     """A signed model's signature (where it lies in the store) and its signer (the PEM the site trusts, as text: the
     hosts verify with it); nothing for a model proven by its revision alone."""
-    if spec.signature is None or spec.signer is None:
+    if not is_signed(spec):
         return {}
     try:
         signer = signer_file(spec.signer).read_text()
@@ -392,7 +396,7 @@ def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:
         out += [units["gateway"], units["gateway_log_metrics"], units["budget_keeper"],
                 *(units["model_server"].format(model=name) for name in site.serving.models),
                 *(units["weights_verifier"].format(model=name) for name, spec in site.serving.models.items()
-                  if signed_by(spec))]
+                  if is_signed(spec))]
     if serving and node == serving[0]:
         out += [units["prometheus"], units["alertmanager"], units["blackbox_exporter"]]
     if runs_gpu_exporter(site, node):
