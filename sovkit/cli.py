@@ -23,7 +23,8 @@ from sovkit.local.cli import down_command, up_command
 from sovkit.models.cli import model
 from sovkit.oscal.cli import oscal
 from sovkit.rehearse.cli import rehearse_command
-from sovkit.render.bom import bom_document
+from sovkit.render.bom import bom_document, gate_evaluations
+from sovkit.render.gate import read_reports
 from sovkit.render.inventory import inventory_yaml
 from sovkit.scaffold import ScaffoldError, scaffold
 from sovkit.serving.cli import catalogue_command, plan, values
@@ -212,13 +213,15 @@ def inventory(stack: str) -> None:
               help="The offline bundle to list (default: the site's, .sovkit/SITE/bundle, when it has a manifest).")
 def bom(stack: str, output: Path | None, bundle_dir: Path | None) -> None:
     """The site's AI bill of materials: a CycloneDX 1.6 ML-BOM of its models (revision, digest, licence,
-    languages, quantization, signer), its serving runtime and its offline bundle."""
+    languages, quantization, signer, the quality gate's results), its serving runtime and its offline bundle."""
     site = load_site(stack)
     manifest = (bundle_dir or SiteWorkspace.of(site.name).bundle) / MANIFEST
     if bundle_dir is not None and not manifest.is_file():
         errors.print(f"{manifest}: no bundle manifest here; build it with `sovkit bundle {stack}`", markup=False)
         raise SystemExit(2)
-    document = bom_document(site, bundle_manifest=manifest.read_bytes() if manifest.is_file() else None)
+    evaluations = gate_evaluations(site, read_reports(site, SiteWorkspace.of(site.name).gate))
+    document = bom_document(site, evaluations=evaluations,
+                            bundle_manifest=manifest.read_bytes() if manifest.is_file() else None)
     if output is None:
         click.echo(document, nl=False)
         return
@@ -245,6 +248,8 @@ def converge_command(stack: str) -> None:
     changed = ", ".join(f"{host} {count}" for host, count in sorted(result.changed.items()))
     console.print(f"{site.name} converged in {result.seconds:.0f} s; changed per host: {changed}; "
                   f"log: {result.log}; next: sovkit verify {stack}", markup=False)
+    for line in result.gate.lines() if result.gate else []:
+        console.print(line, markup=False)
 
 
 main.add_command(rehearse_command)

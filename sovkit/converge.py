@@ -25,16 +25,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from sovkit.config import SiteConfig, checks
+from sovkit.config.checks import GATE_TENANT
 from sovkit.phases import Progress
+from sovkit.render.gate import gated_models
 from sovkit.render.inventory import render_inventory
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace, secret_file
+
+if TYPE_CHECKING:
+    from sovkit.gate.rollout import GateRollout
 
 PLAYBOOK = "playbooks/site.yml"
 INVENTORY_ENV = "SOVKIT_INVENTORY"  # the inventory Pulumi rendered, with the addresses its cloud gave
@@ -74,6 +80,8 @@ class PlayRun:
 @dataclass(frozen=True)
 class ConvergeResult(PlayRun):
     log: Path = Path()  # the whole output, kept in the site's state folder
+    gate: GateRollout | None = None  # the quality gate's verdicts and what they withhold (hosts mode, gated models)
+    inventory: dict = field(repr=False, default_factory=dict)  # what the site now runs with (the gate's grants)
 
 
 class _Unsafe(str):
@@ -126,6 +134,11 @@ def upstream_key(workspace: SiteWorkspace) -> str:
     return secret_file(workspace.secrets / "upstream-api-key", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
+def gate_key(workspace: SiteWorkspace) -> str:
+    """The quality gate's own key at the gateway (tenant GATE_TENANT): made once per site, kept 0600 beside it."""
+    return secret_file(workspace.secrets / "gate-api-key", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
+
+
 def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:
     """What the plays need beyond the inventory (hosts mode): secrets and the alert rules (the chart's and the
     hosts'), whose templates Ansible must not expand."""
@@ -137,7 +150,10 @@ def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapp
 
     key = upstream_key(workspace)
     rules = chart.alert_rules(render_values(site))
-    return {"gateway_tenant_key_hashes": tenant_key_hashes(site, pulumi_keys), "gateway_upstream_api_key": key,
+    hashes = tenant_key_hashes(site, pulumi_keys)
+    if gated_models(site):
+        hashes[GATE_TENANT] = hashlib.sha256(gate_key(workspace).encode()).hexdigest()
+    return {"gateway_tenant_key_hashes": hashes, "gateway_upstream_api_key": key,
             "vllm_service_api_key": key, "monitoring_alert_rule_groups": rules["groups"],
             "monitoring_host_alert_rule_groups": alerting.host_rule_groups(),
             "monitoring_namespace_label": rules["namespace"]}
@@ -197,10 +213,12 @@ def play_strategy(site: SiteConfig) -> dict[str, str]:
 def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: SiteWorkspace | None = None,
              pulumi_keys: Mapping[str, str] | None = None, extra_args: Sequence[str] = (),
              in_lab: Callable[[list[str]], list[str]] | None = None, env: Mapping[str, str] | None = None,
-             progress: Progress = lambda _: None, check: bool = True) -> ConvergeResult:
-    """Converge the site's hosts. `inventory` defaults to the rendered one; `in_lab` wraps the ansible-playbook
-    command line to run it as a rehearsal's admin machine (whose addresses the rehearsal chose inside the admin
-    networks); `env` adds to the play's environment (podman's settings, an ssh configuration). Raises
+             progress: Progress = lambda _: None, check: bool = True,
+             log_name: str = "converge.log") -> ConvergeResult:
+    """Converge the site's hosts, then (the whole play, hosts mode) gate the models that have a quality gate and
+    grant them as the verdicts say. `inventory` defaults to the rendered one; `in_lab` wraps the ansible-playbook
+    command line (and the gate's) to run it as a rehearsal's admin machine (whose addresses the rehearsal chose inside
+    the admin networks); `env` adds to the play's environment (podman's settings, an ssh configuration). Raises
     ConvergeError before anything runs when a precondition fails, and after, when the play fails (`check`)."""
     workspace = workspace or SiteWorkspace.of(site.name)
     inventory = inventory if inventory is not None else render_inventory(site, workspace=workspace)
@@ -208,25 +226,46 @@ def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: Site
     if in_lab is None:
         check_admitted(site, inventory)
     variables = play_variables(site, workspace, pulumi_keys or {})
-    workspace.state_dir.mkdir(parents=True, exist_ok=True)
-    workspace.inventory.write_text(yaml.safe_dump(inventory, sort_keys=True, default_flow_style=False, width=120))
     variables_file = workspace.secrets / "play-variables.yml"
     variables_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(variables_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as stream:
         yaml.dump(_unsafe(variables), stream, Dumper=_UnsafeDumper, sort_keys=True, width=120)
-    log_path = workspace.logs / "converge.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
     root = project_root()
     play_env = {**os.environ, **play_strategy(site), **(env or {}), "ANSIBLE_CONFIG": str(root / "ansible.cfg"),
                 "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                 "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(workspace.inventory),
-            "-e", f"@{variables_file}", str(root / PLAYBOOK), *extra_args]
-    argv = in_lab(argv) if in_lab else argv
+
+    def play(inventory: dict, args: Sequence[str], log_name: str) -> ConvergeResult:
+        workspace.state_dir.mkdir(parents=True, exist_ok=True)
+        workspace.inventory.write_text(yaml.safe_dump(inventory, sort_keys=True, default_flow_style=False,
+                                                      width=120))
+        argv = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(workspace.inventory),
+                "-e", f"@{variables_file}", str(root / PLAYBOOK), *args]
+        result = run_play(in_lab(argv) if in_lab else argv, play_env, workspace.logs / log_name, progress)
+        if check and result.returncode != 0:
+            tail = "".join(result.output.splitlines(keepends=True)[-40:])
+            raise ConvergeError(f"converge of {site.name} failed (ansible-playbook exit {result.returncode}); "
+                                f"log: {result.log}\n{tail}")
+        return result
+
+    result = play(inventory, extra_args, log_name)
+    if result.returncode != 0 or extra_args or site.platform.mode != "hosts" or not gated_models(site):
+        return replace(result, inventory=inventory)
+    from sovkit.gate.rollout import GRANTS_GROUP, GRANTS_TAG, gate_and_grant
+
+    gate = gate_and_grant(site, inventory, workspace, gate_key(workspace), wrap=in_lab, progress=progress,
+                          regrant=lambda granted: play(granted, ["--tags", GRANTS_TAG, "--limit", GRANTS_GROUP],
+                                                       "grants.log"))
+    return replace(result, gate=gate, inventory=gate.inventory)
+
+
+def run_play(argv: list[str], env: Mapping[str, str], log_path: Path, progress: Progress) -> ConvergeResult:
+    """One ansible-playbook run, its output kept in `log_path` and its plays and tasks shown as progress."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     lines: list[str] = []
-    with log_path.open("w") as log, subprocess.Popen(argv, cwd=root, env=play_env, stdout=subprocess.PIPE,
+    with log_path.open("w") as log, subprocess.Popen(argv, cwd=project_root(), env=env, stdout=subprocess.PIPE,
                                                      stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout
         for line in proc.stdout:
@@ -234,12 +273,7 @@ def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: Site
             lines.append(line)
             if line.startswith(("PLAY [", "TASK [")):
                 progress("  " + line.strip(" *\n"))
-    result = ConvergeResult(proc.returncode, time.monotonic() - started, "".join(lines), log_path)
-    if check and proc.returncode != 0:
-        tail = "".join(lines[-40:])
-        raise ConvergeError(f"converge of {site.name} failed (ansible-playbook exit {proc.returncode}); "
-                            f"log: {log_path}\n{tail}")
-    return result
+    return ConvergeResult(proc.returncode, time.monotonic() - started, "".join(lines), log_path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -266,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         print(str(err), file=sys.stderr)
         return 1
     print(f"converged {site.name} in {result.seconds:.0f} s; changed per host: {result.changed}; log: {result.log}")
+    for line in result.gate.lines() if result.gate else []:
+        print(line)
     return 0
 
 

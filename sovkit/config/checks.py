@@ -22,6 +22,9 @@ from sovkit.errors import redact
 
 MIN_JUSTIFICATION = 20  # characters of a written reason for an egress exception
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+# The quality gate's own tenant at the gateway (granted every gated model, never withheld, so a model is evaluated
+# through the gateway before any tenant is granted it): rendered with "gate": true; no stack tenant may take the name.
+GATE_TENANT = "sovkit-gate"
 MIN_SECRET_LENGTH = 32  # characters of an API key (tenants, the gateway's key to its model servers)
 PINNED_WHEEL = re.compile(r"^[A-Za-z0-9_.\-\[\]]+==[^\s=]+( --hash=sha256:[0-9a-f]{64})+$")  # a lock's line
 
@@ -202,17 +205,25 @@ def retention(value: object, minimum: object = None, basis: str = "") -> list[Fi
 
 
 def grants(value: object, served: Sequence[str]) -> list[Finding]:
-    """Tenants {name: {models: [...], requests_per_minute, burst}}: each grants only served models, within a rate."""
+    """Tenants {name: {models: [...], withheld: [...], requests_per_minute, burst}}: each grants only served
+    models, within a rate. A stack's tenant lists one model or more; the gateway's may list none when the quality
+    gate withholds the rest (`withheld`, served models too). GATE_TENANT is the gate's own, rendered as such."""
     if not isinstance(value, Mapping) or not value:
         return [Finding("", _text(value) if value else "nothing", "a map of one or more tenants")]
     findings = []
     for name, grant in value.items():
+        if name == GATE_TENANT and not (isinstance(grant, Mapping) and grant.get("gate") is True):
+            findings.append(Finding(f".{name}", name, f"a tenant name other than {GATE_TENANT}, which the quality "
+                                    "gate's own key at the gateway holds", fix="rename the tenant"))
+            continue
         models = grant.get("models") if isinstance(grant, Mapping) else None
-        if not models:
+        withheld = (grant.get("withheld") if isinstance(grant, Mapping) else None) or []
+        if not models and not (isinstance(models, list) and withheld):
             findings.append(Finding(f".{name}.models", _text(models), "one or more served model names"))
             continue
-        findings += [Finding(f".{name}.models[{i}]", _text(m), "a served model name: " + ", ".join(served))
-                     for i, m in enumerate(models) if m not in served]
+        for field, names in (("models", models), ("withheld", withheld)):
+            findings += [Finding(f".{name}.{field}[{i}]", _text(m), "a served model name: " + ", ".join(served))
+                         for i, m in enumerate(names) if m not in served]
         rate = grant.get("requests_per_minute")
         if isinstance(rate, bool) or not isinstance(rate, int) or rate < 1:
             findings.append(Finding(f".{name}.requests_per_minute", _text(rate), "a whole number from 1"))

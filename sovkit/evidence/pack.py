@@ -100,12 +100,15 @@ def pack_contents(site: SiteConfig, compliance_dir: Path, report: dict[str, Any]
 
 
 def site_bom(site: SiteConfig, now: dt.datetime) -> bytes:
-    """The site's ML-BOM as `sovkit bom` writes it, dated as the pack, with the bundle when the site has one."""
-    from sovkit.render.bom import bom_document
+    """The site's ML-BOM as `sovkit bom` writes it, dated as the pack, with the bundle when the site has one and the
+    quality gate's results."""
+    from sovkit.render.bom import bom_document, gate_evaluations
+    from sovkit.render.gate import read_reports
     from sovkit.workspace import SiteWorkspace
 
-    manifest = SiteWorkspace.of(site.name).bundle / MANIFEST
-    return bom_document(site, timestamp=now,
+    workspace = SiteWorkspace.of(site.name)
+    manifest = workspace.bundle / MANIFEST
+    return bom_document(site, timestamp=now, evaluations=gate_evaluations(site, read_reports(site, workspace.gate)),
                         bundle_manifest=manifest.read_bytes() if manifest.is_file() else None).encode()
 
 

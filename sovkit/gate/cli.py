@@ -6,25 +6,12 @@ from pathlib import Path
 
 import click
 
-from sovkit.config.locations import path_in_store
-from sovkit.config.site import SiteConfig
-from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
+from sovkit.workspace import SiteWorkspace
 
 # Exit codes: 0 every model passed; 1 a model failed (tenants are not to be granted it); 2 nothing was evaluated
 # (a bad stack, a set missing or not the one the stack names).
 EXIT_FAILED = 1
 EXIT_NOT_EVALUATED = 2
-
-
-def default_store_dir(site: SiteConfig) -> Path | None:
-    """The model store as this machine sees it: the bundle's folder when the hosts read the store from the bundle
-    (the local site and rehearsals), the store itself when it is a folder here, else unknown."""
-    store = site.residency.model_store
-    in_bundle = path_in_store(store, HOST_BUNDLE_DIR)
-    if in_bundle is not None:
-        return SiteWorkspace.of(site.name).bundle / in_bundle
-    folder = Path(store.removeprefix("file://"))
-    return folder if store.startswith(("/", "file://")) and folder.is_dir() else None
 
 
 @click.command("gate")
@@ -46,7 +33,7 @@ def gate(stack: str, models: tuple[str, ...], url: str, key_file: Path, ca_file:
     stack's threshold. Writes one JSON report per model (for the BOM and the evidence); exit 1 when a model fails:
     tenants are not to be granted it."""
     from sovkit.clitools import console, errors, load_site
-    from sovkit.gate.run import Endpoint, GateError, run_gate, write_report
+    from sovkit.gate.run import Endpoint, GateError, default_store_dir, run_gate, write_report
 
     site = load_site(stack)
     gated = [m for m, spec in site.serving.models.items() if spec.evaluation is not None]

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from sovkit.errors import REDACTED, redact
 from sovkit.render.evaltasks import FILTER, METRIC, task_configs, task_name
 from sovkit.render.gate import GateReport, SetScore, judge
 from sovkit.render.vllm_args import TELEMETRY_ENV
+from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
 
 HARNESS_MODEL_TYPE = "local-chat-completions"  # lm-eval's OpenAI-compatible chat model: the route tenants call
 CONCURRENT_REQUESTS = 8
@@ -34,6 +36,9 @@ KEY_ENV = "OPENAI_API_KEY"  # where lm-eval's OpenAI-compatible models read the 
 OFFLINE_ENV = {**TELEMETRY_ENV, "HF_DATASETS_OFFLINE": "1"}
 # How lm-eval's API models log a refused request.
 HTTP_REFUSAL = re.compile(r"Status code: (?P<status>\d+), Response text: (?P<body>.*?)(\. Retrying\.\.\.)?$")
+
+
+Wrap = Callable[[list[str]], list[str]]
 
 
 class GateError(Exception):
@@ -49,6 +54,17 @@ class Endpoint:
     @property
     def chat_url(self) -> str:
         return self.url.rstrip("/").removesuffix("/v1") + "/v1/chat/completions"
+
+
+def default_store_dir(site: SiteConfig, workspace: SiteWorkspace | None = None) -> Path | None:
+    """The model store as this machine sees it: the bundle's folder when the hosts read the store from the bundle
+    (the local site and rehearsals), the store itself when it is a folder here, else unknown."""
+    store = site.residency.model_store
+    in_bundle = path_in_store(store, HOST_BUNDLE_DIR)
+    if in_bundle is not None:
+        return (workspace or SiteWorkspace.of(site.name)).bundle / in_bundle
+    folder = Path(store.removeprefix("file://"))
+    return folder if store.startswith(("/", "file://")) and folder.is_dir() else None
 
 
 def sha256_of(path: Path) -> str:
@@ -76,8 +92,9 @@ def locate_sets(site: SiteConfig, served: str, store_dir: Path) -> dict[str, Pat
 
 
 def run_gate(site: SiteConfig, served: str, endpoint: Endpoint, store_dir: Path, work_dir: Path, *,
-             timeout_s: float = RUN_TIMEOUT_S) -> GateReport:
-    """Evaluate one gated model through `endpoint`; the harness's tasks, log and scores stay in `work_dir`."""
+             timeout_s: float = RUN_TIMEOUT_S, wrap: Wrap | None = None) -> GateReport:
+    """Evaluate one gated model through `endpoint`; the harness's tasks, log and scores stay in `work_dir`. `wrap`
+    turns the harness's command line into one run where the gateway is reached (a rehearsal's admin machine)."""
     spec = site.serving.models[served]
     if spec.evaluation is None:
         raise GateError(f"models.{served} has no evaluation in {site.source}: nothing to gate")
@@ -89,7 +106,7 @@ def run_gate(site: SiteConfig, served: str, endpoint: Endpoint, store_dir: Path,
         (tasks_dir / f"{name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True))
     scores_path = work_dir / "scores.json"
     scores_path.unlink(missing_ok=True)
-    error = _run_harness(served, endpoint, tasks_dir, scores_path, work_dir, timeout_s)
+    error = _run_harness(served, endpoint, tasks_dir, scores_path, work_dir, timeout_s, wrap)
     raw = json.loads(scores_path.read_text()) if error is None else {}
     version = raw.get("lm_eval_version") or importlib.metadata.version("lm_eval")
     scores = []
@@ -108,7 +125,7 @@ def run_gate(site: SiteConfig, served: str, endpoint: Endpoint, store_dir: Path,
 
 
 def _run_harness(served: str, endpoint: Endpoint, tasks_dir: Path, scores_path: Path, work_dir: Path,
-                 timeout_s: float) -> str | None:
+                 timeout_s: float, wrap: Wrap | None) -> str | None:
     """Runs sovkit.gate.harness; None when it wrote the scores, else why not (the last words of its log)."""
     request = {"model_type": HARNESS_MODEL_TYPE, "tasks_dir": str(tasks_dir), "output": str(scores_path),
                "tasks": sorted(p.stem for p in tasks_dir.glob("*.yaml")),
@@ -120,8 +137,9 @@ def _run_harness(served: str, endpoint: Endpoint, tasks_dir: Path, scores_path: 
         env |= {"SSL_CERT_FILE": str(endpoint.ca_file), "REQUESTS_CA_BUNDLE": str(endpoint.ca_file)}
     log = work_dir / "harness.log"
     try:
-        proc = subprocess.run([sys.executable, "-m", "sovkit.gate.harness", str(work_dir / "request.json")],
-                              capture_output=True, text=True, env=env, timeout=timeout_s, check=False)
+        argv = [sys.executable, "-m", "sovkit.gate.harness", str(work_dir / "request.json")]
+        proc = subprocess.run(wrap(argv) if wrap else argv, capture_output=True, text=True, env=env,
+                              timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return f"lm-eval ran past {timeout_s:.0f} s"
     # lm-eval prints a failed request's headers, the key among them: the log is kept without it.
@@ -141,8 +159,3 @@ def write_report(report: GateReport, folder: Path) -> Path:
     path.write_text(report.model_dump_json(indent=2) + "\n")
     return path
 
-
-def read_reports(site: SiteConfig, folder: Path) -> dict[str, GateReport]:
-    """The latest report of each model of the site found in `folder` (what `withheld_grants` takes)."""
-    return {served: GateReport.model_validate_json(path.read_text())
-            for served in site.serving.models if (path := folder / f"{served}.json").is_file()}

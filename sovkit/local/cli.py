@@ -30,7 +30,11 @@ def up_command(stack: str) -> None:
         console.print(f"  {label:<13}{value}", markup=False)
     console.print("  try it:", markup=False)
     console.print(f"    {result.curl}", markup=False, soft_wrap=True)
-    console.print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()), markup=False)
+    for line in result.gate.lines() if result.gate else []:
+        console.print(f"  {line}", markup=False)
+    console.print("  phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.seconds.items()) +
+                  (f" (the quality gate {result.gate.seconds:.1f} s of the converge)" if result.gate else ""),
+                  markup=False)
     raise SystemExit(0 if result.verify_status == 0 else 1)  # up converges: a skipped check does not fail it
 
 

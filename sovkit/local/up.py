@@ -16,6 +16,7 @@ from sovkit import ports
 from sovkit.bundle.build import build_bundle
 from sovkit.config import SiteConfig
 from sovkit.converge import ConvergeError, converge
+from sovkit.gate.rollout import GateRollout
 from sovkit.hosts import Attachment, HostSpec, MachineSnapshot, NetworkSpec, Podman, default_cache_dir, ensure_image
 from sovkit.hosts.lab import LabLock
 from sovkit.phases import Phases, Progress
@@ -113,6 +114,7 @@ class UpResult:
     verdict: str  # the site's verdict, as the report's first line gives it
     seconds: dict[str, float]
     converge_log: Path
+    gate: GateRollout | None = None  # the quality gate's verdicts (part of the converge phase)
 
 
 def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
@@ -132,7 +134,7 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
         start_hosts(local, podman, image.tag, bundle.root, progress)
     with phases.timed("converge", progress):
         try:
-            log_path = converge(site, workspace=local.workspace, env=podman.env(), progress=progress).log
+            converged = converge(site, workspace=local.workspace, env=podman.env(), progress=progress)
         except ConvergeError as err:
             raise UpError(str(err)) from None
     with phases.timed("verify", progress):
@@ -147,7 +149,7 @@ def up(site: SiteConfig, progress: Progress = lambda _: None) -> UpResult:
             f"-d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"Habari\"}}], "
             f"\"max_tokens\": 16}}'")
     return UpResult(endpoint, f"http://{local.serving_address}:{ports.PROMETHEUS}", curl, report / "report.html",
-                    status, verdict, phases.seconds, log_path)
+                    status, verdict, phases.seconds, converged.log, converged.gate)
 
 
 def down(site: SiteConfig, progress: Progress = lambda _: None) -> list[str]:

@@ -48,7 +48,10 @@ for call in spec["calls"]:
     request = urllib.request.Request(spec["endpoint"] + "/chat/completions", data=body, headers={
         "Content-Type": "application/json", "Authorization": "Bearer " + call["key"]})
     try:
+        # The whole answer is read, as a client does: one closed after the headers cuts the body short at the
+        # gateway, which then logs the request without the usage that ends it.
         with urllib.request.urlopen(request, context=context, timeout=120) as response:
+            response.read()
             out.append([call["label"], response.status])
     except urllib.error.HTTPError as err:
         out.append([call["label"], err.code])
@@ -126,10 +129,17 @@ def _run_json(argv: list[str], timeout: float = 600) -> object:
 
 
 # -- hosts mode --------------------------------------------------------------------------------------------------
-def granted_caller(site: SiteConfig, model: str) -> str | None:
-    """The tenant the serving check calls `model` as (the first, by name, granted it), whose usage the usage check
-    then looks for; None when no tenant may use it."""
-    return min((t for t, spec in site.serving.tenants.items() if model in spec.models), default=None)
+def granted_caller(site: SiteConfig, inventory: dict, model: str) -> str | None:
+    """The tenant the serving check calls `model` as (the first, by name, the gateway grants it: the stack's grant,
+    unless the quality gate withholds it), whose usage the usage check then looks for; None when none may."""
+    grants = inventory["all"]["vars"]["gateway_tenants"]
+    return min((t for t in site.serving.tenants if model in grants[t]["models"]), default=None)
+
+
+def refused_callers(site: SiteConfig, inventory: dict, model: str) -> list[str]:
+    """The tenants the gateway refuses `model` to: not granted it by the stack, or withheld by the quality gate."""
+    grants = inventory["all"]["vars"]["gateway_tenants"]
+    return sorted(t for t in site.serving.tenants if model not in grants[t]["models"])
 
 
 def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tuple[list[str], list[str]]:
@@ -142,8 +152,7 @@ def serving(rehearsal: Rehearsal, inventory: dict, keys: dict[str, str]) -> tupl
     host = f"[{address}]" if ":" in address else address
     calls = []
     for model in site.serving.models:
-        caller = granted_caller(site, model)
-        refused = sorted(t for t, spec in site.serving.tenants.items() if model not in spec.models)
+        caller, refused = granted_caller(site, inventory, model), refused_callers(site, inventory, model)
         if caller:
             calls.append({"label": f"{model} as {caller}: 200", "model": model, "key": keys[caller]})
         if refused:
@@ -191,7 +200,7 @@ def usage(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], list[str]]:
     counted = {(u.tenant, u.model): u for u in usage_between(lines, since, today)}
     found, failures = [], []
     for model in sorted(rehearsal.site.serving.models):
-        caller = granted_caller(rehearsal.site, model)
+        caller = granted_caller(rehearsal.site, inventory, model)
         if not caller:
             continue
         u = counted.get((caller, model))

@@ -58,8 +58,9 @@ def rehearse_command(stack: str, vm_names: tuple[str, ...], take_down: bool) -> 
         console.print(f"    {line}", markup=False)
     for line in result.not_stood_up:
         console.print(f"    named, not stood up: {line}", markup=False)
-    changed = ", ".join(f"{h} {n}" for h, n in sorted(result.converge.changed.items()))
-    console.print(f"  converge      changed per host: {changed} (log: {result.converge.log})", markup=False)
+    for label, run in (("converge", result.converge), ("again", result.converge_again)):
+        changed = ", ".join(f"{h} {n}" for h, n in sorted(run.changed.items()))
+        console.print(f"  {label:<14}changed per host: {changed} (log: {run.log})", markup=False)
     console.print(f"  compliance    {result.report} ({result.verdict.headline})", markup=False)
     for line in result.checks:
         console.print(f"  check         {line}", markup=False)

@@ -56,6 +56,7 @@ class RehearsalResult:
     not_stood_up: list[str]
     seconds: dict[str, float]
     converge: ConvergeResult
+    converge_again: ConvergeResult  # the same converge once more: idempotent when it changed nothing
     checks_passed: bool  # every host ran the suite and no check failed (sovkit.verify.report.Report.ok)
     verdict: SiteVerdict  # the site's verdict, as the report's first line gives it
     report: Path
@@ -287,6 +288,10 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
     with phases.timed("converge", progress):
         result = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
                           in_lab=lab.argv, env=env, progress=progress)
+    rendered = result.inventory  # with the grants the quality gate left (hosts mode, gated models)
+    with phases.timed("converge again", progress):  # idempotence, as Molecule proves it: nothing left to change
+        again = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys, in_lab=lab.argv,
+                         env=env, progress=progress, log_name="converge-again.log")
     with phases.timed("verify", progress):
         # every host at once: each suite mostly waits on its SSH connection
         report = run_verify(rendered, rehearsal.workspace.compliance, jobs=len(rehearsal.plan.hosts),
@@ -300,10 +305,11 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
                 found, failures = found + more_found, failures + more_failures
         else:
             found, failures = checks.node_firewall(rehearsal, rendered)
+    failures = [f"converge again: {task} changed (log: {again.log})" for task in again.changed_tasks()] + failures
     outcome = RehearsalResult(
         site=site.name, substitutions=[s.line() for s in rehearsal.plan.substitutions],
         not_stood_up=[f"{s.purpose} {s.url}: {s.why_not}" for s in rehearsal.plan.services if not s.stood_up],
-        seconds=phases.seconds, converge=result, checks_passed=report.ok,
+        seconds=phases.seconds, converge=result, converge_again=again, checks_passed=report.ok,
         verdict=report.verdict(), report=rehearsal.workspace.compliance /
         "report.html", checks=found, failures=failures)
     outcome.record = write_record(rehearsal, outcome, report.totals())
@@ -373,7 +379,8 @@ def write_record(rehearsal: Rehearsal, outcome: RehearsalResult, totals: dict) -
                          "ssh_port": h.ssh_port} for h in rehearsal.plan.hosts],
               "controller": list(rehearsal.plan.controller), "substitutions": outcome.substitutions,
               "not_stood_up": outcome.not_stood_up, "seconds": outcome.seconds,
-              "changed": outcome.converge.changed, "compliance": totals,
+              "changed": outcome.converge.changed, "changed_again": outcome.converge_again.changed,
+              "compliance": totals,
               "checks_passed": outcome.checks_passed, "verdict": outcome.verdict.verdict,
               "verdict_headline": outcome.verdict.headline,
               "checks": outcome.checks, "failures": outcome.failures}

@@ -40,6 +40,8 @@ from packageurl import PackageURL
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import get as catalogue_entry
 from sovkit.config.signers import read_signer, signature_location
+from sovkit.render.evaltasks import METRIC
+from sovkit.render.gate import GateReport, gated_models, verdicts
 from sovkit.stacks import project_root
 
 NAMESPACE = "sovkit"
@@ -58,6 +60,20 @@ class Evaluation:
     task: str
     metric: str
     value: float | str
+
+
+def gate_evaluations(site: SiteConfig, reports: Mapping[str, GateReport]) -> dict[str, list[Evaluation]]:
+    """Each gated model's quality-gate results for the BOM: every set's score, and the verdict per language as the
+    stack judges it now (a report of another revision or other sets is no pass), with when and how it ran."""
+    found: dict[str, list[Evaluation]] = {}
+    for served in gated_models(site):
+        report = reports.get(served)
+        results = [Evaluation(f"gate-{v.language}", "verdict", v.reason) for v in verdicts(site, served, report)]
+        if report is not None:
+            results = [Evaluation(f"{s.name}-{s.language}", METRIC, round(s.score, 4)) for s in report.sets] + \
+                results + [Evaluation("gate", "run", f"{report.harness}, {report.started}, {report.seconds} s")]
+        found[served] = results
+    return found
 
 
 def _property(name: str, value: object) -> Property:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +17,9 @@ from sovkit.config.site import SiteConfig
 from sovkit.render.evaltasks import METRIC
 
 REPORT_FORMAT = "sovkit-gate/1"
+# lm-eval sends CONCURRENT_REQUESTS (sovkit/gate/run.py) at once, item after item: never held back by the gateway.
+GATE_REQUESTS_PER_MINUTE = 6000
+GATE_BURST = 100
 
 
 class _Record(BaseModel):
@@ -122,3 +126,20 @@ def withheld_grants(site: SiteConfig, reports: Mapping[str, GateReport]) -> list
         if failed:
             withheld += [WithheldGrant(tenant, served, "; ".join(failed)) for tenant in site.tenants_of(served)]
     return sorted(withheld)
+
+
+def gated_models(site: SiteConfig) -> list[str]:
+    """The served models with a quality gate, by name."""
+    return sorted(m for m, spec in site.serving.models.items() if spec.evaluation is not None)
+
+
+def read_reports(site: SiteConfig, folder: Path) -> dict[str, GateReport]:
+    """The latest report of each model of the site found in `folder` (what `withheld_grants` takes). A file that is
+    not a gate report counts as none: its model is withheld until the gate runs again (the gate fails closed)."""
+    reports = {}
+    for served in site.serving.models:
+        try:
+            reports[served] = GateReport.model_validate_json((folder / f"{served}.json").read_bytes())
+        except (OSError, ValueError):
+            continue
+    return reports

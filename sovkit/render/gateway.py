@@ -9,9 +9,12 @@ probes each of those listed here on every gateway (SOV-GW-003)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 from sovkit.config.catalogue import served_task, tasks
+from sovkit.config.checks import GATE_TENANT
 from sovkit.config.site import SiteConfig
+from sovkit.render.gate import GATE_BURST, GATE_REQUESTS_PER_MINUTE, WithheldGrant, gated_models
 from sovkit.workspace import HOST_DATA_PATHS
 
 # Its JSON access log (one line per request, tokens included) and error log: `sovkit usage` reads them here.
@@ -71,3 +74,21 @@ MODEL_SERVER_ADMIN_ROUTES = (
 def retry_after_s(requests_per_minute: int) -> int:
     """Seconds until a tenant refused by its request rate may send again: one request's share of a minute."""
     return max(1, math.ceil(60 / requests_per_minute))
+
+
+def tenant_grants(site: SiteConfig, withheld: Iterable[WithheldGrant] = ()) -> dict[str, dict]:
+    """What the gateway grants each tenant: the models the stack lists less those the quality gate withholds
+    (named under `withheld`, so a tenant whose every model is withheld is still known and refused nothing else), its
+    rate limit; and, when a model has a gate, the gate's own tenant, granted every gated model."""
+    held: dict[str, list[str]] = {}
+    for grant in withheld:
+        held.setdefault(grant.tenant, []).append(grant.model)
+    grants = {name: {"models": [m for m in t.models if m not in held.get(name, [])],
+                     "withheld": sorted(held.get(name, [])), "requests_per_minute": t.rate_limit.requests_per_minute,
+                     "burst": t.rate_limit.burst, "retry_after_s": retry_after_s(t.rate_limit.requests_per_minute)}
+              for name, t in site.serving.tenants.items()}
+    if gated_models(site) and GATE_TENANT not in grants:  # a stack tenant of that name is refused, never replaced
+        grants[GATE_TENANT] = {"models": gated_models(site), "withheld": [], "gate": True,
+                               "requests_per_minute": GATE_REQUESTS_PER_MINUTE, "burst": GATE_BURST,
+                               "retry_after_s": retry_after_s(GATE_REQUESTS_PER_MINUTE)}
+    return dict(sorted(grants.items()))

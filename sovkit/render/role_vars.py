@@ -25,6 +25,7 @@ from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
 from sovkit.render import alerting, gateway, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
+from sovkit.render.gate import read_reports, withheld_grants
 from sovkit.render.packages import host_packages
 from sovkit.render.vllm_args import render_vllm
 from sovkit.stacks import project_root
@@ -267,10 +268,8 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
         "gateway_model_server_idle_connection_s": gateway.MODEL_SERVER_IDLE_CONNECTION_S,
         "gateway_model_names": list(models),
-        "gateway_tenants": {name: {"models": list(t.models), "requests_per_minute": t.rate_limit.requests_per_minute,
-                                   "burst": t.rate_limit.burst,
-                                   "retry_after_s": gateway.retry_after_s(t.rate_limit.requests_per_minute)}
-                            for name, t in site.serving.tenants.items()},
+        # grants the quality gate withholds, by the gate reports in the site's state folder (sovkit/render/gate.py)
+        "gateway_tenants": gateway.tenant_grants(site, withheld_grants(site, read_reports(site, workspace.gate))),
         "gateway_routes": dict(gateway.MODEL_ROUTES),
         "gateway_model_routes": gateway.model_routes(site),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),

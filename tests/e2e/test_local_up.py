@@ -23,6 +23,7 @@ from pathlib import Path
 
 import openai
 import pytest
+import yaml
 
 from sovkit import ports
 from sovkit.compliance.conftest import inventory_hosts
@@ -832,3 +833,43 @@ def test_the_bundle_verifies_and_a_changed_file_is_named(site_up: str) -> None:
         assert bad.returncode == 1 and "wheels/requirements.txt" in bad.stdout + bad.stderr, bad.stdout
     finally:
         shutil.rmtree(copy, ignore_errors=True)
+
+
+def test_a_model_below_the_sites_threshold_is_withheld_from_its_tenants_and_granted_again(site_up: str,
+                                                                                         tmp_path: Path) -> None:
+    """`sovkit up` gated tiny-chat (zero thresholds: passed) before granting it. The site raises a threshold the
+    random tiny model cannot reach: the gate evaluates it through the gateway with its own key, fails it, and the
+    gateway's grants alone are written again: its tenants get 404 while the gate's key still reaches it. The
+    threshold lowered again, the report's scores pass and it is granted with no second evaluation."""
+    from sovkit.converge import converge, gate_key
+    from sovkit.gate.rollout import GRANTS_GROUP, GRANTS_TAG, gate_and_grant
+
+    assert "gate: tiny-chat passed (evaluated in " in site_up and "of the converge)" in site_up, site_up[-3000:]
+    stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
+    stack["config"]["sovereign-ai:models"]["tiny-chat"]["evaluation"]["thresholds"] = {"en": 0.5, "sw": 0.5}
+    (tmp_path / "Pulumi.local.yaml").write_text(yaml.safe_dump(stack))
+    raised = load_stack(tmp_path / "Pulumi.local.yaml")
+    podman, key, workspace = Podman(default_cache_dir() / "podman"), gate_key(LOCAL.workspace), LOCAL.workspace
+
+    def gate(site, running: dict):  # as the converge pipeline gates after its play; the grants by their own tag
+        return gate_and_grant(site, running, workspace, key, regrant=lambda granted: converge(
+            site, inventory=granted, workspace=workspace, env=podman.env(),
+            extra_args=["--tags", GRANTS_TAG, "--limit", GRANTS_GROUP]))
+
+    tenant = "county-registry"
+    try:
+        failed = gate(raised, render_inventory(SITE, workspace=workspace))
+        [outcome] = failed.outcomes
+        assert outcome.evaluated and not outcome.passed and failed.regranted, failed.lines()
+        assert "en: exact_match 0.00 < threshold 0.50" in outcome.reasons, outcome.reasons
+        assert "gate: tiny-chat is withheld from county-registry, ministry-health, national-library" in failed.lines()
+        status, body = call("/chat/completions", chat("tiny-chat"), key_of(tenant))
+        assert status == 404 and b"does not exist" in body, body
+        assert call("/chat/completions", chat("tiny-health"), key_of("ministry-health"))[0] == 200  # ungated
+        assert call("/chat/completions", chat("tiny-chat"), key)[0] == 200  # the gate's own key still reaches it
+    finally:  # what the hosts run now: the raised site's grants (its failed report, or the old one judged anew)
+        restored = gate(SITE, render_inventory(raised, workspace=workspace))
+    [outcome] = restored.outcomes
+    assert outcome.passed and not outcome.evaluated and restored.regranted and restored.withheld == []
+    assert call("/chat/completions", chat("tiny-chat"), key_of(tenant))[0] == 200
+    print(f"gate: evaluated and withheld in {failed.seconds:.1f} s, granted again in {restored.seconds:.1f} s")

@@ -63,14 +63,16 @@ def _pattern(precondition: role_vars.Precondition) -> str:
     """The stack key paths a precondition's check covers."""
     key = rf"{re.escape(PROJECT)}:{precondition.stack_key}"
     if precondition.covers:
-        return rf"{key}\.[^.]+\.({'|'.join(precondition.covers)})(\b|[.\[]|$)"
+        # the fields it reads of each entry, or the entry as a whole (its name)
+        return rf"{key}\.[^.]+(\.({'|'.join(precondition.covers)})(\b|[.\[]|$)|$)"
     return rf"{key}(\b|[.\[])"
 
 
 def host_vars(site: object) -> dict:
     inventory = render_inventory(site)  # type: ignore[arg-type]
     first = next(iter(next(iter(inventory["all"]["children"].values()))["hosts"].values()))
-    tenants = site.serving.tenants
+    # a hash for every tenant the gateway is given, the quality gate's own among them, as the converge pipeline makes
+    tenants = inventory["all"]["vars"].get("gateway_tenants", site.serving.tenants)  # type: ignore[attr-defined]
     facts = dict(RUN_FACTS, gateway_tenant_key_hashes=dict.fromkeys(tenants, "0" * 64))
     return {**inventory["all"]["vars"], **first, **facts, "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable, "residency_network_controller_address": ""}

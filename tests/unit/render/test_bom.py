@@ -17,7 +17,8 @@ from sovkit.cli import run
 from sovkit.config import load_stack
 from sovkit.config.runtime import vendor_lock
 from sovkit.config.signers import parse_signer
-from sovkit.render.bom import Evaluation, bom_document
+from sovkit.render.bom import Evaluation, bom_document, gate_evaluations
+from sovkit.render.gate import GateReport, SetScore
 from sovkit.stacks import project_root, stack_files
 
 ROOT = project_root()
@@ -119,6 +120,28 @@ def test_evaluation_results_appear_only_when_passed_in_and_only_for_served_model
     assert not [n for n in properties(parts["model:tiny-health"]) if n.startswith("sovkit:evaluation:")]
     with pytest.raises(ValueError, match="does not serve: tiny-chta"):
         bom_document(site, evaluations={"tiny-chta": [Evaluation("mmlu", "acc", 0.25)]})
+
+
+def test_the_quality_gates_scores_and_verdicts_go_into_the_bom_as_the_stack_judges_them_now():
+    site = load_stack(ROOT / "stacks" / "Pulumi.local.yaml")
+    spec = site.serving.models["tiny-chat"]
+    scores = [SetScore(name=n, language=s.language, source=s.source, digest=s.digest, items=30, score=0.1)
+              for n, s in spec.evaluation.sets.items()]
+    report = GateReport(site="local", model="tiny-chat", catalogue=spec.catalogue, revision=spec.revision,
+                        endpoint="https://gw/v1/chat/completions", harness="lm-eval 0.4.13 local-chat-completions",
+                        started="2026-12-03T10:00:00+00:00", seconds=4.2, sets=scores, verdicts=[], passed=True)
+    props = properties(components(document(site, evaluations=gate_evaluations(site, {"tiny-chat": report})))[
+        "model:tiny-chat"])
+    assert props["sovkit:evaluation:everyday-sw-sw:exact_match"] == ["0.1"]
+    assert props["sovkit:evaluation:gate-sw:verdict"] == ["sw: exact_match 0.10 >= threshold 0.00"]
+    assert props["sovkit:evaluation:gate:run"] == ["lm-eval 0.4.13 local-chat-completions, 2026-12-03T10:00:00+00:00, "
+                                                   "4.2 s"]
+    stale = report.model_copy(update={"revision": "sha256:" + "0" * 64})  # the report's verdict is not taken
+    props = properties(components(document(site, evaluations=gate_evaluations(site, {"tiny-chat": stale})))[
+        "model:tiny-chat"])
+    assert props["sovkit:evaluation:gate-en:verdict"][0].startswith("en: not evaluated: the report is of local's")
+    never = properties(components(document(site, evaluations=gate_evaluations(site, {})))["model:tiny-chat"])
+    assert never["sovkit:evaluation:gate-en:verdict"][0].startswith("en: not evaluated: no gate report")
 
 
 def test_the_same_site_at_the_same_time_is_the_same_document():

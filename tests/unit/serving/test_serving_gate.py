@@ -11,10 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from sovkit.gate.cli import default_store_dir, gate
-from sovkit.gate.run import Endpoint, GateError, locate_sets, read_reports, run_gate, write_report
+from sovkit.gate.cli import gate
+from sovkit.gate.run import Endpoint, GateError, default_store_dir, locate_sets, run_gate, write_report
 from sovkit.render.evaltasks import task_configs
-from sovkit.render.gate import GateReport, SetScore, judge, verdicts, withheld_grants
+from sovkit.render.gate import GateReport, SetScore, judge, read_reports, verdicts, withheld_grants
 from sovkit.serving import evalsets
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace
