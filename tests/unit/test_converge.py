@@ -106,6 +106,7 @@ class _Done:
     seconds = 1.0
     changed: dict = {}  # noqa: RUF012 - a stand-in result, read once
     log = Path(os.devnull)
+    gate = None
 
 
 class _AnsibleLikeLoader(yaml.SafeLoader):
