@@ -49,6 +49,9 @@ MAIN = ROOT / STACKS_DIR / "__main__.py"
 FAKE_KEY_PREFIX = "sk-test-secret-"
 FAKE_TOKEN = "kubeconfig-token-must-stay-secret"
 FAKE_RANDOM_PREFIX = "random-secret-"
+FAKE_PEM_KEY = "-----BEGIN PRIVATE KEY----- fake "
+FAKE_PEM_CERT = "-----BEGIN CERTIFICATE----- fake "
+MOCK_GATEWAY_ADDRESS = "198.51.100.250"  # what the mocked cluster gives a LoadBalancer or an Ingress
 FAKE_KUBECONFIG = f"""apiVersion: v1
 kind: Config
 clusters: [{{name: default, cluster: {{server: "https://198.51.100.11:6443"}}}}]
@@ -101,20 +104,26 @@ def _as_config_string(value: object) -> str:
 def stack_environment(stack_file: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """(PULUMI_CONFIG map, secret keys, fake secret values) for a stack file.
 
-    The API keys tenants name with pulumiSecret are set by the operator with `pulumi config set --secret`, never
-    written in the file; here each gets a fake value, marked secret as the engine marks it."""
+    The secrets a stack names with pulumiSecret (tenants' API keys, the model store's credentials) are set by the
+    operator with `pulumi config set --secret`, never written in the file; here each gets a fake value, marked secret
+    as the engine marks it."""
     document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
     config = {k: _as_config_string(v) for k, v in document["config"].items()}
     if SSH_KEY_CONFIG in config:  # the operators' key file lies on their machine, not this one
         config[SSH_KEY_CONFIG] = str(fake_key_file())
-    secret_values: dict[str, str] = {}
-    tenants = document["config"].get(f"{PROJECT}:tenants") or {}
-    for spec in tenants.values():
-        name = (spec.get("apiKey") or {}).get("pulumiSecret")
-        if name:
-            secret_values[f"{PROJECT}:{name}"] = FAKE_KEY_PREFIX + name
+    secret_values = {f"{PROJECT}:{name}": FAKE_KEY_PREFIX + name for name in _pulumi_secrets(document["config"])}
     config.update(secret_values)
     return config, sorted(secret_values), secret_values
+
+
+def _pulumi_secrets(value: object) -> set[str]:
+    """The secret config keys a stack names anywhere ({pulumiSecret: NAME}: tenants' keys, credentials, ...)."""
+    if isinstance(value, dict):
+        names = {value["pulumiSecret"]} if isinstance(value.get("pulumiSecret"), str) else set()
+        return names.union(*(_pulumi_secrets(v) for v in value.values()))
+    if isinstance(value, list):
+        return set().union(*(_pulumi_secrets(v) for v in value))
+    return set()
 
 
 @dataclass
@@ -174,6 +183,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = FAKE_RANDOM_PREFIX + args.name
         elif args.typ.startswith("kubernetes:helm.sh/"):
             outputs["status"] = {"status": "deployed", "name": args.inputs.get("name")}
+        elif args.typ.startswith("tls:index/"):  # PEM-shaped fakes; the private keys' are secret in the SDK's outputs
+            outputs |= {"privateKeyPem": f"{FAKE_PEM_KEY}{args.name}", "certPem": f"{FAKE_PEM_CERT}{args.name}",
+                        "certRequestPem": f"{FAKE_PEM_CERT}csr-{args.name}"}
+        elif (args.typ == "kubernetes:core/v1:Service" and (args.inputs.get("spec") or {}).get("type")
+              == "LoadBalancer") or args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
+            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": MOCK_GATEWAY_ADDRESS}]}}
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:

@@ -115,8 +115,10 @@ seccompProfile:
       protocol: TCP
   startupProbe:
     httpGet: {path: /health, port: http}
-    periodSeconds: {{ $root.Values.probes.startup.periodSeconds }}
-    failureThreshold: {{ $root.Values.probes.startup.failureThreshold }}
+    {{- $period := int $root.Values.probes.startup.periodSeconds }}
+    periodSeconds: {{ $period }}
+    {{- /* the model's own start budget (sovkit: its weights over the stated link), rounded up to whole periods */}}
+    failureThreshold: {{ if $m.startupSeconds }}{{ div (add (int $m.startupSeconds) (sub $period 1)) $period }}{{ else }}{{ $root.Values.probes.startup.failureThreshold }}{{ end }}
   readinessProbe:
     httpGet: {path: /health, port: http}
     periodSeconds: {{ $root.Values.probes.readiness.periodSeconds }}
