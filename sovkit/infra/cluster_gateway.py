@@ -73,8 +73,8 @@ class ClusterGateway(pulumi.ComponentResource):
         after = pulumi.ResourceOptions(parent=self, provider=provider,
                                        depends_on=[*depends_on, self.tls, self.tenants, self.config])
         self.deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=meta, spec=checksum.apply(lambda c: render.deployment(site, c)),
-            opts=after)
+            f"{name}-deployment", metadata={**meta, "annotations": render.SCANNER_WAIVERS},
+            spec=checksum.apply(lambda c: render.deployment(site, c)), opts=after)
         self.service = k8s.core.v1.Service(f"{name}-service", metadata=meta, spec=render.service(site), opts=after)
         self.ingress: k8s.networking.v1.Ingress | None = None
         if site.platform.gateway_exposure == "ingress":

@@ -39,6 +39,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from sovkit.config.loader import secret_keys_named
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig
 from sovkit.stacks import STACKS_DIR, project_root, stack_files, stack_name, stack_path
@@ -111,19 +112,9 @@ def stack_environment(stack_file: Path) -> tuple[dict[str, str], list[str], dict
     config = {k: _as_config_string(v) for k, v in document["config"].items()}
     if SSH_KEY_CONFIG in config:  # the operators' key file lies on their machine, not this one
         config[SSH_KEY_CONFIG] = str(fake_key_file())
-    secret_values = {f"{PROJECT}:{name}": FAKE_KEY_PREFIX + name for name in _pulumi_secrets(document["config"])}
+    secret_values = {f"{PROJECT}:{name}": FAKE_KEY_PREFIX + name for name in secret_keys_named(document["config"])}
     config.update(secret_values)
     return config, sorted(secret_values), secret_values
-
-
-def _pulumi_secrets(value: object) -> set[str]:
-    """The secret config keys a stack names anywhere ({pulumiSecret: NAME}: tenants' keys, credentials, ...)."""
-    if isinstance(value, dict):
-        names = {value["pulumiSecret"]} if isinstance(value.get("pulumiSecret"), str) else set()
-        return names.union(*(_pulumi_secrets(v) for v in value.values()))
-    if isinstance(value, list):
-        return set().union(*(_pulumi_secrets(v) for v in value))
-    return set()
 
 
 @dataclass
@@ -271,3 +262,23 @@ def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[
             else:
                 os.environ[key] = old
     return run
+
+
+def kubernetes_manifests(mocks: RecordingMocks) -> list[dict]:
+    """The Kubernetes objects a run creates, as manifests (apiVersion, kind, metadata, ...), for schema validation
+    and scanning; Helm releases and node patches are not objects of their own. Whole numbers come back from the
+    engine's wire format as floats; here they are integers again, as the provider sends them."""
+    skip = ("kubernetes:helm.sh/", "pulumi:providers:")
+    return [_integers(unwrap(r.inputs)) for r in mocks.resources
+            if r.custom and r.type_.startswith("kubernetes:") and not r.type_.startswith(skip)
+            and not r.type_.endswith("Patch")]
+
+
+def _integers(value: object) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value

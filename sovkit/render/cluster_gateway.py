@@ -32,7 +32,7 @@ ROUTER = ROLE / "files" / "etc" / "nginx" / "sovkit" / "gateway.js"
 NAME = "sovkit-gateway"  # Deployment, Service, Ingress; the serving chart's NetworkPolicy admits these pods
 # nginx, unprivileged (uid 101, listens above 1024), with the njs module; mirror it into containerRegistry.
 IMAGE = ("nginxinc/nginx-unprivileged", "1.28.0-alpine")
-UID = 101
+UID = 10101  # above 10000 (no host user shares it); the unprivileged image runs nginx as any user
 REPLICAS = 2
 TLS_SECRET = "sovkit-gateway-tls"  # kubernetes.io/tls, signed by the site CA Pulumi keeps; the pod and the Ingress
 CONFIG_MAP = "sovkit-gateway-config"  # nginx.conf, sovkit-gateway.conf, gateway.js
@@ -134,6 +134,13 @@ def config_files(site: SiteConfig) -> dict[str, str]:
 
 def image(site: SiteConfig) -> str:
     return f"{site.residency.container_registry.rstrip('/')}/{IMAGE[0]}:{IMAGE[1]}"
+
+
+# The outside scanner's (checkov) findings the gateway waives, each with why (the serving chart waives the same).
+SCANNER_WAIVERS = {
+    "checkov.io/skip1": "CKV_K8S_15=A pinned tag from the in-country registry; IfNotPresent pulls it once per node",
+    "checkov.io/skip2": "CKV_K8S_43=A pinned tag mirrored into the site's registry, which is the trust boundary",
+}
 
 
 def labels() -> dict[str, str]:
