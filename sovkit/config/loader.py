@@ -274,7 +274,7 @@ def build_site(config: dict[str, object], label: str, lines: dict | None, *, fit
     index = key_index()
     sections: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
     problems: list[Problem] = []
-    secret_refs = _secret_refs(config)
+    secret_refs = secret_keys_named(config)
     plain_secrets: set[str] = set()  # referenced as secrets but written in the clear: reported by the rules
     # Keys and values that are too large or hold look-alike or invisible characters; the keys they shadow (a key
     # written with a Cyrillic letter, or in a misspelt namespace) are not reported missing as well.
@@ -466,14 +466,18 @@ def _shadowed(problem: Problem, shadows: set[str]) -> bool:
     return False
 
 
-def _secret_refs(config: dict[str, object]) -> set[str]:
-    """Config keys that tenants name as holding their API key."""
-    tenants = config.get(f"{PROJECT}:tenants")
-    if not isinstance(tenants, dict):
+def secret_keys_named(config: dict[str, object]) -> set[str]:
+    """Config keys the stack names as holding a secret ({pulumiSecret: NAME}: tenants' API keys, an existing
+    cluster's kubeconfig, the model store's credentials)."""
+    def names(value: object) -> set[str]:
+        if isinstance(value, dict):
+            found = {value["pulumiSecret"]} if isinstance(value.get("pulumiSecret"), str) else set()
+            return found.union(*(names(v) for v in value.values()))
+        if isinstance(value, list):
+            return set().union(*(names(v) for v in value))
         return set()
-    refs = (t["apiKey"].get("pulumiSecret") for t in tenants.values()
-            if isinstance(t, dict) and isinstance(t.get("apiKey"), dict))
-    return {r for r in refs if isinstance(r, str)}
+
+    return set().union(*(names(v) for k, v in config.items() if k.startswith(PROJECT + ":")))
 
 
 def config_names(config: dict[str, object]) -> set[str]:

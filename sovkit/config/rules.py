@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
-from sovkit.config import checks, hygiene, runtime, signers
+from sovkit.config import checks, cluster, hygiene, runtime, signers
 from sovkit.config.catalogue import check_models, on_nvswitch_board
 from sovkit.config.evaluation import evaluation_gates
 from sovkit.config.licences import check_licences
@@ -277,7 +277,7 @@ def token_budgets(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Pro
     where = key(f"tenants.{budgeted[0]}.budget")
     if site.platform.mode != "hosts":
         yield Problem(where, f"a token budget in {site.platform.mode} mode",
-                      "token budgets only in hosts mode (the cluster has no gateway of the kit yet)")
+                      "token budgets only in hosts mode (the cluster's gateway runs without the budget keeper)")
         return
     gateways = [n.name for n in site.serving_nodes()]
     if len(gateways) > 1:
@@ -410,22 +410,39 @@ def platform(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]
         if len(site.nodes) > MAX_HOSTS_MODE_NODES:
             yield Problem(key("mode"), "hosts", f"kubernetes for more than {MAX_HOSTS_MODE_NODES} nodes "
                           f"(this site has {len(site.nodes)})")
-        for name in ("rke2Version",):
-            if site.platform.rke2_version:
+        for name, value in (("rke2Version", site.platform.rke2_version), ("kubeconfig", site.platform.kubeconfig),
+                            ("gatewayHostname", site.platform.gateway_hostname),
+                            ("modelStoreCredentials", site.residency.model_store_credentials)):
+            if value:
                 yield Problem(key(name), "set", "only with mode kubernetes")
         return
+    if site.platform.kubeconfig is not None:  # an existing cluster: nothing is bootstrapped
+        yield from existing_cluster(site)
+        return
     if not site.platform.rke2_version:
-        yield Problem(key("rke2Version"), "nothing", "a pinned RKE2 release such as v1.33.5+rke2r1")
+        yield Problem(key("rke2Version"), "nothing", "a pinned RKE2 release such as v1.33.5+rke2r1",
+                      fix="or name an existing cluster's kubeconfig (kubeconfig: {pulumiSecret: ...})")
     if not site.platform.cis_profile:
         yield Problem(key("cisProfile"), "false", "true: sovkit runs RKE2 only with its CIS profile")
     if not site.nodes_with_role("control_plane"):
         yield Problem(key("hosts"), "no control_plane node", "at least one control_plane node in kubernetes mode")
 
 
+def existing_cluster(site: SiteConfig) -> Iterable[Problem]:
+    """A stack that names a kubeconfig deploys into a cluster it did not make: no RKE2 release, and its hosts are
+    the cluster's nodes by node name (for their labels), not servers sovkit creates."""
+    if site.platform.rke2_version:
+        yield Problem(key("rke2Version"), site.platform.rke2_version, "nothing with kubeconfig (sovkit bootstraps no "
+                      "RKE2 on an existing cluster)", fix="remove rke2Version, or remove kubeconfig to bootstrap RKE2")
+    if site.infrastructure.provider != "onprem":
+        yield Problem(key("provider"), site.infrastructure.provider, "onprem with kubeconfig: hosts lists the "
+                      "existing cluster's nodes by node name", fix="list the cluster's nodes under hosts")
+
+
 RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
                            check_models, check_licences, model_placement, hosts_mode_models, tenants, token_budgets,
                            networks, in_country_services, alert_delivery, allowed_endpoints, state_backend, retention,
-                           platform, *signers.RULES, evaluation_gates, *hygiene.RULES)
+                           platform, *cluster.RULES, *signers.RULES, evaluation_gates, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

@@ -135,19 +135,30 @@ class RateLimit(StrictModel):
     burst: int = Field(0, ge=0, le=100_000, description="Requests allowed above the rate in a burst")
 
 
-class ApiKeyRef(StrictModel):
-    """Where a tenant's API key lives. Never the key itself."""
+class SecretRef(StrictModel):
+    """Where a secret lives: a secret Pulumi config key or a file on the machine running sovkit. Never the secret."""
 
     pulumi_secret: str | None = Field(None, description="Name of a secret Pulumi config key holding it")
     file: str | None = Field(None, description="Absolute path of a file holding it on the machine running sovkit")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> ApiKeyRef:
+    def _exactly_one(self) -> SecretRef:
         if (self.pulumi_secret is None) == (self.file is None):
             raise ValueError("give exactly one of pulumiSecret or file")
         if self.file is not None and not self.file.startswith("/"):
             raise ValueError("file must be an absolute path")
         return self
+
+
+class ApiKeyRef(SecretRef):
+    """Where a tenant's API key lives. Never the key itself."""
+
+
+class ModelStoreCredentials(StrictModel):
+    """The S3 credentials the cluster's fetchers read the model store with (kubernetes mode); where each lives."""
+
+    access_key_id: SecretRef = Field(description="The access key id (AWS_ACCESS_KEY_ID)")
+    secret_access_key: SecretRef = Field(description="The secret access key (AWS_SECRET_ACCESS_KEY)")
 
 
 class TokenBudget(StrictModel):
@@ -257,6 +268,8 @@ class ResidencySection(StrictModel):
         description="Paths of in-country CA certificates (PEM) the hosts trust, e.g. the national PKI")
     container_registry: str = Field(min_length=1, description="In-country container registry, host[:port][/path]")
     model_store: str = Field(min_length=1, description="In-country model store: s3://, https:// URL or a path")
+    model_store_credentials: ModelStoreCredentials | None = Field(
+        None, description="kubernetes, s3:// store: its access key id and secret")
     state_backend: str = Field(description="Pulumi state backend URL: file:// or in-country s3://...?endpoint=")
     state_backend_waiver: str | None = Field(
         None, min_length=40, description="Justification for a state backend outside the approved kinds"
@@ -276,6 +289,16 @@ class PlatformSection(StrictModel):
     cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
     cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
     service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")
+    kubeconfig: SecretRef | None = Field(
+        None, description="kubernetes: an existing cluster's kubeconfig (secret or file), not RKE2")
+    gateway_exposure: Literal["ingress", "loadBalancer"] = Field(
+        "ingress", description="kubernetes: how callers reach the gateway: ingress (the cluster's ingress controller, "
+                               "TLS again to the gateway) or loadBalancer (a Service of type LoadBalancer)")
+    gateway_hostname: Host | None = Field(
+        None, description="kubernetes: the gateway's name (the Ingress host, in its certificate)")
+    model_store_link_mbps: int = Field(
+        1000, ge=10, le=1_000_000, description="kubernetes: megabits per second a node fetches weights from the model "
+                                               "store at; sizes the Helm wait and the startup probe (default 1000)")
 
 
 class AcceleratorSection(StrictModel):

@@ -14,6 +14,17 @@ RENDER_NODE_BASE = 128  # /dev/dri/renderD128 is the first GPU's render node
 
 
 @dataclass(frozen=True)
+class DeviceChart:
+    """Kubernetes mode: the vendor's chart that makes its GPUs schedulable (device plugin, and what comes with it)."""
+
+    chart: str
+    version: str  # pinned; the offline bundle lists it for the in-country chart mirror
+    namespace: str
+    values: dict
+    images: dict[str, str]  # value path whose `repository` moves to the in-country registry -> path under it
+
+
+@dataclass(frozen=True)
 class Vendor:
     name: str
     title: str
@@ -43,6 +54,7 @@ class Vendor:
     persistence_service: str | None = None  # the daemon that keeps the GPUs initialised between processes
     fabric_manager_package: str | None = None  # NVSwitch boards: its package, {branch} being the driver's branch
     fabric_manager_service: str | None = None
+    kubernetes_device_chart: DeviceChart | None = None  # kubernetes mode: GPU Operator, device plugin
 
     def serves(self, quantization: str, generation: str | None) -> bool:
         """vLLM has kernels for `quantization` on accelerators of `generation`."""
@@ -98,7 +110,8 @@ def vendor(name: str) -> Vendor:
         driver_packages={source: {kind: tuple(names) for kind, names in kinds.items()}
                          for source, kinds in (driver.get("packages") or {}).items()},
         kernel_module=driver.get("kernel_module"), persistence_service=driver.get("persistence_service"),
-        fabric_manager_package=fabric_manager.get("package"), fabric_manager_service=fabric_manager.get("service"))
+        fabric_manager_package=fabric_manager.get("package"), fabric_manager_service=fabric_manager.get("service"),
+        kubernetes_device_chart=DeviceChart(**chart) if (chart := data.get("kubernetes_device_chart")) else None)
 
 
 def vendor_names() -> list[str]:

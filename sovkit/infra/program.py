@@ -2,7 +2,7 @@
 
 Order matters and is explicit: the state backend is checked and the residency transform installed before any
 resource exists; the machines come first, then the site play on them, then (kubernetes mode) the platform on the
-cluster the play bootstrapped.
+cluster the play bootstrapped. A stack that names an existing cluster's kubeconfig gets the platform alone.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from sovkit import ports
-from sovkit.config.schema import PROJECT
+from sovkit.config.schema import PROJECT, SecretRef
 from sovkit.config.site import SiteConfig
 from sovkit.infra import residency
 from sovkit.infra.host_configuration import HostConfiguration, HostConfigurationArgs, with_addresses, workdir
@@ -43,8 +43,8 @@ class Program:
 
     site: SiteConfig
     policy: residency.ResidencyPolicy
-    nodes: Nodes
-    hosts: HostConfiguration
+    nodes: Nodes | None  # None on an existing cluster (kubeconfig): sovkit creates and configures no machine
+    hosts: HostConfiguration | None
     platform: KubernetesPlatform | None
     outputs: dict[str, Any]
 
@@ -71,23 +71,34 @@ def stack_config() -> dict[str, str]:
     return {k: str(v) for k, v in sorted(values.items()) if k.startswith(PROJECT + ":") and k not in secret}
 
 
+def read_secret(site: SiteConfig, ref: SecretRef, key_path: str) -> pulumi.Output[str]:
+    """A secret the stack names: its Pulumi secret config key, or the file on this machine, as a Pulumi secret."""
+    if ref.pulumi_secret:
+        return pulumi.Config().require_secret(ref.pulumi_secret)
+    path = Path(ref.file or "")
+    try:
+        return pulumi.Output.secret(path.read_text(encoding="utf-8").strip())
+    except OSError as err:
+        raise pulumi.RunError(
+            f"{site.source}: {PROJECT}:{key_path}.file names {path}, which cannot be read ({err.strerror}); "
+            "allowed: a readable file on this machine, or pulumiSecret. Nothing was changed.") from None
+
+
 def tenant_keys(site: SiteConfig, *, include_files: bool) -> dict[str, pulumi.Output[str]]:
     """API keys as Pulumi secrets: those named by pulumiSecret, and (kubernetes mode) those kept in files."""
-    config = pulumi.Config()
-    keys: dict[str, pulumi.Output[str]] = {}
-    for tenant, spec in sorted(site.serving.tenants.items()):
-        if spec.api_key.pulumi_secret:
-            keys[tenant] = config.require_secret(spec.api_key.pulumi_secret)
-        elif include_files and spec.api_key.file:
-            path = Path(spec.api_key.file)
-            try:
-                keys[tenant] = pulumi.Output.secret(path.read_text(encoding="utf-8").strip())
-            except OSError as err:
-                raise pulumi.RunError(
-                    f"{site.source}: {PROJECT}:tenants.{tenant}.apiKey.file names {path}, which cannot be read "
-                    f"({err.strerror}); allowed: a readable file on this machine, or pulumiSecret. "
-                    "Nothing was changed.") from None
-    return keys
+    return {tenant: read_secret(site, spec.api_key, f"tenants.{tenant}.apiKey")
+            for tenant, spec in sorted(site.serving.tenants.items())
+            if spec.api_key.pulumi_secret or include_files}
+
+
+def model_store_credentials(site: SiteConfig) -> dict[str, pulumi.Output[str]]:
+    """The S3 store's credentials (kubernetes mode), under the names the chart's fetchers read."""
+    creds = site.residency.model_store_credentials
+    if creds is None:
+        return {}
+    return {"AWS_ACCESS_KEY_ID": read_secret(site, creds.access_key_id, "modelStoreCredentials.accessKeyId"),
+            "AWS_SECRET_ACCESS_KEY": read_secret(site, creds.secret_access_key,
+                                                 "modelStoreCredentials.secretAccessKey")}
 
 
 def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = None) -> Program:
@@ -96,6 +107,13 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
     policy = residency.install(site)
     kubernetes = site.platform.mode == "kubernetes"
     serving = serving_inputs(site, root) if kubernetes else None
+    if site.platform.kubeconfig is not None:  # an existing cluster: only what runs in it
+        assert serving is not None
+        kubeconfig = read_secret(site, site.platform.kubeconfig, "kubeconfig")
+        platform = _platform(site, serving, kubeconfig, None)
+        outputs = {**_site_outputs(site), "nodes": {n.name: n.address for n in site.nodes},
+                   **_platform_outputs(platform)}
+        return Program(site, policy, None, None, platform, outputs)
 
     nodes = Nodes(site.name, NodesArgs.from_site(site))  # OpenStack: reads the site's public key first
     openstack = site.infrastructure.provider == "openstack"
@@ -111,46 +129,53 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
             {node: {DATA_VOLUME_VAR: volume} for node, volume in f["volumes"].items()}))
     else:
         inventory = inventory_yaml(site)
-    keys = tenant_keys(site, include_files=kubernetes)
     hosts = HostConfiguration(site.name, HostConfigurationArgs(
         site_name=site.name, inventory=inventory, stack_config=stack_config(), root=root,
-        tenant_keys={} if kubernetes else keys, fetch_kubeconfig=kubernetes),
+        tenant_keys={} if kubernetes else tenant_keys(site, include_files=False), fetch_kubeconfig=kubernetes),
         opts=pulumi.ResourceOptions(depends_on=[nodes]))
 
-    platform = None
     serving_nodes = [n.name for n in site.serving_nodes()]
-    endpoints = pulumi.Output.all(**{n: nodes.addresses[n] for n in serving_nodes}).apply(
-        lambda addresses: {n: f"https://{_host(a)}/v1" for n, a in sorted(addresses.items())})
-    first = nodes.addresses[serving_nodes[0]]
-    monitoring: pulumi.Input[dict] = first.apply(lambda a: {"prometheus": f"http://{_host(a)}:{ports.PROMETHEUS}"})
-    if kubernetes:
-        assert serving is not None and hosts.kubeconfig is not None
-        res = site.residency
-        platform = KubernetesPlatform(site.name, KubernetesPlatformArgs(
-            site_name=site.name, kubeconfig=hosts.kubeconfig, container_registry=res.container_registry,
-            chart_path=serving.chart_path, serving_values=serving.values,
-            in_country_cidrs=list(res.in_country_cidrs), cluster_cidr=site.platform.cluster_cidr,
-            monitoring_retention_days=site.monitoring.monitoring_retention_days,
-            alert_webhooks={n: r.webhook for n, r in site.monitoring.alert_receivers.items() if r.webhook},
-            tenant_keys=keys), opts=pulumi.ResourceOptions(depends_on=[hosts]))
-        monitoring = platform.monitoring_urls
-
     outputs: dict[str, Any] = {
-        "site": {"name": site.name, "country": site.site.country, "profile": site.profile.id,
-                 "provider": site.infrastructure.provider, "mode": site.platform.mode},
+        **_site_outputs(site),
         "nodes": nodes.hosts,
         "inventory": inventory,
-        "endpoints": endpoints,
-        "monitoring": monitoring,
-        "complianceReport": f"{workdir(site.name)}/compliance/report.html",
+        "endpoints": pulumi.Output.all(**{n: nodes.addresses[n] for n in serving_nodes}).apply(
+            lambda addresses: {n: f"https://{_host(a)}/v1" for n, a in sorted(addresses.items())}),
+        "monitoring": nodes.addresses[serving_nodes[0]].apply(
+            lambda a: {"prometheus": f"http://{_host(a)}:{ports.PROMETHEUS}"}),
         "sitePlayTrigger": hosts.trigger,
     }
+    platform = None
+    if kubernetes:
+        assert serving is not None and hosts.kubeconfig is not None
+        platform = _platform(site, serving, hosts.kubeconfig, hosts)
+        outputs |= _platform_outputs(platform)
     if openstack:  # per node: the data volume, its encrypted volume type, where it is mounted
         outputs["dataVolumes"] = pulumi.Output.all(**nodes.data_volumes).apply(
             lambda volumes: dict(sorted(volumes.items())))
-    if platform is not None:
-        outputs["kubeconfig"] = platform.kubeconfig  # a secret: `pulumi stack output kubeconfig --show-secrets`
     return Program(site, policy, nodes, hosts, platform, outputs)
+
+
+def _platform(site: SiteConfig, serving: ServingInputs, kubeconfig: pulumi.Input[str],
+              hosts: HostConfiguration | None) -> KubernetesPlatform:
+    return KubernetesPlatform(site.name, KubernetesPlatformArgs(
+        site=site, kubeconfig=kubeconfig, chart_path=serving.chart_path, serving_values=serving.values,
+        tenant_keys=tenant_keys(site, include_files=True), model_store_credentials=model_store_credentials(site)),
+        opts=pulumi.ResourceOptions(depends_on=[hosts] if hosts else []))
+
+
+def _site_outputs(site: SiteConfig) -> dict[str, Any]:
+    return {"site": {"name": site.name, "country": site.site.country, "profile": site.profile.id,
+                     "provider": site.infrastructure.provider, "mode": site.platform.mode},
+            "complianceReport": f"{workdir(site.name)}/compliance/report.html"}
+
+
+def _platform_outputs(platform: KubernetesPlatform) -> dict[str, Any]:
+    """Kubernetes mode: the gateway is the endpoint; its CA is what callers trust; the kubeconfig is a secret
+    (`pulumi stack output kubeconfig --show-secrets`)."""
+    return {"endpoints": platform.gateway.endpoint.apply(lambda url: {"gateway": url}),
+            "gatewayAddress": platform.gateway.address, "gatewayCa": platform.gateway.ca.cert_pem,
+            "monitoring": platform.monitoring_urls, "kubeconfig": platform.kubeconfig}
 
 
 def _host(address: str) -> str:

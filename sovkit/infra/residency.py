@@ -23,6 +23,8 @@ from pulumi.runtime import rpc
 from sovkit.config.rules import is_in_country
 from sovkit.config.site import SiteConfig
 from sovkit.config.types import host_of_url
+from sovkit.render.cluster import GATEWAY_NAMESPACE
+from sovkit.render.cluster_gateway import NAME as GATEWAY_NAME
 
 OPEN_TO_ALL = ("0.0.0.0/0", "::/0")
 BACKEND_ENV = "PULUMI_BACKEND_URL"
@@ -144,9 +146,10 @@ class ResidencyPolicy:
             found += self._check_chart(props)
         if type_ == "kubernetes:core/v1:Service":
             spec = props.get("spec")
-            if isinstance(spec, Mapping) and spec.get("type") == "LoadBalancer":
+            if isinstance(spec, Mapping) and spec.get("type") == "LoadBalancer" and not self._gateway_lb(props):
                 found.append(Violation(LOADBALANCER_RULE, "spec.type='LoadBalancer'",
-                                       "ClusterIP or NodePort; traffic enters through the in-country gateway"))
+                                       "ClusterIP or NodePort; traffic enters through the in-country gateway (whose "
+                                       "LoadBalancer admits inCountryCidrs only)"))
         if type_.startswith("kubernetes:helm.sh/"):
             for path, node in _walk(props.get("values") or {}):
                 if path and path[-1] == "type" and node == "LoadBalancer":
@@ -155,6 +158,16 @@ class ResidencyPolicy:
         if type_.startswith("openstack:") or type_ == "pulumi:providers:openstack":
             found += self._check_openstack(type_, props)
         return found
+
+    def _gateway_lb(self, props: Mapping[str, object]) -> bool:
+        """The kit's own gateway may be a LoadBalancer, admitting in-country networks only."""
+        meta, spec = props.get("metadata"), props.get("spec")
+        if not isinstance(meta, Mapping) or not isinstance(spec, Mapping):
+            return False
+        sources = spec.get("loadBalancerSourceRanges")
+        return ((meta.get("namespace"), meta.get("name")) == (GATEWAY_NAMESPACE, GATEWAY_NAME)
+                and isinstance(sources, list) and bool(sources)
+                and set(sources) <= set(self.site.residency.in_country_cidrs))
 
     def _check_chart(self, props: Mapping[str, object]) -> list[Violation]:
         """A chart comes from this checkout or from an in-country chart store, never from the internet."""

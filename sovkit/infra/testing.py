@@ -39,6 +39,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from sovkit.config.loader import secret_keys_named
 from sovkit.config.schema import PROJECT
 from sovkit.config.site import SiteConfig
 from sovkit.stacks import STACKS_DIR, project_root, stack_files, stack_name, stack_path
@@ -49,6 +50,9 @@ MAIN = ROOT / STACKS_DIR / "__main__.py"
 FAKE_KEY_PREFIX = "sk-test-secret-"
 FAKE_TOKEN = "kubeconfig-token-must-stay-secret"
 FAKE_RANDOM_PREFIX = "random-secret-"
+FAKE_PEM_KEY = "-----BEGIN PRIVATE KEY----- fake "
+FAKE_PEM_CERT = "-----BEGIN CERTIFICATE----- fake "
+MOCK_GATEWAY_ADDRESS = "198.51.100.250"  # what the mocked cluster gives a LoadBalancer or an Ingress
 FAKE_KUBECONFIG = f"""apiVersion: v1
 kind: Config
 clusters: [{{name: default, cluster: {{server: "https://198.51.100.11:6443"}}}}]
@@ -101,18 +105,14 @@ def _as_config_string(value: object) -> str:
 def stack_environment(stack_file: Path) -> tuple[dict[str, str], list[str], dict[str, str]]:
     """(PULUMI_CONFIG map, secret keys, fake secret values) for a stack file.
 
-    The API keys tenants name with pulumiSecret are set by the operator with `pulumi config set --secret`, never
-    written in the file; here each gets a fake value, marked secret as the engine marks it."""
+    The secrets a stack names with pulumiSecret (tenants' API keys, the model store's credentials) are set by the
+    operator with `pulumi config set --secret`, never written in the file; here each gets a fake value, marked secret
+    as the engine marks it."""
     document = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
     config = {k: _as_config_string(v) for k, v in document["config"].items()}
     if SSH_KEY_CONFIG in config:  # the operators' key file lies on their machine, not this one
         config[SSH_KEY_CONFIG] = str(fake_key_file())
-    secret_values: dict[str, str] = {}
-    tenants = document["config"].get(f"{PROJECT}:tenants") or {}
-    for spec in tenants.values():
-        name = (spec.get("apiKey") or {}).get("pulumiSecret")
-        if name:
-            secret_values[f"{PROJECT}:{name}"] = FAKE_KEY_PREFIX + name
+    secret_values = {f"{PROJECT}:{name}": FAKE_KEY_PREFIX + name for name in secret_keys_named(document["config"])}
     config.update(secret_values)
     return config, sorted(secret_values), secret_values
 
@@ -174,6 +174,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = FAKE_RANDOM_PREFIX + args.name
         elif args.typ.startswith("kubernetes:helm.sh/"):
             outputs["status"] = {"status": "deployed", "name": args.inputs.get("name")}
+        elif args.typ.startswith("tls:index/"):  # PEM-shaped fakes; the private keys' are secret in the SDK's outputs
+            outputs |= {"privateKeyPem": f"{FAKE_PEM_KEY}{args.name}", "certPem": f"{FAKE_PEM_CERT}{args.name}",
+                        "certRequestPem": f"{FAKE_PEM_CERT}csr-{args.name}"}
+        elif (args.typ == "kubernetes:core/v1:Service" and (args.inputs.get("spec") or {}).get("type")
+              == "LoadBalancer") or args.typ == "kubernetes:networking.k8s.io/v1:Ingress":
+            outputs["status"] = {"loadBalancer": {"ingress": [{"ip": MOCK_GATEWAY_ADDRESS}]}}
         return resource_id, outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
@@ -256,3 +262,23 @@ def run_program(stack: str, body: Callable[[], Any] | None = None, config: dict[
             else:
                 os.environ[key] = old
     return run
+
+
+def kubernetes_manifests(mocks: RecordingMocks) -> list[dict]:
+    """The Kubernetes objects a run creates, as manifests (apiVersion, kind, metadata, ...), for schema validation
+    and scanning; Helm releases and node patches are not objects of their own. Whole numbers come back from the
+    engine's wire format as floats; here they are integers again, as the provider sends them."""
+    skip = ("kubernetes:helm.sh/", "pulumi:providers:")
+    return [_integers(unwrap(r.inputs)) for r in mocks.resources
+            if r.custom and r.type_.startswith("kubernetes:") and not r.type_.startswith(skip)
+            and not r.type_.endswith("Patch")]
+
+
+def _integers(value: object) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value

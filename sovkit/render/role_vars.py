@@ -10,7 +10,7 @@ inputs before it changes anything, the variable it checks, the check (sovkit/con
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
 from sovkit.render import alerting, gateway, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
-from sovkit.render.gate import read_reports, withheld_grants
+from sovkit.render.gate import WithheldGrant, read_reports, withheld_grants
 from sovkit.render.packages import host_packages
 from sovkit.render.vllm_args import render_vllm
 from sovkit.stacks import project_root
@@ -236,6 +236,23 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
     return variables
 
 
+def gateway_vars(site: SiteConfig, upstreams: dict[str, str], withheld: Iterable[WithheldGrant] = ()) -> dict:
+    """The gateway's tenants, routes and model servers (served name -> host:port), in hosts mode and in the cluster:
+    what its nginx template and tenants.json are rendered from in both. `withheld`: the grants the quality gate
+    withholds (hosts mode; a kubernetes site has no gate)."""
+    return {
+        "gateway_listen_port": ports.GATEWAY,
+        "gateway_models": dict(upstreams),
+        "gateway_model_server_idle_connection_s": gateway.MODEL_SERVER_IDLE_CONNECTION_S,
+        "gateway_model_names": list(upstreams),
+        "gateway_tenants": gateway.tenant_grants(site, withheld),
+        "gateway_routes": dict(gateway.MODEL_ROUTES),
+        "gateway_model_routes": gateway.model_routes(site),
+        "gateway_budgets": gateway.budgets(site),
+        "gateway_budget_marks_dir": gateway.BUDGET_MARKS_DIR,
+    }
+
+
 def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
     """Hosts mode: the serving roles' variables. Secrets are never here: the converge pipeline gives the plays the
     tenants' key hashes and the gateway's key to its model servers."""
@@ -263,15 +280,10 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_requirements": runtime.requirements(site),
         "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
         "vllm_service_refused_loopback_ports": sorted(ports.MONITORING),
-        "gateway_listen_port": ports.GATEWAY,
-        "gateway_site_ca_dir": str(workspace.pki),
-        "gateway_models": {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
-        "gateway_model_server_idle_connection_s": gateway.MODEL_SERVER_IDLE_CONNECTION_S,
-        "gateway_model_names": list(models),
         # grants the quality gate withholds, by the gate reports in the site's state folder (sovkit/render/gate.py)
-        "gateway_tenants": gateway.tenant_grants(site, withheld_grants(site, read_reports(site, workspace.gate))),
-        "gateway_routes": dict(gateway.MODEL_ROUTES),
-        "gateway_model_routes": gateway.model_routes(site),
+        **gateway_vars(site, {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
+                       withheld_grants(site, read_reports(site, workspace.gate))),
+        "gateway_site_ca_dir": str(workspace.pki),
         "gateway_metrics_allowed_cidrs": list(res.in_country_cidrs),
         "gateway_log_metrics_path": gateway.LOG_METRICS_PATH,
         "gateway_log_metrics_address": gateway.LOG_METRICS_ADDRESS,
@@ -279,13 +291,11 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "gateway_log_metrics_sandbox": sandbox.settings("gateway_log_metrics"),
         "gateway_log_retention_days": site.log_retention_days,
         "gateway_log_dir": gateway.ACCESS_LOG_DIR,
-        "gateway_budgets": gateway.budgets(site),
         "gateway_budget_keeper_src": str(SOVKIT_PACKAGE / "usage" / "budget_keeper.py"),
         "gateway_budget_keeper_unit": sandbox.services()["budget_keeper"],
         "gateway_budget_keeper_config": gateway.BUDGET_KEEPER_CONFIG,
         "gateway_budget_keeper_dir": gateway.BUDGET_KEEPER_DIR,
         "gateway_budget_keeper_runtime_directory": gateway.BUDGET_KEEPER_RUNTIME_DIRECTORY,
-        "gateway_budget_marks_dir": gateway.BUDGET_MARKS_DIR,
         "gateway_budget_keeper_interval_s": gateway.BUDGET_KEEPER_INTERVAL_S,
         "gateway_budget_keeper_sandbox": sandbox.settings("budget_keeper"),
         "monitoring_retention_days": site.monitoring.monitoring_retention_days,

@@ -11,9 +11,11 @@ import yaml
 from sovkit.config.planner import ModelPlan
 from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor
+from sovkit.render.cluster import role_selector, start_budget_s
 from sovkit.render.vllm_args import PORT, render_vllm
 
 EXISTING_CLAIM = "sovkit-models"  # path stores: the PVC the platform creates over the store's export
+CREDENTIALS_SECRET = "sovkit-model-store"  # S3 stores: the Secret the platform writes the stack's credentials to
 CPU_CORES_PER_GPU = 4  # host cores requested per GPU (tokenisation, scheduling, the API server)
 HOST_MEMORY_GIB = 16  # host RAM per pod besides the weights it stages while loading
 CPU_SITE_CORES = 8  # cores a CPU-only replica requests
@@ -73,7 +75,9 @@ def render_values(site: SiteConfig) -> dict:
             "resources": _resources(vendor, plan),
             "weightsSizeLimit": f"{math.ceil(plan.weights_gib * 1.1) + 1}Gi",
             "apiKeySecret": api_key_secret(served),
-            "nodeSelector": {"sovkit.io/role": plan.node_role},
+            "nodeSelector": role_selector(site, plan.node_role),
+            # fetched over the stated link and loaded before /health answers (the Helm wait derives from it)
+            "startupSeconds": start_budget_s(plan.weights_gib, site.platform.model_store_link_mbps),
         }
         if vendor != "cpu":
             model["tolerations"] = [{"key": _gpu_resource(vendor), "operator": "Exists", "effect": "NoSchedule"}]
@@ -89,7 +93,7 @@ def render_values(site: SiteConfig) -> dict:
         "modelStore": {
             "existingClaim": EXISTING_CLAIM if path_store else "",
             "s3Endpoint": endpoint,
-            "credentialsSecret": "" if path_store else "sovkit-model-store",
+            "credentialsSecret": CREDENTIALS_SECRET if site.residency.model_store_credentials else "",
             "cidrs": list(site.residency.in_country_cidrs),
             "ports": [443],
         },

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import yaml
 
+from sovkit.config.cluster import KUBERNETES_MINORS
 from sovkit.serving import CHART_DIR
 from sovkit.stacks import project_root
 
-KUBE_VERSIONS = ("1.30.0", "1.33.0")
+# The oldest and newest Kubernetes releases the kit supports (sovkit/config/cluster.py).
+KUBE_VERSIONS = (f"1.{KUBERNETES_MINORS[0]}.0", f"1.{KUBERNETES_MINORS[-1]}.0")
 NAMESPACE = "sovkit-serving"
 RELEASE = "sovkit"
 # Custom resources the chart renders; their schemas are not in Kubernetes' OpenAPI, tests check their shape.

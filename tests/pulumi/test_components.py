@@ -161,22 +161,24 @@ def test_generated_openstack_site_scales():
 # --- kubernetes platform -----------------------------------------------------------------------------------
 
 
-def test_platform_takes_chart_and_values_as_arguments():
+def test_platform_takes_chart_and_values_as_arguments(run_of):
     values = {"image": {"repository": "harbor.cloud.go.example/sovkit/vllm", "tag": "1"}, "anything": [1, 2]}
+    site = run_of("id-sulsel-cloud").site
 
     def body():
         return KubernetesPlatform("p", KubernetesPlatformArgs(
-            site_name="p", kubeconfig="apiVersion: v1\n", container_registry="harbor.cloud.go.example/sovkit",
-            chart_path="/some/chart", serving_values=values, in_country_cidrs=["198.51.100.0/24"],
-            cluster_cidr="10.42.0.0/16", monitoring_retention_days=7,
-            chart_repository="oci://charts.cloud.go.example/mirror"))
+            site=site, kubeconfig="apiVersion: v1\n", chart_path="/some/chart", serving_values=values,
+            chart_repository="oci://charts.cloud.go.example/mirror",
+            tenant_keys={t: f"key-of-{t}-" + "x" * 32 for t in site.serving.tenants}))
 
     run = run_program("id-sulsel-cloud", body)
     serving = run.mocks.named("p-serving")
     assert serving.plain("chart") == "/some/chart"
     assert serving.plain("values") == values
     assert run.mocks.named("p-monitoring").plain("chart") == "oci://charts.cloud.go.example/mirror/kube-prometheus-stack"
-    assert not run.mocks.of_type("kubernetes:core/v1:Secret")  # no tenant keys given, no Secret
+    # no credentials given, no model store Secret; no model in the values, no model key Secret
+    names = {r.plain("metadata")["name"] for r in run.mocks.of_type("kubernetes:core/v1:Secret")}
+    assert names == {"sovkit-gateway-tls", "sovkit-tenant-keys"}
 
 
 def test_network_policy_specs():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from pulumi.runtime import rpc
 
-from sovkit.infra.kubernetes_platform import TENANT_KEYS_SECRET
 from sovkit.infra.testing import FAKE_RANDOM_PREFIX, FAKE_TOKEN
+from sovkit.render.cluster_gateway import TENANTS_SECRET
 
 
 def _plain_strings(value: object):
@@ -49,16 +50,19 @@ def test_kubeconfig_is_secret(kubernetes_stack):
     assert rpc.is_rpc_secret(provider[0].inputs["kubeconfig"])
 
 
-def test_tenant_api_keys_are_a_secret(kubernetes_stack):
+def test_tenant_api_keys_reach_the_cluster_as_hashes_only(kubernetes_stack):
+    """The gateway compares SHA-256 hashes: the tenants Secret holds tenants.json with each key's hash, never a key,
+    and is a secret in state all the same."""
     run = kubernetes_stack.run
     site = kubernetes_stack.site
-    secret = run.mocks.named(f"{site.name}-tenant-keys")
-    assert secret.plain("metadata")["name"] == TENANT_KEYS_SECRET
+    secret = run.mocks.named(f"{site.name}-gateway-tenants")
+    assert secret.plain("metadata")["name"] == TENANTS_SECRET
     data = secret.inputs["stringData"]
     assert rpc.is_rpc_secret(data) or all(rpc.is_rpc_secret(v) for v in data.values())
-    expected = {t: run.secret_values[f"sovereign-ai:{s.api_key.pulumi_secret}"]
-                for t, s in site.serving.tenants.items() if s.api_key.pulumi_secret}
-    assert secret.plain("stringData") == expected
+    tenants = json.loads(secret.plain("stringData")["tenants.json"])
+    keys = {t: run.secret_values[f"sovereign-ai:{s.api_key.pulumi_secret}"] for t, s in site.serving.tenants.items()}
+    assert tenants["keys"] == {hashlib.sha256(k.encode()).hexdigest(): t for t, k in keys.items()}
+    assert not [k for k in keys.values() if k in json.dumps(secret.plain("stringData"))]
 
 
 def test_model_keys_are_secret(kubernetes_stack):

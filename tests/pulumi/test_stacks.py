@@ -12,15 +12,18 @@ from pulumi_helpers import openstack_in_hosts_mode
 
 from sovkit.config import load_stack
 from sovkit.infra.host_configuration import config_hash, inventory_path, with_addresses
-from sovkit.infra.kubernetes_platform import (
-    GATEWAY_NAMESPACE,
-    MONITORING_CHART_VERSION,
-    MONITORING_NAMESPACE,
-    SERVING_NAMESPACE,
-)
 from sovkit.infra.nodes import DATA_VOLUME_VAR, METADATA_CIDR
 from sovkit.infra.program import SERVING_CHART, stack_config
-from sovkit.infra.testing import ROOT, mock_image_id, run_program, stack_environment
+from sovkit.infra.testing import (
+    FAKE_PEM_CERT,
+    MOCK_GATEWAY_ADDRESS,
+    ROOT,
+    mock_image_id,
+    run_program,
+    stack_environment,
+)
+from sovkit.render import alerting, cluster
+from sovkit.render.cluster import GATEWAY_NAMESPACE, MONITORING_CHART, MONITORING_NAMESPACE, SERVING_NAMESPACE
 from sovkit.render.inventory import inventory_yaml, render_inventory
 
 COMMAND = "command:local:Command"
@@ -30,14 +33,15 @@ VOLUME = "openstack:blockstorage/volume:Volume"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 RELEASE = "kubernetes:helm.sh/v3:Release"
-COMPONENTS = {"sovkit:infra:Nodes", "sovkit:hosts:HostConfiguration", "sovkit:kubernetes:KubernetesPlatform"}
+COMPONENTS = {"sovkit:infra:Nodes", "sovkit:hosts:HostConfiguration", "sovkit:kubernetes:KubernetesPlatform",
+              "sovkit:kubernetes:ClusterGateway"}
 
 
 def test_components_exist_with_type_tokens(shipped):
     types = {r.type_ for r in shipped.run.mocks.resources if not r.custom}
     expected = {"sovkit:infra:Nodes", "sovkit:hosts:HostConfiguration"}
     if shipped.site.platform.mode == "kubernetes":
-        expected.add("sovkit:kubernetes:KubernetesPlatform")
+        expected |= {"sovkit:kubernetes:KubernetesPlatform", "sovkit:kubernetes:ClusterGateway"}
     assert types == expected, shipped.name
 
 
@@ -57,6 +61,11 @@ def test_outputs(shipped):
                                "provider": site.infrastructure.provider, "mode": site.platform.mode}
     assert set(outputs["nodes"]) == {n.name for n in site.nodes}
     assert outputs["complianceReport"] == f".sovkit/{site.name}/compliance/report.html"
+    if site.platform.mode == "kubernetes":  # the cluster's gateway, by the name its certificate carries
+        assert outputs["endpoints"] == {"gateway": f"https://{site.platform.gateway_hostname}/v1"}
+        assert outputs["gatewayAddress"] == MOCK_GATEWAY_ADDRESS
+        assert outputs["gatewayCa"].startswith(FAKE_PEM_CERT)
+        return
     serving_roles = {site.model_role(m) for m in site.serving.models.values()}
     assert set(outputs["endpoints"]) == {n.name for n in site.nodes if n.role in serving_roles}
     for node, url in outputs["endpoints"].items():
@@ -202,11 +211,17 @@ def test_openstack_no_floating_ip_unless_enabled(openstack_stack):
 
 
 def test_namespaces_enforce_restricted_pod_security(kubernetes_stack):
-    namespaces = {r.plain("metadata")["name"]: r.plain("metadata")["labels"]
+    """The kit's own namespaces are `restricted`; only node exporter's and the GPU vendor's, whose pods reach the
+    host by design, are `privileged`, each with the reason written on it, and audited and warned on `restricted`."""
+    namespaces = {r.plain("metadata")["name"]: r.plain("metadata")
                   for r in kubernetes_stack.run.mocks.of_type(NAMESPACE)}
-    assert set(namespaces) == {SERVING_NAMESPACE, GATEWAY_NAMESPACE, MONITORING_NAMESPACE}
-    for labels in namespaces.values():
-        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    device = cluster.device_chart(kubernetes_stack.site)
+    privileged = {cluster.NODE_EXPORTER_NAMESPACE, *([device.namespace] if device else [])}
+    assert set(namespaces) == {SERVING_NAMESPACE, GATEWAY_NAMESPACE, MONITORING_NAMESPACE, *privileged}
+    for name, meta in namespaces.items():
+        labels = meta["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if name in privileged else "restricted")
+        assert bool(meta.get("annotations")) == (name in privileged)
         assert labels["pod-security.kubernetes.io/audit"] == "restricted"
         assert labels["pod-security.kubernetes.io/warn"] == "restricted"
 
@@ -248,8 +263,7 @@ def test_every_model_key_the_values_reference_exists(kubernetes_stack, sovkit_va
     assert models
     for model in models.values():
         ref = model["apiKeySecret"]
-        for namespace in (SERVING_NAMESPACE, GATEWAY_NAMESPACE):
-            assert set(secrets[(namespace, ref["name"])].plain("stringData")) == {ref["key"]}
+        assert set(secrets[(SERVING_NAMESPACE, ref["name"])].plain("stringData")) == {ref["key"]}
 
 
 def test_serving_release_values_are_what_sovkit_values_prints(kubernetes_stack, sovkit_values):
@@ -268,15 +282,14 @@ def test_monitoring_release_from_in_country_mirror(kubernetes_stack):
     registry = site.residency.container_registry
     release = kubernetes_stack.run.mocks.named(f"{site.name}-monitoring")
     assert release.plain("chart") == f"oci://{registry}/charts/kube-prometheus-stack"
-    assert release.plain("version") == MONITORING_CHART_VERSION
+    assert release.plain("version") == MONITORING_CHART.version
     values = release.plain("values")
     assert values["global"]["imageRegistry"] == registry
     assert values["grafana"]["enabled"] is False
-    assert values["nodeExporter"]["enabled"] is False
+    assert values["nodeExporter"]["enabled"] is True
     assert values["prometheus"]["prometheusSpec"]["retention"] == f"{site.monitoring.monitoring_retention_days}d"
     assert values["prometheus"]["service"]["type"] == "ClusterIP"
-    webhooks = {n for n, r in site.monitoring.alert_receivers.items() if r.webhook}
-    assert {r["name"] for r in values["alertmanager"]["config"]["receivers"]} == webhooks | {"null"}
+    assert values["alertmanager"]["config"] == alerting.alertmanager_config(site)  # as hosts mode renders it
 
 
 def test_kubeconfig_fetched_after_the_play(kubernetes_stack):

@@ -28,16 +28,16 @@ pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def hardened(podman: Podman, host_image: BuiltImage, apt_repo: AptRepo, lab: Lab,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    """The local stack's two nodes (a control plane and a CPU worker), converged twice."""
+    """The local stack's two nodes (a control plane and a CPU worker), converged once. That a second run changes
+    nothing is proven for the same roles by every rehearsal (it converges each host again, over SSH) and by the
+    local site's re-run in tests/e2e (over this podman connection): not a third time here, for CI time."""
     workdir = tmp_path_factory.mktemp("harden")
     stack = local_stack(workdir, cpu_workers=1)
     site, inv = stack_inventory(stack)
     hosts = start_hosts(lab, host_image.tag, apt_repo, site)
     try:
         first = converge(podman, inv, workdir)
-        second = converge(podman, inv, workdir) if first.returncode == 0 else None
-        yield {"site": site, "stack": stack, "inventory": inv, "hosts": hosts, "first": first, "second": second,
-               "workdir": workdir}
+        yield {"site": site, "stack": stack, "inventory": inv, "hosts": hosts, "first": first, "workdir": workdir}
     finally:
         lab.stop(*hosts)
 
@@ -49,14 +49,6 @@ def test_converges(hardened):
     assert set(first.changed) == set(hardened["hosts"])
     assert all(n > 0 for n in first.changed.values()), first.changed
     print(f"converge of {len(hardened['hosts'])} hosts: {first.seconds:.1f} s")
-
-
-def test_rerun_changes_nothing(hardened):
-    """The second run is idempotent: changed=0 on every host."""
-    second = hardened["second"]
-    assert second is not None and second.returncode == 0, (second.output if second else "")[-6000:]
-    assert second.changed == dict.fromkeys(hardened["hosts"], 0), second.changed_tasks()
-    print(f"re-run: {second.seconds:.1f} s")
 
 
 def test_verify_passes_with_reports(hardened, podman: Podman, tmp_path: Path):
