@@ -134,9 +134,13 @@ def upstream_key(workspace: SiteWorkspace) -> str:
     return secret_file(workspace.secrets / "upstream-api-key", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
+def gate_key_file(workspace: SiteWorkspace) -> Path:
+    return workspace.secrets / "gate-api-key"
+
+
 def gate_key(workspace: SiteWorkspace) -> str:
     """The quality gate's own key at the gateway (tenant GATE_TENANT): made once per site, kept 0600 beside it."""
-    return secret_file(workspace.secrets / "gate-api-key", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
+    return secret_file(gate_key_file(workspace), nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
 def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:

@@ -11,6 +11,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from sovkit import ports
+from sovkit.config import load_stack
 from sovkit.gate.cli import gate
 from sovkit.gate.run import Endpoint, GateError, default_store_dir, locate_sets, run_gate, write_report
 from sovkit.render.evaltasks import task_configs
@@ -137,3 +139,24 @@ def test_the_command_names_the_models_it_can_gate(tmp_path):
     result = CliRunner().invoke(gate, ["local", "tiny-health", "--url", "https://gw", "--key-file", str(key)])
     assert result.exit_code == 2 and "tiny-health: not a model of local with an evaluation (tiny-chat)" in \
         result.output
+
+
+def test_the_command_finds_the_sites_gateway_and_the_gates_own_key_or_says_where_it_would_be(tmp_path,
+                                                                                              monkeypatch):
+    from sovkit.gate import cli as gate_cli
+
+    workspace = SiteWorkspace.of("local", tmp_path)
+    monkeypatch.setattr(gate_cli.SiteWorkspace, "of", classmethod(lambda cls, name, root=None: workspace))
+    missing = CliRunner().invoke(gate, ["local", "--store", str(tmp_path)])
+    assert missing.exit_code == 2, missing.output
+    assert f"{workspace.secrets / 'gate-api-key'} does not exist: the rollout makes it" in " ".join(
+        missing.output.split())
+    (workspace.secrets).mkdir(parents=True)
+    (workspace.secrets / "gate-api-key").write_text("k" * 48 + "\n")
+    seen = {}
+    monkeypatch.setattr("sovkit.gate.run.run_gate", lambda site, served, endpoint, *a, **k: seen.update(
+        url=endpoint.chat_url, key=endpoint.api_key) or (_ for _ in ()).throw(GateError("stop here")))
+    stopped = CliRunner().invoke(gate, ["local", "--store", str(tmp_path)])
+    assert stopped.exit_code == 2 and "tiny-chat: not evaluated: stop here" in stopped.output, stopped.output
+    serving = load_stack(LOCAL).serving_nodes()[0]
+    assert seen == {"url": f"https://{serving.address}:{ports.GATEWAY}/v1/chat/completions", "key": "k" * 48}
