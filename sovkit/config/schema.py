@@ -286,6 +286,17 @@ class PlatformSection(StrictModel):
     rke2_version: str | None = Field(
         None, pattern=r"^v1\.\d+\.\d+\+rke2r\d+$", description="kubernetes: RKE2 release, e.g. v1.33.5+rke2r1"
     )
+    rke2_artifacts: str | None = Field(
+        None, description="kubernetes (RKE2): in-country URL (https:// or file://) of the folder holding the "
+                          "release's air-gap artifacts (rke2.linux-amd64.tar.gz, rke2-images.linux-amd64.tar.zst, "
+                          "sha256sum-amd64.txt); default: the aptMirror's server, /rke2/<rke2Version>/")
+    rke2_checksums_sha256: str | None = Field(
+        None, description="kubernetes (RKE2): sha256: and the SHA-256 of the release's sha256sum-amd64.txt, which "
+                          "pins every artifact (sha256sum sha256sum-amd64.txt, on the copy you verified)")
+    rke2_api_address: str | None = Field(
+        None, description="kubernetes (RKE2): the address or name the Kubernetes API and the servers' join are "
+                          "reached at (in the API certificate and the kubeconfig); default: the first "
+                          "control-plane node's address")
     cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
     cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
     service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")
