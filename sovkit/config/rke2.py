@@ -62,6 +62,7 @@ def rke2_inputs(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Probl
     if not runs_rke2(site):
         for name, value in (("rke2Artifacts", platform.rke2_artifacts),
                             ("rke2ChecksumsSha256", platform.rke2_checksums_sha256),
+                            ("rke2ArtifactsFolder", platform.rke2_artifacts_folder),
                             ("rke2ApiAddress", platform.rke2_api_address)):
             if value:
                 yield Problem(_key(name), "set", "only when sovkit bootstraps RKE2 (mode kubernetes, no kubeconfig)")
@@ -74,6 +75,9 @@ def rke2_inputs(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Probl
         yield Problem(_key("rke2ChecksumsSha256"), finding.found, finding.allowed,
                       fix=f"the digest of the release's {CHECKSUMS}: every artifact is verified against that file "
                           "before it is unpacked")
+    if platform.rke2_artifacts_folder and not platform.rke2_artifacts_folder.startswith("/"):
+        yield Problem(_key("rke2ArtifactsFolder"), short(platform.rke2_artifacts_folder), "an absolute path on the "
+                      "machine building the offline bundle")
     address = platform.rke2_api_address
     if address and not checks.in_country(address, res.in_country_cidrs, res.in_country_domains):
         kind = "address" if is_address(address) else "name"

@@ -293,6 +293,10 @@ class PlatformSection(StrictModel):
     rke2_checksums_sha256: str | None = Field(
         None, description="kubernetes (RKE2): sha256: and the SHA-256 of the release's sha256sum-amd64.txt, which "
                           "pins every artifact (sha256sum sha256sum-amd64.txt, on the copy you verified)")
+    rke2_artifacts_folder: str | None = Field(
+        None, description="kubernetes (RKE2): absolute path, on the machine building the offline bundle, of a folder "
+                          "holding the release's three artifacts: `sovkit bundle` verifies them and carries them "
+                          "under rke2/<rke2Version>/")
     rke2_api_address: str | None = Field(
         None, description="kubernetes (RKE2): the address or name the Kubernetes API and the servers' join are "
                           "reached at (in the API certificate and the kubeconfig); default: the first "
