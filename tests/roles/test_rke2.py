@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -24,7 +25,6 @@ import pytest
 import yaml
 
 from sovkit.config import load_stack
-from sovkit.converge import PlayRun
 from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
 from sovkit.render.inventory import LOCAL_CONNECTION, render_inventory
 
@@ -85,8 +85,10 @@ def rendered() -> dict[str, dict]:
             for container, (node, _) in HOSTS.items()}
 
 
-def play(podman: Podman, workdir: Path, case: str, pin: str, **overrides: object) -> PlayRun:
-    """The rke2 role on both hosts, against the mirror folder of `case`, staged in a folder of its own."""
+def play(podman: Podman, workdir: Path, case: str, pin: str, **overrides: object) -> dict:
+    """The rke2 role on both hosts, against the mirror folder of `case`, staged in a folder of its own: its exit
+    status, per-host stats and the messages of what failed (from ansible-playbook's JSON callback, so that a long
+    message is never folded across lines)."""
     local = {"ansible_connection": LOCAL_CONNECTION, "ansible_remote_tmp": "/root/.ansible/tmp"}
     hosts = {name: {**variables, **local, "ansible_host": name, "rke2_token": TOKEN,
                     "rke2_artifacts_url": f"file://{MIRROR}/{case}/", "rke2_checksums_sha256": pin,
@@ -97,9 +99,18 @@ def play(podman: Podman, workdir: Path, case: str, pin: str, **overrides: object
         [{"name": "rke2", "hosts": "all", "gather_facts": False, "roles": ["rke2"]}], sort_keys=False))
     started = time.monotonic()
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(workdir / f"{case}.yml"),
-                           str(workdir / "play.yml")], cwd=REPO_ROOT, env=ansible_env(podman), capture_output=True,
+                           str(workdir / "play.yml")], cwd=REPO_ROOT,
+                          env={**ansible_env(podman), "ANSIBLE_STDOUT_CALLBACK": "json"}, capture_output=True,
                           text=True, check=False, timeout=900)
-    return PlayRun(proc.returncode, time.monotonic() - started, proc.stdout + proc.stderr)
+    assert "{" in proc.stdout, proc.stderr[-4000:]
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    failed = []
+    for task in report["plays"][0]["tasks"]:
+        for result in task["hosts"].values():
+            items = result.get("results") or [result]
+            failed += [str(i.get("msg", "")) for i in items if i.get("failed") and not i.get("ignored")]
+    return {"rc": proc.returncode, "seconds": time.monotonic() - started, "stats": report["stats"],
+            "failed": " | ".join(failed)}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +139,7 @@ def on(podman: Podman, host: str, *argv: str) -> str:
 
 
 def test_good_artifacts_are_verified_and_staged(good):
-    assert good["first"].returncode == 0, good["first"].output[-6000:]
+    assert good["first"]["rc"] == 0, good["first"]["failed"]
     for host in HOSTS:
         for name in (TARBALL, IMAGES, CHECKSUMS):
             staged = f"/var/lib/sovkit/rke2/good/{name}"
@@ -138,8 +149,8 @@ def test_good_artifacts_are_verified_and_staged(good):
 
 
 def test_a_second_run_changes_nothing(good):
-    assert good["second"].returncode == 0, good["second"].output[-6000:]
-    assert good["second"].changed == dict.fromkeys(HOSTS, 0), good["second"].changed_tasks()
+    assert good["second"]["rc"] == 0, good["second"]["failed"]
+    assert {host: stats["changed"] for host, stats in good["second"]["stats"].items()} == dict.fromkeys(HOSTS, 0)
 
 
 @pytest.mark.parametrize("host", list(HOSTS))
@@ -182,9 +193,8 @@ def test_rke2_is_not_installed_or_started(good, host):
     ("missing", IMAGES), ("tampered", IMAGES), ("tampered-checksums", CHECKSUMS)])
 def test_a_missing_or_tampered_artifact_is_refused_naming_it_before_anything_is_unpacked(hosts, case, named):
     run = play(hosts["podman"], hosts["workdir"], case, hosts["pins"][case])
-    assert run.returncode != 0
-    assert f"{named} from file://{MIRROR}/{case}/: refused before anything is unpacked" in run.output, \
-        run.output[-4000:]
+    assert run["rc"] != 0
+    assert f"{named} from file://{MIRROR}/{case}/: refused before anything is unpacked" in run["failed"], run["failed"]
     for host in HOSTS:
         # get_url moves a download into place only once it matches: nothing unverified is staged, nothing unpacked
         staged = on(hosts["podman"], host, "sh", "-c", f"ls /var/lib/sovkit/rke2/{case}/ 2>/dev/null || true")
@@ -196,5 +206,5 @@ def test_a_missing_or_tampered_artifact_is_refused_naming_it_before_anything_is_
 def test_an_artifact_mirror_abroad_is_refused_before_any_change(hosts):
     run = play(hosts["podman"], hosts["workdir"], "good", hosts["pins"]["good"],
                rke2_artifacts_url="https://github.com/rancher/rke2/releases/download/v1.33.5%2Brke2r1/")
-    assert run.returncode != 0
-    assert "rke2_artifacts_url (from sovereign-ai:rke2Artifacts): refusing before any change." in run.output
+    assert run["rc"] != 0
+    assert "rke2_artifacts_url (from sovereign-ai:rke2Artifacts): refusing before any change." in run["failed"]
