@@ -5,8 +5,9 @@
    written to the site's state folder (or taken as Pulumi rendered it, from SOVKIT_INVENTORY).
 2. What the plays need that is not in the stack is made or read on this machine: each tenant's key hash (from its
    key file, or the Pulumi secret in SOVKIT_TENANT_KEYS; a key never leaves this machine), the gateway's key to its
-   model servers (made once, kept 0600 in the state folder), the serving chart's alert rules (through helm). They go
-   to the play in a 0600 variables file, never into a log.
+   model servers (made once, kept 0600 in the state folder), the serving chart's alert rules (through helm), an
+   RKE2 site's cluster token (made once, kept beside it). They go to the play in a 0600 variables file, never into a
+   log.
 3. The run's own preconditions are checked with the rules the roles use (sovkit/config/checks.py): those secrets,
    and that this machine is inside the admin networks (or loading the firewall would cut its SSH session).
    Nothing is touched when one fails.
@@ -143,11 +144,19 @@ def gate_key(workspace: SiteWorkspace) -> str:
     return secret_file(gate_key_file(workspace), nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
+def cluster_token(workspace: SiteWorkspace) -> str:
+    """RKE2's cluster token (servers and agents join with it): made once per site, kept 0600 in the site's state
+    folder, given to the plays in their 0600 variables file, never in the inventory."""
+    return secret_file(workspace.secrets / "rke2-token", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
+
+
 def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:
-    """What the plays need beyond the inventory (hosts mode): secrets and the alert rules (the chart's and the
-    hosts'), whose templates Ansible must not expand."""
+    """What the plays need beyond the inventory: in hosts mode secrets and the alert rules (the chart's and the
+    hosts'), whose templates Ansible must not expand; on an RKE2 site its cluster token."""
     if site.platform.mode != "hosts":
-        return {}
+        from sovkit.config.rke2 import runs_rke2
+
+        return {"rke2_token": cluster_token(workspace)} if runs_rke2(site) else {}
     from sovkit.render import alerting
     from sovkit.render.values import render_values
     from sovkit.serving import chart  # needs the helm binary (scripts/helm.sh)

@@ -7,6 +7,8 @@
                          the in-country model store, checked against their revision by the model_store role
     <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site; kubernetes mode:
                          third-party-charts.yaml, the pinned charts the in-country chart mirror must carry
+    <bundle>/rke2/       an RKE2 site: artifacts.yaml (the release's artifacts and the digest that pins them) and,
+                         when the stack names a folder of them (rke2ArtifactsFolder), the three files, verified
     <bundle>/manifest.json   sha256 and size of every file, and what the bundle was built from
 
 Downloads are cached per machine (~/.cache/sovkit), and files already in the bundle are kept, so a re-run
@@ -28,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from sovkit.bundle.manifest import MANIFEST, write_manifest
+from sovkit.bundle.rke2 import build_rke2
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import TINY_MODEL
 from sovkit.render.cluster import third_party_charts
@@ -230,6 +233,12 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
     made: list[str] = []
     phase("models", lambda: made.extend(build_models(site, root, progress)))
     phase("chart", lambda: build_chart(site, root))
+    carried: list[str | None] = []
+    try:
+        phase("rke2", lambda: carried.append(build_rke2(site, root)))
+    except ValueError as err:
+        raise BundleError(f"{site.source}: {err}; allowed: the release's files as rke2ChecksumsSha256 pins them. "
+                          "The manifest was not written.") from None
     started = time.monotonic()
     manifest = write_manifest(root, {
         "site": site.name, "country": site.site.country, "mode": site.platform.mode,
@@ -238,6 +247,7 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
         "driver": driver_source(site),
         "models_made_offline": made,
         "models_from_store": sorted(set(site.serving.models) - set(made)),
+        "rke2_artifacts": carried[0] if carried else None,
     })
     seconds["manifest"] = round(time.monotonic() - started, 1)
     return Bundle(root, manifest, seconds)

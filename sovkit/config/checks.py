@@ -389,6 +389,35 @@ def admitted(address: object, admin_cidrs: Sequence[str]) -> list[Finding]:
                     "run the play from an admin network, or add its network to adminCidrs")]
 
 
+def artifact_mirror(value: object, in_country_cidrs: Sequence[str], in_country_domains: Sequence[str]) -> list[Finding]:
+    """The folder a release's artifacts are fetched from (RKE2's air-gap tarball, images and checksum file): an
+    http(s):// URL of an in-country server or a file:// folder (the offline bundle), with no credentials in it.
+    Plain http is admitted because nothing fetched is used before its digest matches the pinned checksum file."""
+    text = str(value or "")
+    match = re.match(r"^(https?|file)://([^/]*)(/.*)?$", text)
+    if not match:
+        return [Finding("", _text(value) if value else "nothing", "an https://, http:// or file:// URL of the "
+                        "in-country folder holding the release's artifacts")]
+    if "@" in match.group(2):
+        return [Finding("", "a URL with credentials in it", "a URL without user:password@ (the mirror is read "
+                        "without credentials; the pinned checksums prove what it serves)")]
+    if match.group(1) == "file":
+        return [] if text.startswith("file:///") else [Finding("", _text(value), "file:///an/absolute/folder")]
+    host = types.host_of_url(text) or ""
+    if not in_country(host, in_country_cidrs, in_country_domains):
+        return [Finding("", text, "a server inside the in-country networks or under the in-country domains: the "
+                        "cluster's binaries and images come from the in-country mirror")]
+    return []
+
+
+def sha256_pin(value: object) -> list[Finding]:
+    """A file pinned by its digest, as `sha256:` and 64 lower-case hex digits (what get_url's checksum takes)."""
+    if not re.match(r"^sha256:[0-9a-f]{64}$", str(value or "")):
+        return [Finding("", _text(value) if value else "nothing", "sha256: and the 64 hex digits of the file's "
+                        "SHA-256 (sha256sum FILE, on a copy you verified)")]
+    return []
+
+
 CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "networks": networks,
     "admin_networks": admin_networks,
@@ -405,4 +434,6 @@ CHECKS: dict[str, Callable[..., list[Finding]]] = {
     "key_hashes": key_hashes,
     "secret": secret,
     "admitted": admitted,
+    "artifact_mirror": artifact_mirror,
+    "sha256_pin": sha256_pin,
 }

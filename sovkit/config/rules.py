@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Callable, Iterable
 from urllib.parse import parse_qs, urlparse
 
-from sovkit.config import checks, cluster, hygiene, runtime, signers
+from sovkit.config import checks, cluster, hygiene, rke2, runtime, signers
 from sovkit.config.catalogue import check_models, on_nvswitch_board
 from sovkit.config.evaluation import evaluation_gates
 from sovkit.config.licences import check_licences
@@ -442,7 +442,7 @@ def existing_cluster(site: SiteConfig) -> Iterable[Problem]:
 RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
                            check_models, check_licences, model_placement, hosts_mode_models, tenants, token_budgets,
                            networks, in_country_services, alert_delivery, allowed_endpoints, state_backend, retention,
-                           platform, *cluster.RULES, *signers.RULES, evaluation_gates, *hygiene.RULES)
+                           platform, *cluster.RULES, *rke2.RULES, *signers.RULES, evaluation_gates, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

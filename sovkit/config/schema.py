@@ -286,6 +286,18 @@ class PlatformSection(StrictModel):
     rke2_version: str | None = Field(
         None, pattern=r"^v1\.\d+\.\d+\+rke2r\d+$", description="kubernetes: RKE2 release, e.g. v1.33.5+rke2r1"
     )
+    # RKE2's air-gap artifacts (rke2.linux-amd64.tar.gz, rke2-images.linux-amd64.tar.zst, sha256sum-amd64.txt): where
+    # the hosts fetch them (https://, http:// or file://; default: the aptMirror's server, /rke2/<rke2Version>/),
+    # the digest that pins them, and a folder of them `sovkit bundle` verifies and carries (sovkit/config/rke2.py).
+    rke2_artifacts: str | None = Field(
+        None, description="kubernetes (RKE2): in-country folder URL of the air-gap artifacts")
+    rke2_checksums_sha256: str | None = Field(
+        None, description="kubernetes (RKE2): sha256: digest of the release's sha256sum-amd64.txt")
+    rke2_artifacts_folder: str | None = Field(
+        None, description="kubernetes (RKE2): folder of the artifacts `sovkit bundle` carries")
+    # The API's address or name: in its certificate (tls-san), the servers' join and Pulumi's kubeconfig.
+    rke2_api_address: str | None = Field(
+        None, description="kubernetes (RKE2): API address or name; default: first control plane's")
     cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
     cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
     service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")

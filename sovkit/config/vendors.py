@@ -22,6 +22,7 @@ class DeviceChart:
     namespace: str
     values: dict
     images: dict[str, str]  # value path whose `repository` moves to the in-country registry -> path under it
+    rke2_values: dict = field(default_factory=dict)  # merged over values on a cluster sovkit made (RKE2)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Print the kubeconfig RKE2 wrote on the site's first control-plane node, pointed at that node.
+"""Print the kubeconfig RKE2 wrote on the site's first control-plane node, pointed at the API address the stack names.
 
 Run by HostConfiguration after the site play (`python -m sovkit.infra.kubeconfig INVENTORY`); its output
 becomes a Pulumi secret and is never logged. It reads the file with Ansible, over the same connection and
@@ -21,12 +21,13 @@ LOCAL_SERVER = "https://127.0.0.1:6443"
 
 
 def first_control_plane(inventory: dict) -> tuple[str, str]:
-    """(inventory name, address) of the first control-plane host."""
+    """(inventory name, API address) of the first control-plane host: the API address the stack names
+    (rke2ApiAddress, rendered as rke2_api_address; by default the first server's own), else the host's address."""
     hosts = inventory["all"]["children"].get("control_plane", {}).get("hosts", {})
     if not hosts:
         raise SystemExit("sovkit: the inventory has no control_plane host; kubernetes mode needs one")
     name = sorted(hosts)[0]
-    return name, str(hosts[name]["ansible_host"])
+    return name, str(hosts[name].get("rke2_api_address") or hosts[name]["ansible_host"])
 
 
 def decode_slurp(ansible_json: str, host: str) -> str:
@@ -43,7 +44,8 @@ def decode_slurp(ansible_json: str, host: str) -> str:
 
 
 def point_at(kubeconfig: str, address: str) -> str:
-    """RKE2's kubeconfig names 127.0.0.1; the operator reaches the API server on the node's address."""
+    """RKE2's kubeconfig names 127.0.0.1; Pulumi and the operator reach the API server at the API address (in the
+    API certificate's names: the rke2 role's tls-san)."""
     server = f"https://[{address}]:6443" if ":" in address else f"https://{address}:6443"
     return kubeconfig.replace(LOCAL_SERVER, server)
 

@@ -291,6 +291,15 @@ def substitutions(site: SiteConfig, hosts: Iterable[Machine] = ()) -> list[Subst
     if site.platform.mode == "kubernetes":
         out.append(Substitution("Kubernetes", f"RKE2 {site.platform.rke2_version}", "not installed",
                                 "no Kubernetes API server can run here; the node firewall is probed between nodes"))
+        if site.platform.kubeconfig is None:
+            out.append(Substitution("RKE2 artifacts", "the release's tarball and images from the in-country mirror, "
+                                    "verified against the pinned checksum file", "not fetched; the rke2 role checks "
+                                    "its inputs and writes its configuration files, the CIS prerequisites and the "
+                                    "cluster token, and stops there", "the stand-in mirror does not carry RKE2's "
+                                    "release (tests/roles/test_rke2.py proves the verification on a test-made set)"))
+            if vendor != "cpu":
+                out.append(Substitution("GPU driver", f"the {vendor} driver on the cluster's GPU nodes",
+                                        "not installed", "no accelerator here"))
     elif vendor != "cpu":
         out.append(Substitution("model servers", f"vLLM on {vendor} accelerators",
                                 "vLLM's CPU engine with tiny stand-in models under the site's served names",

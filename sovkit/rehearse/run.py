@@ -227,6 +227,14 @@ def inventory(rehearsal: Rehearsal) -> dict:
                     host["sandbox_units"] = [u for u in host["sandbox_units"] if u != GPU_EXPORTER_UNIT]
                 if host and host.get("monitoring_gpu_targets"):
                     host["monitoring_gpu_targets"] = []
+    if "rke2_install_enabled" in variables:
+        # No Kubernetes runs here (plan.substitutions): the rke2 role checks its inputs, sets the CIS prerequisites
+        # and writes every configuration file as on the site, then stops before the release's artifacts (the
+        # stand-in mirror does not carry them) and before RKE2 itself.
+        variables["rke2_install_enabled"] = False
+        variables["rke2_artifacts_enabled"] = False
+        # and no GPU: the GPU nodes' driver is not installed (plan.substitutions)
+        rendered["all"]["children"].pop("rke2_gpu_nodes", None)
     # The stand-in mirror and vendor repositories are signed by the rehearsal's archive key: their sources trust it
     # in place of the site's keys (which sign the site's real mirrors and are not on this machine).
     stood_up = [s.url.rstrip("/") for s in rehearsal.plan.services

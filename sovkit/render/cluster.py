@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from sovkit.config.rke2 import runs_rke2
 from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor
 from sovkit.render import alerting
@@ -105,6 +106,9 @@ def device_chart(site: SiteConfig) -> ChartPin | None:
         return None
     registry = site.residency.container_registry.rstrip("/")
     values: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in chart.values.items()}
+    if runs_rke2(site):  # what the vendor's chart needs on RKE2 (its containerd's socket and config template)
+        for key, value in chart.rke2_values.items():
+            values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
     for path, image in sorted(chart.images.items()):
         _set(values, path, "repository", f"{registry}/{image}")
     return ChartPin(chart.chart, chart.version, chart.namespace, values=values)

@@ -10,8 +10,9 @@ import yaml
 
 from sovkit import ports
 from sovkit.config import SiteConfig
+from sovkit.config.rke2 import runs_rke2
 from sovkit.config.types import ROLES, split_host_port
-from sovkit.render import role_vars
+from sovkit.render import rke2, role_vars
 from sovkit.render.role_vars import DATA_PATHS
 from sovkit.workspace import HOST_BUNDLE_DIR, SiteWorkspace
 
@@ -62,6 +63,13 @@ def render_inventory(site: SiteConfig, *, addresses: Mapping[str, str] | None = 
         groups["serving"] = {"hosts": {name: {} for name in serving}}
         groups["monitoring"] = {"hosts": {serving[0]: {}}}
         groups["monitored"] = {"hosts": {n.name: {} for n in site.nodes}}
+    if runs_rke2(site):
+        # RKE2's servers join one after another, the first initialising the cluster, then its agents; the GPU nodes
+        # get their driver first (playbooks/platform.yml).
+        groups["rke2_servers"] = {"hosts": {n.name: {} for n in rke2.servers(site)}}
+        groups["rke2_agents"] = {"hosts": {n.name: {} for n in rke2.agents(site)}}
+        if site.accelerator.accelerator != "cpu":
+            groups["rke2_gpu_nodes"] = {"hosts": {n.name: {} for n in site.nodes if n.accelerator_count}}
     variables = {**site_facts(site), **role_vars.site_vars(site, workspace)}
     return {"all": {"vars": variables, "children": groups}}
 

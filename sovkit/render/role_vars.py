@@ -18,12 +18,13 @@ from sovkit import ports
 from sovkit.config import SiteConfig, runtime
 from sovkit.config.catalogue import on_nvswitch_board
 from sovkit.config.planner import devices_on
+from sovkit.config.rke2 import api_address, runs_rke2
 from sovkit.config.schema import ModelSpec
 from sovkit.config.signers import signature_location, signer_file
 from sovkit.config.site import Node
 from sovkit.config.types import host_of_url, split_host_port
 from sovkit.config.vendors import vendor
-from sovkit.render import alerting, gateway, sandbox
+from sovkit.render import alerting, gateway, rke2, sandbox
 from sovkit.render.cloud_init import DATA_MOUNT, METADATA_ADDRESS, METADATA_PORT
 from sovkit.render.gate import WithheldGrant, read_reports, withheld_grants
 from sovkit.render.packages import host_packages
@@ -79,6 +80,11 @@ PRECONDITIONS: tuple[Precondition, ...] = (
                  {"root": "model_store_root", "store": "model_store_store"}, covers=("revision", "source")),
     Precondition("gateway", "gateway_tenants", "grants", "tenants", {"served": "gateway_model_names"},
                  covers=("models", "rateLimit")),
+    # RKE2 sites only (kubernetes mode without an existing cluster's kubeconfig): the release's artifacts come from
+    # the in-country mirror and are pinned by the digest of their checksum file.
+    Precondition("rke2", "rke2_artifacts_url", "artifact_mirror", "rke2Artifacts",
+                 {"in_country_cidrs": "rke2_in_country_cidrs", "in_country_domains": "rke2_in_country_domains"}),
+    Precondition("rke2", "rke2_checksums_sha256", "sha256_pin", "rke2ChecksumsSha256"),
 )
 
 
@@ -233,7 +239,58 @@ def site_vars(site: SiteConfig, workspace: SiteWorkspace | None = None) -> dict:
     }
     if site.platform.mode == "hosts":
         variables.update(serve_vars(site, workspace or SiteWorkspace.of(site.name)))
+    elif runs_rke2(site):
+        variables.update(rke2_vars(site))
     return variables
+
+
+def rke2_vars(site: SiteConfig) -> dict:
+    """The rke2 role's site-wide variables (an RKE2 site): the release's artifacts, the API server's audit policy and
+    Pod Security admission, the CIS profile's kernel parameters; and the host driver of the cluster's GPU nodes (the
+    accelerator role, before RKE2's agent starts). Each node's config.yaml is its own (host_vars); the cluster token
+    comes from the converge pipeline."""
+    res = site.residency
+    artifacts = rke2.artifacts(site)
+    return {
+        "rke2_version": site.platform.rke2_version,
+        "rke2_artifacts_url": artifacts["url"],
+        "rke2_checksums_sha256": artifacts["checksums_sha256"],
+        "rke2_artifact_files": artifacts["files"],
+        "rke2_staging_dir": artifacts["staging_dir"],
+        "rke2_in_country_cidrs": list(res.in_country_cidrs),
+        "rke2_in_country_domains": list(res.in_country_domains),
+        "rke2_install_prefix": rke2.INSTALL_PREFIX,
+        "rke2_images_dir": rke2.IMAGES_DIR,
+        "rke2_config_dir": rke2.CONFIG_DIR,
+        "rke2_token_file": rke2.TOKEN_FILE,
+        "rke2_audit_policy_file": rke2.AUDIT_POLICY_FILE,
+        "rke2_audit_policy": rke2.audit_policy(),
+        "rke2_pod_security_file": rke2.POD_SECURITY_FILE,
+        "rke2_pod_security": rke2.pod_security(),
+        "rke2_sysctl_file": rke2.SYSCTL_FILE,
+        "rke2_cis_sysctls": dict(rke2.CIS_SYSCTLS),
+        "rke2_etcd_user": rke2.ETCD_USER,
+        "rke2_kubeconfig_file": rke2.KUBECONFIG_FILE,
+        "rke2_install_enabled": True,  # a rehearsal stops before what needs the release's binaries
+        **accelerator_vars(site),
+    }
+
+
+def accelerator_vars(site: SiteConfig) -> dict:
+    """The accelerator role's site-wide variables: the driver from the vendor's repository when the site mirrors it,
+    else from Debian's archive (what os_baseline's sources hold); validate has refused a driver neither carries.
+    In kubernetes mode the container toolkit is the GPU vendor's chart's (sovkit/data/vendors/), not the host's."""
+    name, driver = site.accelerator.accelerator, site.accelerator.accelerator_driver_version or ""
+    gpus = vendor(name)
+    return {
+        "accelerator_vendor": name,
+        "accelerator_driver_version": driver,
+        "accelerator_container_toolkit": False,
+        "accelerator_driver_packages": gpus.driver_install(driver, repository=name in site.residency.apt_repositories),
+        "accelerator_kernel_module": gpus.kernel_module or "",
+        "accelerator_persistence_service": gpus.persistence_service or "",
+        "accelerator_fabric_manager_service": gpus.fabric_manager_service or "",
+    }
 
 
 def gateway_vars(site: SiteConfig, upstreams: dict[str, str], withheld: Iterable[WithheldGrant] = ()) -> dict:
@@ -258,18 +315,8 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
     tenants' key hashes and the gateway's key to its model servers."""
     models = serving_models(site)
     res = site.residency
-    name, driver = site.accelerator.accelerator, site.accelerator.accelerator_driver_version or ""
-    gpus = vendor(name)
     return {
-        "accelerator_vendor": name,
-        "accelerator_driver_version": driver,
-        "accelerator_container_toolkit": False,
-        # from the vendor's repository when the site mirrors it, else from Debian's archive (what os_baseline's
-        # sources hold); validate has refused a driver neither carries
-        "accelerator_driver_packages": gpus.driver_install(driver, repository=name in res.apt_repositories),
-        "accelerator_kernel_module": gpus.kernel_module or "",
-        "accelerator_persistence_service": gpus.persistence_service or "",
-        "accelerator_fabric_manager_service": gpus.fabric_manager_service or "",
+        **accelerator_vars(site),
         "model_store_root": DATA_PATHS["model_store"],
         "model_store_store": res.model_store,
         "model_store_models": models,
@@ -363,16 +410,14 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
         "residency_network_inbound": inbound_rules(site, node, addresses),
     }
     if site.platform.mode != "hosts":
+        if runs_rke2(site):
+            variables.update(expected_accelerators(site, node))
+            variables["rke2_config"] = rke2.node_config(site, node, addresses)
+            variables["rke2_server"] = node.role == "control_plane"
+            variables["rke2_api_address"] = api_address(site, addresses) or address
         return {**variables, "sandbox_units": []}  # the cluster runs them
     serving = site.serving_nodes()
-    variables["accelerator_expected_count"] = node.accelerator_count
-    variables["accelerator_expected_model"] = node.accelerator_model or ""
-    variables["accelerator_expected_memory_mib"] = (
-        site.accelerator_memory_mib(node.accelerator_model) if node.accelerator_model else 0)
-    variables["accelerator_fabric_manager_packages"] = vendor(site.accelerator.accelerator).fabric_manager_install(
-        site.accelerator.accelerator_driver_version or "",
-        runtime.driver_branch(site.accelerator.accelerator_driver_version) or 0,
-    ) if on_nvswitch_board(node.accelerator_model, node.accelerator_count) else []
+    variables.update(expected_accelerators(site, node))
     variables["vllm_service_devices"] = model_devices(site, node)
     variables.update(gpu_exporter_vars(site, node))
     if node in serving:
@@ -394,6 +439,21 @@ def host_vars(site: SiteConfig, node: Node, addresses: Mapping[str, str]) -> dic
             f"{_bracket(_address_of(n, addresses) or n.name)}:{ports.GPU_EXPORTER}"
             for n in serving if runs_gpu_exporter(site, n)]
     return variables
+
+
+def expected_accelerators(site: SiteConfig, node: Node) -> dict:
+    """What the accelerator role holds a host's GPUs to (the stack's count, model and the catalogue's memory), and
+    Fabric Manager's packages on NVSwitch boards."""
+    return {
+        "accelerator_expected_count": node.accelerator_count,
+        "accelerator_expected_model": node.accelerator_model or "",
+        "accelerator_expected_memory_mib": (
+            site.accelerator_memory_mib(node.accelerator_model) if node.accelerator_model else 0),
+        "accelerator_fabric_manager_packages": vendor(site.accelerator.accelerator).fabric_manager_install(
+            site.accelerator.accelerator_driver_version or "",
+            runtime.driver_branch(site.accelerator.accelerator_driver_version) or 0,
+        ) if on_nvswitch_board(node.accelerator_model, node.accelerator_count) else [],
+    }
 
 
 def sandboxed_units(site: SiteConfig, node: Node) -> list[str]:

@@ -122,7 +122,8 @@ def test_inventory_is_deterministic_yaml_grouped_by_role(capsys):
     assert run(["inventory", "za-national-dc"]) == 0
     assert capsys.readouterr().out == first
     inventory = yaml.safe_load(first)["all"]
-    assert sorted(inventory["children"]) == ["control_plane", "gpu_worker", "storage"]
+    assert sorted(inventory["children"]) == ["control_plane", "gpu_worker", "rke2_agents", "rke2_gpu_nodes",
+                                             "rke2_servers", "storage"]
     gpu = inventory["children"]["gpu_worker"]["hosts"]["gpu-02"]
     connection = {k: gpu[k] for k in ("ansible_host", "sovkit_address", "ansible_user", "ansible_port", "sovkit_role",
                                       "sovkit_node_accelerator")}

@@ -32,8 +32,10 @@ CORPUS = sorted((ROOT / "tests" / "data" / "bad-stacks").glob("*.yaml"))
 STACK_FILES = [*stack_files(ROOT), *CORPUS]
 CHECKED_ROLES = sorted({p.role for p in role_vars.PRECONDITIONS})
 SERVING_ROLES = ("gateway", "model_store")  # run by serve.yml, on hosts-mode sites only
-# What the converge pipeline adds for the gateway's own checks (secrets): valid, so only the stack's inputs decide.
-RUN_FACTS = {"gateway_tenant_key_hashes": {}, "gateway_upstream_api_key": "u" * 48}
+# run by platform.yml, on RKE2 sites only (kubernetes mode, no kubeconfig): the variable that marks them
+RKE2_ROLES = {"rke2": "rke2_artifacts_url"}
+# What the converge pipeline adds for the roles' own checks (secrets): valid, so only the stack's inputs decide.
+RUN_FACTS = {"gateway_tenant_key_hashes": {}, "gateway_upstream_api_key": "u" * 48, "rke2_token": "t" * 48}
 
 
 def validate_verdict(path: Path) -> tuple[set[str] | None, object]:
@@ -97,7 +99,8 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[set[st
     # As the plays include them; the serving roles' only where a site serves in hosts mode (serve.yml's hosts).
     tasks = [{"name": f"The {role} role's checks", "ansible.builtin.include_role": {
         "name": role, "tasks_from": "validate.yml", "apply": {"ignore_errors": True}},
-        **({"when": "gateway_tenants is defined"} if role in SERVING_ROLES else {})} for role in CHECKED_ROLES]
+        **({"when": "gateway_tenants is defined"} if role in SERVING_ROLES else {}),
+        **({"when": f"{RKE2_ROLES[role]} is defined"} if role in RKE2_ROLES else {})} for role in CHECKED_ROLES]
     play = [{"name": "Every role's input checks", "hosts": "all", "gather_facts": False, "tasks": tasks}]
     (workdir / "play.yml").write_text(yaml.safe_dump(play, sort_keys=False))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",

@@ -87,7 +87,9 @@ ROLE_HOSTS = _role_hosts()
 
 def hosts_of(inventory: dict, pattern: str) -> dict[str, dict]:
     """The hosts a play's pattern (a group name, or all) reaches, each with its variables over all.vars."""
-    assert re.fullmatch(r"\w+", pattern), f"host pattern {pattern!r}: this test resolves group names only"
+    # a group, or a slice of one (rke2_servers[0], rke2_servers[1:]): every host of the group stands in for a slice
+    assert re.fullmatch(r"\w+(\[\d*:?\d*\])?", pattern), f"host pattern {pattern!r}: this test resolves groups only"
+    pattern = pattern.split("[", 1)[0]
     children = inventory["all"]["children"]
     members = {h for g in children.values() for h in g["hosts"]} if pattern == "all" else set(
         children.get(pattern, {}).get("hosts", {}))

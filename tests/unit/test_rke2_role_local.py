@@ -1,0 +1,126 @@
+"""The rke2 role's verification and configuration tasks, run for real by ansible-playbook on this machine (a local
+connection) with za-national-dc's rendered variables, every path it writes moved under a temporary folder and the
+CIS concern (a system user, kernel parameters) off: the test-made release is fetched from a file:// mirror, verified
+(good), refused naming the file (missing, tampered, tampered checksum file, not listed), the configuration files
+are written exactly as rendered, and a second run changes nothing. The podman-host version, with the CIS concern
+on, is tests/roles/test_rke2.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sovkit.config import load_stack
+from sovkit.render.inventory import render_inventory
+
+ROOT = Path(__file__).resolve().parents[2]
+ZA = ROOT / "stacks" / "Pulumi.za-national-dc.yaml"
+TARBALL, IMAGES, CHECKSUMS = "rke2.linux-amd64.tar.gz", "rke2-images.linux-amd64.tar.zst", "sha256sum-amd64.txt"
+TOKEN = "t" * 48
+
+
+def release(folder: Path, *, listed: tuple[str, ...] = (TARBALL, IMAGES)) -> str:
+    folder.mkdir(parents=True)
+    (folder / TARBALL).write_bytes(b"tarball of a test release\n")
+    (folder / IMAGES).write_bytes(b"images of a test release\n")
+    sums = "".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n" for n in listed)
+    (folder / CHECKSUMS).write_text(sums)
+    return "sha256:" + hashlib.sha256(sums.encode()).hexdigest()
+
+
+def variables(tmp: Path, case: str, pin: str, node: str) -> dict:
+    inventory = render_inventory(load_stack(ZA))
+    host = next(h for g in inventory["all"]["children"].values() for n, h in g["hosts"].items() if n == node and h)
+    out = {k: v for k, v in {**inventory["all"]["vars"], **host}.items() if k.startswith("rke2_")}
+    etc = tmp / "etc"
+    out.update({"rke2_token": TOKEN, "rke2_artifacts_url": f"file://{tmp / 'mirror' / case}/",
+                "rke2_checksums_sha256": pin, "rke2_staging_dir": str(tmp / "staging" / case),
+                "rke2_install_enabled": False, "rke2_cis_enabled": False, "rke2_config_dir": str(etc),
+                "rke2_token_file": str(etc / "token"), "rke2_audit_policy_file": str(etc / "audit-policy.yaml"),
+                "rke2_pod_security_file": str(etc / "pod-security.yaml"), "rke2_install_prefix": str(tmp / "usr"),
+                "ansible_connection": "local", "ansible_python_interpreter": sys.executable})
+    return out
+
+
+def play(tmp: Path, case: str, pin: str, node: str = "cp-01") -> dict:
+    """(exit status, {task: result}, recap) of the rke2 role on this machine."""
+    (tmp / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"here": variables(tmp, case, pin, node)}}}))
+    (tmp / "play.yml").write_text(yaml.safe_dump(
+        [{"name": "rke2", "hosts": "all", "gather_facts": False, "roles": ["rke2"]}], sort_keys=False))
+    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(tmp / "inventory.yml"),
+                           str(tmp / "play.yml")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    tasks = {t["task"]["name"]: t["hosts"]["here"] for t in report["plays"][0]["tasks"]}
+    return {"rc": proc.returncode, "tasks": tasks, "stats": report["stats"]["here"]}
+
+
+def failure(run: dict) -> str:
+    return " | ".join(r.get("msg", "") if "results" not in r else " | ".join(i.get("msg", "") for i in r["results"])
+                      for r in run["tasks"].values() if r.get("failed"))
+
+
+@pytest.fixture(scope="module")
+def tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rke2-local")
+
+
+@pytest.fixture(scope="module")
+def good(tmp: Path) -> dict:
+    pin = release(tmp / "mirror" / "good")
+    return {"pin": pin, "first": play(tmp, "good", pin), "second": play(tmp, "good", pin)}
+
+
+def test_good_artifacts_are_verified_and_staged(tmp, good):
+    assert good["first"]["rc"] == 0, failure(good["first"])
+    for name in (TARBALL, IMAGES, CHECKSUMS):
+        staged = tmp / "staging" / "good" / name
+        assert staged.read_bytes() == (tmp / "mirror" / "good" / name).read_bytes()
+        assert staged.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_files_are_written_exactly_as_rendered(tmp, good):
+    rendered = variables(tmp, "good", good["pin"], "cp-01")
+    etc = tmp / "etc"
+    assert yaml.safe_load((etc / "config.yaml").read_text()) == rendered["rke2_config"]
+    assert yaml.safe_load((etc / "audit-policy.yaml").read_text()) == rendered["rke2_audit_policy"]
+    assert yaml.safe_load((etc / "pod-security.yaml").read_text()) == rendered["rke2_pod_security"]
+    assert (etc / "token").read_text() == TOKEN + "\n"
+    assert {p.name: p.stat().st_mode & 0o777 for p in etc.iterdir()} == dict.fromkeys(
+        ["config.yaml", "audit-policy.yaml", "pod-security.yaml", "token"], 0o600)
+    assert not (tmp / "usr").exists()  # nothing installed: rke2_install_enabled is off
+
+
+def test_a_second_run_changes_nothing(good):
+    assert good["second"]["rc"] == 0 and good["second"]["stats"]["changed"] == 0, good["second"]["stats"]
+
+
+@pytest.mark.parametrize(("case", "named", "spoil"), [
+    ("missing", IMAGES, lambda folder: (folder / IMAGES).unlink()),
+    ("tampered", TARBALL, lambda folder: (folder / TARBALL).write_bytes(b"replaced\n")),
+    ("tampered-checksums", CHECKSUMS, lambda folder: (folder / CHECKSUMS).write_text("0" * 64 + "  x\n")),
+])
+def test_a_missing_or_tampered_file_is_refused_naming_it(tmp, case, named, spoil):
+    pin = release(tmp / "mirror" / case)
+    spoil(tmp / "mirror" / case)
+    run = play(tmp, case, pin)
+    assert run["rc"] != 0
+    assert f"{named} from file://{tmp / 'mirror' / case}/: refused before anything is unpacked" in failure(run)
+    assert not (tmp / "staging" / case / named).exists()  # get_url places a file only once it matches
+    assert not (tmp / "usr").exists()
+
+
+def test_an_artifact_the_checksum_file_does_not_list_is_refused_naming_it(tmp):
+    pin = release(tmp / "mirror" / "unlisted", listed=(TARBALL,))
+    run = play(tmp, "unlisted", pin)
+    assert run["rc"] != 0
+    assert f"{IMAGES}: {CHECKSUMS} lists no SHA-256 of it" in failure(run)
