@@ -15,7 +15,8 @@ def openstack_in_hosts_mode(config: dict[str, str]) -> dict[str, str]:
     groups = json.loads(config.pop("sovereign-ai:openstackNodeGroups"))
     del groups["control_plane"]
     del config["sovereign-ai:rke2Version"]
-    for key in ("gatewayExposure", "gatewayHostname", "modelStoreLinkMbps", "modelStoreCredentials"):  # the cluster's
+    for key in ("rke2ChecksumsSha256", "rke2Artifacts", "rke2ApiAddress", "rke2ArtifactsFolder",  # no RKE2
+                "gatewayExposure", "gatewayHostname", "modelStoreLinkMbps", "modelStoreCredentials"):  # the cluster's
         config.pop(f"sovereign-ai:{key}", None)
     del config["sovereign-ai:acceleratorToolkitVersion"]  # hosts mode: the runtime lock brings CUDA
     groups["gpu_worker"] |= {"flavor": "g.l40sx4", "accelerator": {"model": "L40S-48GB", "count": 4}}

@@ -169,8 +169,7 @@ def test_every_object_valid_for_each_kubernetes_release_the_stack_allows(kuberne
 
 
 def _existing_cluster(config: dict[str, str]) -> dict[str, str]:
-    config = dict(config)
-    del config["sovereign-ai:rke2Version"]
+    config = {k: v for k, v in config.items() if not k.startswith("sovereign-ai:rke2")}  # sovkit bootstraps none
     return config | {"sovereign-ai:kubeconfig": json.dumps({"pulumiSecret": "ministryKubeconfig"}),
                      "sovereign-ai:ministryKubeconfig": "apiVersion: v1\nkind: Config\n# ministry-cluster-token\n"}
 
@@ -202,7 +201,8 @@ def test_existing_cluster_refuses_an_rke2_release(tmp_path):
     stack.write_text(text, encoding="utf-8")
     with pytest.raises(StackError) as err:
         load_stack(stack)
-    assert [(p.key_path, p.found) for p in err.value.problems] == [("sovereign-ai:rke2Version", "v1.33.5+rke2r1")]
+    assert {(p.key_path, p.found) for p in err.value.problems} == {("sovereign-ai:rke2Version", "v1.33.5+rke2r1"),
+                                                                   ("sovereign-ai:rke2ChecksumsSha256", "set")}
 
 
 def test_bundle_lists_the_charts_the_mirror_must_carry(kubernetes_stack, sovkit_values):

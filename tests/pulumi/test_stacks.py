@@ -89,7 +89,9 @@ def test_site_play_command_and_trigger(shipped):
         addresses = {n: h["address"] for n, h in shipped.run.outputs["nodes"].items()}
         volumes = {n: {DATA_VOLUME_VAR: v} for n, v in shipped.run.outputs["dataVolumes"].items()}
         assert inventory == with_addresses(render_inventory(site, addresses=addresses), addresses, volumes)
-        hosts = [h for g in yaml.safe_load(inventory)["all"]["children"].values() for h in g["hosts"].values()]
+        # each host once, though groups list it again (serving, monitored; RKE2's servers, agents and GPU nodes)
+        hosts = list({name: h for g in yaml.safe_load(inventory)["all"]["children"].values()
+                      for name, h in g["hosts"].items()}.values())
         assert len(hosts) == len(site.nodes)
         assert all(ipaddress.ip_address(h["ansible_host"]) for h in hosts)  # the cloud's addresses, not names
         assert all(h["sovkit_address"] == h["ansible_host"] for h in hosts)  # services bind, certificates name it
