@@ -812,7 +812,8 @@ def test_a_model_below_the_sites_threshold_is_withheld_from_its_tenants_and_gran
     from sovkit.converge import converge, gate_key
     from sovkit.gate.rollout import GRANTS_GROUP, GRANTS_TAG, gate_and_grant
 
-    assert "gate: tiny-chat passed (evaluated in " in site_up and "of the converge)" in site_up, site_up[-3000:]
+    # evaluated by this `sovkit up`, or by an earlier one on this machine (a report of this revision and these sets)
+    assert "gate: tiny-chat passed (" in site_up and "of the converge)" in site_up, site_up[-3000:]
     stack = yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())
     stack["config"]["sovereign-ai:models"]["tiny-chat"]["evaluation"]["thresholds"] = {"en": 0.5, "sw": 0.5}
     (tmp_path / "Pulumi.local.yaml").write_text(yaml.safe_dump(stack))
