@@ -3,7 +3,7 @@ connection) with za-national-dc's rendered variables, every path it writes moved
 CIS concern (a system user, kernel parameters) off: the test-made release is fetched from a file:// mirror, verified
 (good), refused naming the file (missing, tampered, tampered checksum file, not listed), the configuration files
 are written exactly as rendered, and a second run changes nothing. The podman-host version, with the CIS concern
-on, is tests/roles/test_rke2.py."""
+on, is tests/roles/test_rke2_role.py."""
 
 from __future__ import annotations
 

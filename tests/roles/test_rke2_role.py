@@ -6,7 +6,7 @@ is unpacked, writes its configuration files exactly as sovkit renders them, and 
 itself is not started (rke2_install_enabled is off, as in a rehearsal): no release binaries are here.
 
 Run (root, podman, runc, mmdebstrap, dpkg-scanpackages; see scripts/host-deps.sh):
-    .venv/bin/python -m pytest -p no:cacheprovider -q -m hosts tests/roles/test_rke2.py
+    .venv/bin/python -m pytest -p no:cacheprovider -q -m hosts tests/roles/test_rke2_role.py
 """
 
 from __future__ import annotations
