@@ -7,9 +7,8 @@
 # sees its standard input.)
 #
 # Where podman runs the container with runc, as sovkit's hosts do, the exec is `runc exec` on the
-# container podman made: the same namespaces, cgroup, capabilities, seccomp and AppArmor profile
-# as `podman exec` gives (podman exec is conmon around that same runc exec), in 0.04 s instead of
-# 0.15 s. Anything else (another runtime, a user other than root) goes through `podman exec -i`.
+# container podman made (sovkit/hosts/runc.py says why that is the same and faster). Anything else (another runtime,
+# a user other than root) goes through `podman exec -i`.
 
 from __future__ import annotations
 
@@ -23,6 +22,8 @@ from ansible.module_utils.common.process import get_bin_path
 from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible.utils.display import Display
+
+from sovkit.hosts import runc
 
 DOCUMENTATION = """
 name: sovkit_podman
@@ -61,9 +62,6 @@ options:
 
 display = Display()
 
-RUNC_STATE_ROOT = "/run/runc"  # where runc keeps the state of rootful podman's containers
-
-
 class Connection(ConnectionBase):
     transport = "sovkit_podman"
     has_pipelining = True
@@ -89,11 +87,7 @@ class Connection(ConnectionBase):
             with open(cache, encoding="utf-8") as f:
                 found = f.read()
         except FileNotFoundError:
-            proc = subprocess.run(self._podman("inspect", "--format", "{{.Id}} {{.OCIRuntime}}", name),
-                                  capture_output=True, text=True, check=False)
-            container, _, runtime = proc.stdout.strip().partition(" ")
-            state = os.path.join(RUNC_STATE_ROOT, container, "state.json")
-            found = container if proc.returncode == 0 and runtime == "runc" and os.path.exists(state) else ""
+            found = runc.runc_container(self._podman(), name) or ""
             partial = f"{cache}.{os.getpid()}"  # written whole, then renamed: a reader never sees half an id
             with open(partial, "w", encoding="utf-8") as f:
                 f.write(found)
@@ -104,7 +98,7 @@ class Connection(ConnectionBase):
         user = self.get_option("remote_user") or "root"
         container = self._runc_container() if user in ("root", "0") else None
         if container:
-            argv = ["runc", "--root", RUNC_STATE_ROOT, "exec", "--user", "0:0", container, *command]
+            argv = runc.exec_argv(container, command)
         else:
             argv = self._podman("exec", *(["-i"] if stdin else []), "--user", user,
                                 self.get_option("remote_addr"), *command)

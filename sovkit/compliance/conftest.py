@@ -33,6 +33,8 @@ import pytest
 import testinfra
 import yaml
 
+from sovkit.verify.podman_backend import RuncPodmanBackend
+
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 # The start of a skip reason that says the check does not apply to this host. sovkit's recorder
 # (sovkit/verify/plugin.py) reads it; a standalone run shows it in the skip reason, as readable to an auditor.
@@ -115,8 +117,8 @@ def site(target: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def host(target: tuple[str, dict[str, Any]]) -> Iterator[testinfra.host.Host]:
     url = host_url(target[1])
-    if not url.startswith("ssh://"):
-        yield testinfra.get_host(url)
+    if url.startswith("podman://"):
+        yield testinfra.host.Host(RuncPodmanBackend(url.removeprefix("podman://")))
         return
     # One SSH connection for the whole suite: each check would otherwise pay a key exchange (a third of its time on
     # a real host, two thirds on an emulated one). Closed at the end, its socket in a folder only root can enter.

@@ -296,7 +296,8 @@ def substitutions(site: SiteConfig, hosts: Iterable[Machine] = ()) -> list[Subst
                                     "verified against the pinned checksum file", "not fetched; the rke2 role checks "
                                     "its inputs and writes its configuration files, the CIS prerequisites and the "
                                     "cluster token, and stops there", "the stand-in mirror does not carry RKE2's "
-                                    "release (tests/roles/test_rke2_role.py proves the verification on a test-made set)"))
+                                    "release (tests/roles/test_rke2_role.py proves the verification on a test-made "
+                                    "set)"))
             if vendor != "cpu":
                 out.append(Substitution("GPU driver", f"the {vendor} driver on the cluster's GPU nodes",
                                         "not installed", "no accelerator here"))

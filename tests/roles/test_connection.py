@@ -1,6 +1,7 @@
-"""playbooks/connection_plugins/sovkit_podman.py, the connection `sovkit up` and `sovkit verify` reach the local
-stack's hosts with: modules run pipelined, files go in and come back byte for byte, root goes through runc
-and any other user through podman exec, and a failing command's exit status and output come back."""
+"""playbooks/connection_plugins/sovkit_podman.py, the connection `sovkit up` reaches the local stack's hosts with:
+modules run pipelined, files go in and come back byte for byte, root goes through runc and any other user through
+podman exec, and a failing command's exit status and output come back. And sovkit/verify/podman_backend.py, the
+compliance suite's way to the same hosts: a command through runc sees the host exactly as through podman exec."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import testinfra
 import yaml
 
 from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
 from sovkit.render.inventory import LOCAL_CONNECTION
+from sovkit.verify.podman_backend import RuncPodmanBackend
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env
@@ -107,3 +110,23 @@ def test_failures_come_back_with_status_and_output(host, podman: Podman, tmp_pat
     assert proc.returncode == 2
     assert '"rc": 3' in proc.stdout or "rc: 3" in proc.stdout, proc.stdout[-3000:]
     assert "to-stderr" in proc.stdout
+
+
+# What a command is allowed and where it runs: capabilities, seccomp, AppArmor or SELinux label, cgroup, namespaces.
+CONFINEMENT = ("grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|Seccomp|NoNewPrivs):' /proc/self/status; "
+               "cat /proc/self/attr/current 2>/dev/null; cat /proc/self/cgroup; readlink /proc/self/ns/*; id")
+
+
+def test_the_compliance_suite_sees_the_host_through_runc_as_podman_exec_shows_it(host, podman: Podman,
+                                                                                 monkeypatch: pytest.MonkeyPatch):
+    """The checks of `sovkit verify` run as root through runc, confined exactly as podman exec confines them; an
+    exit status and standard error come back; another user goes through podman exec."""
+    monkeypatch.setenv("CONTAINERS_CONF", str(podman.conf))
+    backend = RuncPodmanBackend(HOST)
+    assert backend.container == podman("inspect", "--format", "{{.Id}}", HOST).strip()
+    through_runc = testinfra.host.Host(backend)
+    assert through_runc.run(CONFINEMENT).stdout == podman("exec", HOST, "/bin/sh", "-c", CONFINEMENT)
+    failed = through_runc.run("echo to-stderr >&2; exit 3")
+    assert (failed.rc, failed.stderr) == (3, "to-stderr\n")
+    other = RuncPodmanBackend(f"nobody@{HOST}")
+    assert other.container is None and testinfra.host.Host(other).check_output("id -un") == "nobody"

@@ -85,7 +85,8 @@ def test_what_cannot_exist_here_is_substituted_and_said():
     za = {s.what: s for s in plan(SITES["za-national-dc"]).substitutions}
     assert "Kubernetes" in za and "model servers" not in za and "model weights" not in za
     # RKE2 sites: the role writes its files and stops before the release, which the stand-in mirror does not carry
-    assert "stops there" in za["RKE2 artifacts"].rehearsal and "tests/roles/test_rke2_role.py" in za["RKE2 artifacts"].why
+    rke2 = za["RKE2 artifacts"]
+    assert "stops there" in rke2.rehearsal and "tests/roles/test_rke2_role.py" in rke2.why
     assert za["GPU driver"].rehearsal == "not installed"
     brazil = plan(SITES["br-ministerio-cpu"])
     assert not {"model servers", "GPU metrics"} & {s.what for s in brazil.substitutions}  # its own engine
