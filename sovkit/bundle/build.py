@@ -128,13 +128,15 @@ def build_apt(root: Path, progress: Progress) -> None:
     _sync_folder(sorted(p for p in repo.path.iterdir() if p.is_file()), root / "apt")
 
 
-def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
-    """The runtime's wheels, downloaded once per lock into the cache, exactly the pinned files."""
+def cached_wheels(lock: Path, progress: Progress, what: str = "") -> list[Path]:
+    """The wheels a lock pins, downloaded once per lock (by its digest) into the cache, exactly the pinned files."""
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     lines = runtime.Lock.read(lock).lines
-    cached = cache_dir() / "wheels" / f"{lock.stem}-{key}"
+    name = lock.parent.name if lock.name == "requirements.txt" else lock.stem
+    cached = cache_dir() / "wheels" / f"{name}-{key}"
     if not (cached / ".complete").exists():
-        progress(f"wheels: downloading the {lock.stem} serving runtime ({len(lines)} wheels of {lock.name}, once)")
+        progress(f"wheels: downloading {what or f'the {name} serving runtime'} ({len(lines)} wheels of {lock.name}, "
+                 "once)")
         partial = cached.with_name(cached.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -147,9 +149,13 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
         shutil.rmtree(cached, ignore_errors=True)
         partial.rename(cached)
         (cached / ".complete").touch()
-    wheels = sorted(cached.glob("*.whl"))
-    _sync_folder(wheels, root / "wheels")
-    (root / "wheels" / "requirements.txt").write_text("\n".join(lines) + "\n")
+    return sorted(cached.glob("*.whl"))
+
+
+def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
+    """The runtime's wheels, exactly the pinned files, and the lock as requirements.txt."""
+    _sync_folder(cached_wheels(lock, progress), root / "wheels")
+    (root / "wheels" / "requirements.txt").write_text("\n".join(runtime.Lock.read(lock).lines) + "\n")
 
 
 def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
