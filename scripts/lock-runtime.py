@@ -44,8 +44,8 @@ def resolve(requirements: list[str], constraints: list[str], pip_args: list[str]
         return json.loads(report.read_text())["install"]
 
 
-def lock_text(name: str, requirements: list[str], entries: list[dict], without: set[str], header: list[str] | None = None
-              ) -> str:
+def lock_text(name: str, requirements: list[str], entries: list[dict], without: set[str],
+              header: list[str] | None = None) -> str:
     lines = []
     for entry in sorted(entries, key=lambda e: normalise(e["metadata"]["name"])):
         package, version = entry["metadata"]["name"], entry["metadata"]["version"]
@@ -87,12 +87,13 @@ def main() -> int:
 def lock_verifier(keep: bool, pip_args: list[str]) -> int:
     """The weights verifier image's lock: the verifier's packages at the kit's pins, and pip to install them."""
     requirements = [*weights_verifier_pins(), VERIFIER_PIP]
-    constraints = [f"{p}=={v}" for p, v in Lock.read(VERIFIER_LOCK).pins.items()] if keep and VERIFIER_LOCK.is_file() \
-        else []
-    header = [f"# The kubernetes weights verifier image (sovkit/data/images/model-verifier): {', '.join(requirements)},",
-              f"# resolved by scripts/lock-runtime.py model-verifier for {TARGET}. Every package is pinned with its",
-              "# wheel's sha256; the image build installs them with --no-index --no-deps --require-hashes from the wheels",
-              "# beside this file (`sovkit bundle` downloads exactly these), so this list is the whole verifier."]
+    held = keep and VERIFIER_LOCK.is_file()
+    constraints = [f"{p}=={v}" for p, v in Lock.read(VERIFIER_LOCK).pins.items()] if held else []
+    header = [f"# sovkit's weights verifier image (kubernetes mode): {', '.join(requirements)},",
+              f"# resolved by scripts/lock-runtime.py model-verifier for {TARGET}.",
+              "# Every package is pinned with its wheel's sha256; the image build installs them with --no-index",
+              "# --no-deps --require-hashes from the wheels beside this file (`sovkit bundle` downloads these),",
+              "# so this list is the whole verifier."]
     VERIFIER_LOCK.write_text(lock_text("model-verifier", requirements, resolve(requirements, constraints, pip_args),
                                        set(), header))
     print(f"{VERIFIER_LOCK}: {len(Lock.read(VERIFIER_LOCK).pins)} packages")

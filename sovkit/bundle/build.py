@@ -7,6 +7,9 @@
                          the in-country model store, checked against their revision by the model_store role
     <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site; kubernetes mode:
                          third-party-charts.yaml, the pinned charts the in-country chart mirror must carry
+    <bundle>/images/model-verifier/   kubernetes mode with a signed model: the build context of sovkit's weights
+                         verifier image (recipe, lock, verifier, the lock's wheels), which the site builds offline and
+                         pushes to its registry as <containerRegistry>/sovkit/model-verifier:<tag>
     <bundle>/rke2/       an RKE2 site: artifacts.yaml (the release's artifacts and the digest that pins them) and,
                          when the stack names a folder of them (rke2ArtifactsFolder), the three files, verified
     <bundle>/manifest.json   sha256 and size of every file, and what the bundle was built from
@@ -158,6 +161,29 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
     (root / "wheels" / "requirements.txt").write_text("\n".join(runtime.Lock.read(lock).lines) + "\n")
 
 
+def verifier_image_needed(site: SiteConfig) -> bool:
+    """A kubernetes site with a signed model runs sovkit's weights verifier image (the chart's verify-model)."""
+    return site.platform.mode == "kubernetes" and any(s.signature is not None for s in site.serving.models.values())
+
+
+def build_verifier_image(site: SiteConfig, root: Path, progress: Progress) -> str | None:
+    """The weights verifier image's build context in images/model-verifier (or nothing, and that folder removed,
+    when the site runs no verifier); returns the reference the site builds and pushes, as the chart pulls it."""
+    from sovkit.models import verifier_image
+
+    target = root / "images" / "model-verifier"
+    if not verifier_image_needed(site):
+        shutil.rmtree(root / "images", ignore_errors=True)
+        return None
+    wheels = cached_wheels(verifier_image.LOCK, progress, "the weights verifier image")
+    verifier_image.write_context(target, wheels)
+    reference = f"{site.residency.container_registry.rstrip('/')}/{verifier_image.REPOSITORY}:" \
+                f"{verifier_image.image_tag()}"
+    progress(f"images: build context of {reference} in {target.relative_to(root)} (build it and push it: see "
+             "the Containerfile)")
+    return reference
+
+
 def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
     """Models the kit makes offline, checked against the revision the stack pins; returns their names."""
     from sovkit.serving import tinymodel
@@ -239,6 +265,8 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
     made: list[str] = []
     phase("models", lambda: made.extend(build_models(site, root, progress)))
     phase("chart", lambda: build_chart(site, root))
+    verifier: list[str | None] = []
+    phase("images", lambda: verifier.append(build_verifier_image(site, root, progress)))
     carried: list[str | None] = []
     try:
         phase("rke2", lambda: carried.append(build_rke2(site, root)))
@@ -254,6 +282,7 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
         "models_made_offline": made,
         "models_from_store": sorted(set(site.serving.models) - set(made)),
         "rke2_artifacts": carried[0] if carried else None,
+        "verifier_image": verifier[0],  # to build from images/model-verifier and push before `pulumi up`
     })
     seconds["manifest"] = round(time.monotonic() - started, 1)
     return Bundle(root, manifest, seconds)
