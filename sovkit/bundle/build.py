@@ -7,6 +7,9 @@
                          the in-country model store, checked against their revision by the model_store role
     <bundle>/chart/      the serving chart and the values `sovkit values` renders for the site; kubernetes mode:
                          third-party-charts.yaml, the pinned charts the in-country chart mirror must carry
+    <bundle>/images/model-verifier/   kubernetes mode with a signed model: the build context of sovkit's weights
+                         verifier image (recipe, lock, verifier, the lock's wheels), which the site builds offline and
+                         pushes to its registry as <containerRegistry>/sovkit/model-verifier:<tag>
     <bundle>/rke2/       an RKE2 site: artifacts.yaml (the release's artifacts and the digest that pins them) and,
                          when the stack names a folder of them (rke2ArtifactsFolder), the three files, verified
     <bundle>/manifest.json   sha256 and size of every file, and what the bundle was built from
@@ -128,13 +131,15 @@ def build_apt(root: Path, progress: Progress) -> None:
     _sync_folder(sorted(p for p in repo.path.iterdir() if p.is_file()), root / "apt")
 
 
-def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
-    """The runtime's wheels, downloaded once per lock into the cache, exactly the pinned files."""
+def cached_wheels(lock: Path, progress: Progress, what: str = "") -> list[Path]:
+    """The wheels a lock pins, downloaded once per lock (by its digest) into the cache, exactly the pinned files."""
     key = hashlib.sha256(lock.read_bytes()).hexdigest()[:12]
     lines = runtime.Lock.read(lock).lines
-    cached = cache_dir() / "wheels" / f"{lock.stem}-{key}"
+    name = lock.parent.name if lock.name == "requirements.txt" else lock.stem
+    cached = cache_dir() / "wheels" / f"{name}-{key}"
     if not (cached / ".complete").exists():
-        progress(f"wheels: downloading the {lock.stem} serving runtime ({len(lines)} wheels of {lock.name}, once)")
+        progress(f"wheels: downloading {what or f'the {name} serving runtime'} ({len(lines)} wheels of {lock.name}, "
+                 "once)")
         partial = cached.with_name(cached.name + ".partial")
         partial.mkdir(parents=True, exist_ok=True)
         download = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
@@ -147,9 +152,36 @@ def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
         shutil.rmtree(cached, ignore_errors=True)
         partial.rename(cached)
         (cached / ".complete").touch()
-    wheels = sorted(cached.glob("*.whl"))
-    _sync_folder(wheels, root / "wheels")
-    (root / "wheels" / "requirements.txt").write_text("\n".join(lines) + "\n")
+    return sorted(cached.glob("*.whl"))
+
+
+def build_wheels(root: Path, lock: Path, progress: Progress) -> None:
+    """The runtime's wheels, exactly the pinned files, and the lock as requirements.txt."""
+    _sync_folder(cached_wheels(lock, progress), root / "wheels")
+    (root / "wheels" / "requirements.txt").write_text("\n".join(runtime.Lock.read(lock).lines) + "\n")
+
+
+def verifier_image_needed(site: SiteConfig) -> bool:
+    """A kubernetes site with a signed model runs sovkit's weights verifier image (the chart's verify-model)."""
+    return site.platform.mode == "kubernetes" and any(s.signature is not None for s in site.serving.models.values())
+
+
+def build_verifier_image(site: SiteConfig, root: Path, progress: Progress) -> str | None:
+    """The weights verifier image's build context in images/model-verifier (or nothing, and that folder removed,
+    when the site runs no verifier); returns the reference the site builds and pushes, as the chart pulls it."""
+    from sovkit.models import verifier_image
+
+    target = root / "images" / "model-verifier"
+    if not verifier_image_needed(site):
+        shutil.rmtree(root / "images", ignore_errors=True)
+        return None
+    wheels = cached_wheels(verifier_image.LOCK, progress, "the weights verifier image")
+    verifier_image.write_context(target, wheels)
+    reference = f"{site.residency.container_registry.rstrip('/')}/{verifier_image.REPOSITORY}:" \
+                f"{verifier_image.image_tag()}"
+    progress(f"images: build context of {reference} in {target.relative_to(root)} (build it and push it: see "
+             "the Containerfile)")
+    return reference
 
 
 def build_models(site: SiteConfig, root: Path, progress: Progress) -> list[str]:
@@ -233,6 +265,8 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
     made: list[str] = []
     phase("models", lambda: made.extend(build_models(site, root, progress)))
     phase("chart", lambda: build_chart(site, root))
+    verifier: list[str | None] = []
+    phase("images", lambda: verifier.append(build_verifier_image(site, root, progress)))
     carried: list[str | None] = []
     try:
         phase("rke2", lambda: carried.append(build_rke2(site, root)))
@@ -248,6 +282,7 @@ def build_bundle(site: SiteConfig, root: Path | None = None, progress: Progress 
         "models_made_offline": made,
         "models_from_store": sorted(set(site.serving.models) - set(made)),
         "rke2_artifacts": carried[0] if carried else None,
+        "verifier_image": verifier[0],  # to build from images/model-verifier and push before `pulumi up`
     })
     seconds["manifest"] = round(time.monotonic() - started, 1)
     return Bundle(root, manifest, seconds)

@@ -40,3 +40,7 @@ def bundle(stack: str, output: Path | None, verify_only: bool) -> None:
                   f"{built.root} ({phases})", markup=False)
     if built.manifest.get("driver"):
         console.print(f"  the accelerator driver comes from {built.manifest['driver']}", markup=False)
+    if built.manifest.get("verifier_image"):
+        console.print(f"  build images/model-verifier and push it as {built.manifest['verifier_image']} before "
+                      "`pulumi up`: the signed models' pods verify their weights with it (docs/pulumi.md)",
+                      markup=False)

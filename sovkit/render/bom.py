@@ -6,7 +6,7 @@
                          quantization, signature and signer fingerprint when signed, evaluation results when a
                          quality gate passes them in (left out otherwise: no placeholders)
     serving runtime      hosts mode: every package of the runtime lock with its wheel's sha256; kubernetes mode: the
-                         chart's images for the site's accelerator
+                         chart's images for the site's accelerator (and its weights verifier's, when a model is signed)
     bundle               when its manifest is given: every file of the offline bundle with its sha256
 
 CycloneDX's Python library does not model the ML-BOM's modelCard yet, so what a model card would hold (languages,
@@ -138,6 +138,8 @@ def _runtime(site: SiteConfig) -> Component | None:
                                      "pinned with its sha256", components=packages)
     values = yaml.safe_load(project_root().joinpath(*CHART_VALUES).read_text(encoding="utf-8"))
     images = {"vllm": values["images"]["vllm"][vendor], "fetcher": values["images"]["fetcher"]}
+    if any(spec.signature is not None for spec in site.serving.models.values()):
+        images["verifier"] = values["images"]["verifier"]  # sovkit's, built by the site (verify-model)
     containers = [Component(type=ComponentType.CONTAINER, bom_ref=f"runtime:{role}", name=image["repository"],
                             version=str(image["tag"]), purl=PackageURL("docker", None, image["repository"],
                                                                        str(image["tag"])),

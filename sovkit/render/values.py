@@ -4,15 +4,18 @@ installs charts/sovkit-serving with. Every model's arguments come from the one v
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 
 import yaml
 
 from sovkit.config.planner import ModelPlan
+from sovkit.config.schema import ModelSpec
+from sovkit.config.signers import signature_location, signer_file
 from sovkit.config.site import SiteConfig
 from sovkit.config.vendors import vendor
 from sovkit.render.cluster import role_selector, start_budget_s
-from sovkit.render.vllm_args import PORT, render_vllm
+from sovkit.render.vllm_args import MODEL_ROOT, PORT, render_vllm
 
 EXISTING_CLAIM = "sovkit-models"  # path stores: the PVC the platform creates over the store's export
 CREDENTIALS_SECRET = "sovkit-model-store"  # S3 stores: the Secret the platform writes the stack's credentials to
@@ -32,6 +35,24 @@ def split_source(source: str) -> tuple[str, str]:
     if match and "." in match.group(1):
         return f"s3://{match.group(2)}", f"https://{match.group(1)}"
     return source, ""
+
+
+def signed(spec: ModelSpec, store: str, path_store: bool) -> dict[str, str]:
+    """A signed model's `signature` (where the fetcher gets it in the store, or its path in the store's claim, which
+    is mounted at /models) and `signer` (the PEM the site trusts, as text: public material, into a ConfigMap);
+    nothing for a model proven by its revision alone. The chart's verify-model init container reads both."""
+    location = signature_location(spec)
+    if location is None or spec.signer is None:
+        return {}
+    if path_store:
+        signature = posixpath.join(MODEL_ROOT, posixpath.relpath(location, store))
+    else:
+        signature = split_source(location)[0]
+    try:
+        signer = signer_file(spec.signer).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        signer = ""  # validate has refused it (sovkit.config.signers); the chart's schema refuses it too
+    return {"signature": signature, "signer": signer}
 
 
 def _gpu_resource(vendor_name: str) -> str:
@@ -79,6 +100,7 @@ def render_values(site: SiteConfig) -> dict:
             # fetched over the stated link and loaded before /health answers (the Helm wait derives from it)
             "startupSeconds": start_budget_s(plan.weights_gib, site.platform.model_store_link_mbps),
         }
+        model.update(signed(spec, store, path_store))
         if vendor != "cpu":
             model["tolerations"] = [{"key": _gpu_resource(vendor), "operator": "Exists", "effect": "NoSchedule"}]
         models[served] = model
@@ -107,6 +129,14 @@ class _IndentedDumper(yaml.SafeDumper):
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
+
+
+def _text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    """Multi-line text (a signer's PEM) as a literal block, as it reads in the file it came from."""
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
+_IndentedDumper.add_representer(str, _text)
 
 
 def dump_values(values: dict) -> str:

@@ -93,6 +93,18 @@ def _multi_node(c: dict) -> None:
                                                     languages=("en", "fr"))}
 
 
+def _signed(c: dict) -> None:
+    """Signed weights: a model across two nodes (LeaderWorkerSet) and one on a node of its own, both signed, beside
+    one proven by its revision alone (no verify-model for it). The signer is the kit's own published key."""
+    c[f"{PROJECT}:hosts"] = _gpu_hosts("H100-SXM5-80GB", 8, nodes=3)
+    signed = {"signature": "model.sig", "signer": "stacks/keys/sovkit-tiny-model.pem"}
+    c[f"{PROJECT}:models"] = {
+        "mistral-nemo": _model("mistral-nemo-instruct-2407", "none", 131072, tp=16, languages=("en", "fr")) | signed,
+        "llama-3-1-8b": _model("llama-3.1-8b-instruct", "fp8", 16384, tp=1) | signed,
+        "qwen2-5-14b": _model("qwen2.5-14b-instruct", "none", 32768, tp=4),
+    }
+
+
 SCENARIOS: dict[str, tuple[str, Callable[[dict], None], str]] = {
     "nvidia-one-gpu": ("za-national-dc", _nvidia_one_gpu, "one NVIDIA L4 (24 GB), Llama 3.1 8B AWQ"),
     "nvidia-tp4": ("za-national-dc", _nvidia_tp4, "Qwen2.5 14B over 4 x A100 80GB (tensor parallel 4)"),
@@ -100,6 +112,8 @@ SCENARIOS: dict[str, tuple[str, Callable[[dict], None], str]] = {
     "cpu": ("za-national-dc", _cpu, "CPU-only nodes, Qwen2.5 1.5B AWQ"),
     "two-models": ("za-national-dc", _two_models, "Llama 3.1 8B FP8 and Aya Expanse 8B on L40S"),
     "multi-node": ("za-national-dc", _multi_node, "Mistral Nemo across two 8 x H100 nodes (LeaderWorkerSet)"),
+    "signed": ("za-national-dc", _signed, "Mistral Nemo (two H100 nodes) and Llama 3.1 8B FP8 signed, Qwen2.5 14B "
+               "not"),
 }
 
 

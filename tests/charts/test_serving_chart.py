@@ -240,3 +240,95 @@ def test_queue_depth_autoscaler(helm, version):
         assert spec["minReplicas"] == values["models"][name]["replicas"]
         assert spec["maxReplicas"] == 3
         assert spec["metrics"][0]["pods"]["metric"]["name"] == "vllm_num_requests_waiting"
+
+
+def init_containers(obj: dict) -> list[list[dict]]:
+    return [spec.get("initContainers", []) for spec in pod_specs(obj)]
+
+
+def test_signed_models_are_verified_after_the_fetch_in_both_workloads(rendered):
+    """A signed model's pods (Deployment, and a LeaderWorkerSet's leader and workers alike) run verify-model after
+    fetch-model, on the fetched folder, with the fetched signature and the signer from the chart's ConfigMap; a
+    model proven by its revision alone gets no verifier."""
+    values, objects = rendered[("signed-values.yaml", chart.KUBE_VERSIONS[-1])]
+    registry = values["imageRegistry"]
+    signed = {name for name, m in values["models"].items() if m.get("signature")}
+    assert signed == {"mistral-nemo", "llama-3-1-8b"} and set(values["models"]) - signed == {"qwen2-5-14b"}
+    kinds = set()
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        name = obj["metadata"]["labels"]["sovkit.io/model"]
+        model = values["models"][name]
+        kinds.add((obj["kind"], name in signed))
+        for spec, containers in zip(pod_specs(obj), init_containers(obj), strict=True):
+            names = [c["name"] for c in containers]
+            if name not in signed:
+                assert names == ["fetch-model"], name
+                assert "signers" not in {v["name"] for v in spec["volumes"]}
+                continue
+            assert names == ["fetch-model", "verify-model"], name
+            fetch, verify = containers
+            assert {e["name"]: e.get("value") for e in fetch["env"]}["MODEL_SIGNATURE"] == model["signature"]
+            assert verify["image"] == f"{registry}/sovkit/model-verifier:{values_images()['verifier']['tag']}"
+            assert verify["args"] == [f"/models/{name}", "--signature", f"/models/{name}.sig",
+                                      "--signer", f"/signers/{name}.pem"]
+            mounts = {m["name"]: m for m in verify["volumeMounts"]}
+            assert mounts["models"]["readOnly"] is True and mounts["signers"]["readOnly"] is True
+            assert verify["resources"]["limits"]["memory"] and verify["resources"]["requests"]["cpu"]
+            [volume] = [v for v in spec["volumes"] if v["name"] == "signers"]
+            assert volume["configMap"]["items"] == [{"key": f"{name}.pem", "path": f"{name}.pem"}]
+    assert kinds == {("Deployment", True), ("Deployment", False), ("LeaderWorkerSet", True)}
+    [signers] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-signers")]
+    assert signers["data"] == {f"{n}.pem": values["models"][n]["signer"].strip() + "\n" for n in signed}
+    assert all("PRIVATE" not in pem for pem in signers["data"].values())
+
+
+def values_images() -> dict:
+    return yaml.safe_load((CHART_DIR / "values.yaml").read_text(encoding="utf-8"))["images"]
+
+
+def test_no_signed_model_no_verifier_and_no_signers(rendered):
+    for case in SCENARIOS:
+        if case.name == "signed-values.yaml":
+            continue
+        _, objects = rendered[(case.name, chart.KUBE_VERSIONS[-1])]
+        assert not [o for o in objects if o["metadata"]["name"].endswith("-signers")], case.name
+        for obj in objects:
+            for containers in init_containers(obj):
+                assert [c["name"] for c in containers] == ["fetch-model"], case.name
+
+
+@pytest.mark.parametrize("version", chart.KUBE_VERSIONS)
+def test_a_signed_model_on_a_claim_is_verified_from_the_claim(helm, version):
+    """A path store is mounted as the claim: nothing is fetched, and verify-model reads the signature in it."""
+    values = yaml.safe_load((CHART_DIR / "ci" / "signed-values.yaml").read_text())
+    values["modelStore"]["existingClaim"] = "sovkit-models"
+    for name, model in values["models"].items():
+        model["source"] = f"/srv/sovkit/models/{name}"
+        if model.get("signature"):
+            model["signature"] = f"/models/{name}/model.sig"
+    objects = chart.template(values, version)
+    assert chart.validate(objects, version) == []
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "LeaderWorkerSet"):
+            continue
+        name = obj["metadata"]["labels"]["sovkit.io/model"]
+        for containers in init_containers(obj):
+            if not values["models"][name].get("signature"):
+                assert containers == []
+                continue
+            [verify] = containers
+            assert verify["name"] == "verify-model"
+            assert verify["args"][:3] == [f"/models/{name}", "--signature", f"/models/{name}/model.sig"]
+
+
+def test_schema_refuses_a_signature_without_a_signer_and_a_private_key_as_signer(helm):
+    values = yaml.safe_load((CHART_DIR / "ci" / "signed-values.yaml").read_text())
+    model = values["models"]["llama-3-1-8b"]
+    pem = model.pop("signer")
+    with pytest.raises(chart.HelmError, match="signer"):
+        chart.template(values)
+    model["signer"] = pem.replace("PUBLIC KEY", "PRIVATE KEY")
+    with pytest.raises(chart.HelmError, match="signer"):
+        chart.template(values)

@@ -71,10 +71,10 @@ def checkov() -> str:
     return run.stdout.strip().splitlines()[-1]
 
 
-def test_checkov_finds_nothing_unwaived(kubernetes_stack, checkov, tmp_path):
-    objects = rendered(kubernetes_stack)
-    (tmp_path / f"{kubernetes_stack.name}.yaml").write_text(yaml.safe_dump_all(objects), encoding="utf-8")
-    run = subprocess.run([checkov, "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download",
+def scan(checkov: str, objects: list[dict], folder: Path, name: str) -> dict[str, int]:
+    """checkov over the objects: nothing failed, every waiver with its reason; returns the summary."""
+    (folder / f"{name}.yaml").write_text(yaml.safe_dump_all(objects), encoding="utf-8")
+    run = subprocess.run([checkov, "-d", str(folder), "--framework", "kubernetes", "--skip-download",
                           "--output", "json"], capture_output=True, text=True, check=False, timeout=900)
     reports = json.loads(run.stdout) if run.stdout.strip() else []
     reports = reports if isinstance(reports, list) else [reports]
@@ -86,5 +86,21 @@ def test_checkov_finds_nothing_unwaived(kubernetes_stack, checkov, tmp_path):
     for finding in skipped:  # every waiver names its reason
         assert len(finding["check_result"].get("suppress_comment", "")) > 40, finding["check_id"]
     summary = {k: sum(r["summary"][k] for r in reports) for k in ("passed", "failed", "skipped")}
-    Path(tmp_path / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    Path(folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    return summary
+
+
+def test_checkov_finds_nothing_unwaived(kubernetes_stack, checkov, tmp_path):
+    summary = scan(checkov, rendered(kubernetes_stack), tmp_path, kubernetes_stack.name)
+    assert summary["passed"] > 100
+
+
+def test_checkov_finds_nothing_unwaived_in_signed_models_pods(checkov, tmp_path):
+    """No shipped kubernetes stack signs a model: the signed scenario's pods (verify-model in a Deployment and in a
+    LeaderWorkerSet's leader and workers, the signers ConfigMap) are scanned the same way."""
+    values = yaml.safe_load((chart.CHART_DIR / "ci" / "signed-values.yaml").read_text(encoding="utf-8"))
+    objects = chart.template(values, chart.KUBE_VERSIONS[-1])
+    assert any(c["name"] == "verify-model" for o in objects for spec in pod_specs(o)
+               for c in spec.get("initContainers", []))
+    summary = scan(checkov, objects, tmp_path, "signed")
     assert summary["passed"] > 100

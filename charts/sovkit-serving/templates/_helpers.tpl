@@ -152,6 +152,9 @@ seccompProfile:
     - {name: MODEL_NAME, value: {{ .name | quote }}}
     - {name: MODEL_SOURCE, value: {{ $m.source | quote }}}
     - {name: MODEL_REVISION, value: {{ $m.revision | quote }}}
+    {{- if $m.signature }}
+    - {name: MODEL_SIGNATURE, value: {{ $m.signature | quote }}}
+    {{- end }}
     - {name: S3_ENDPOINT, value: {{ $root.Values.modelStore.s3Endpoint | quote }}}
     - {name: AWS_EC2_METADATA_DISABLED, value: "true"}
   {{- with $root.Values.modelStore.credentialsSecret }}
@@ -171,6 +174,46 @@ seccompProfile:
     - {name: fetch-script, mountPath: /scripts, readOnly: true}
 {{- end -}}
 
+{{/* The init containers of a model's pod: fetch-model (unless the store is a claim), then verify-model for a
+signed model. */}}
+{{- define "sovkit-serving.initContainers" -}}
+{{- if not .root.Values.modelStore.existingClaim }}
+{{ include "sovkit-serving.fetchContainer" . }}
+{{- end }}
+{{- if .model.signature }}
+{{ include "sovkit-serving.verifyContainer" . }}
+{{- end }}
+{{- end -}}
+
+{{/* A signed model's weights verified against its signature (OpenSSF model signing, offline) before vLLM starts:
+sovkit's verifier image on the folder fetch-model filled (or the claim's), with the signer the site trusts. A
+mismatch names the model and each differing file, and stops this model's pod; the other models keep serving. */}}
+{{- define "sovkit-serving.verifyContainer" -}}
+{{- $root := .root -}}
+{{- $m := .model -}}
+- name: verify-model
+  image: {{ include "sovkit-serving.image" (dict "root" $root "image" $root.Values.images.verifier) }}
+  imagePullPolicy: {{ $root.Values.images.pullPolicy }}
+  args:
+    - {{ printf "/models/%s" .name | quote }}
+    - --signature
+    - {{ if $root.Values.modelStore.existingClaim }}{{ $m.signature | quote }}{{ else }}{{ printf "/models/%s.sig" .name | quote }}{{ end }}
+    - --signer
+    - {{ printf "/signers/%s.pem" .name | quote }}
+  env:
+    - {name: HOME, value: /tmp}
+  {{- with $root.Values.verifierResources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  securityContext:
+    {{- include "sovkit-serving.containerSecurityContext" . | nindent 4 }}
+  volumeMounts:
+    - {name: models, mountPath: /models, readOnly: true}
+    - {name: tmp, mountPath: /tmp}
+    - {name: signers, mountPath: /signers, readOnly: true}
+{{- end -}}
+
 {{/* Volumes of a model's pod. */}}
 {{- define "sovkit-serving.volumes" -}}
 {{- $root := .root -}}
@@ -187,6 +230,13 @@ seccompProfile:
   configMap:
     name: {{ include "sovkit-serving.fullname" $root }}-fetch-model
     defaultMode: 0555
+{{- end }}
+{{- if .model.signature }}
+- name: signers
+  configMap:
+    name: {{ include "sovkit-serving.fullname" $root }}-signers
+    items:
+      - {key: {{ printf "%s.pem" .name | quote }}, path: {{ printf "%s.pem" .name | quote }}}
 {{- end }}
 - name: tmp
   emptyDir: {}

@@ -87,3 +87,28 @@ def test_the_bundle_makes_the_evaluation_sets_a_gate_names_and_checks_their_dige
     moved = dataclasses.replace(local, serving=local.serving.model_copy(update={"models": models}))
     with pytest.raises(BundleError, match="the evaluation set everyday-sw is sha256:0000"):
         build_evaluation_sets(moved, tmp_path / "again")
+
+
+def test_a_kubernetes_site_with_a_signed_model_carries_the_verifier_images_build_context(tmp_path, monkeypatch):
+    """The site builds sovkit's weights verifier offline from the bundle: recipe, lock, verifier and exactly the
+    lock's wheels (downloaded once per lock; here the download is stood in for, the real one is in
+    tests/charts/test_serving_verify_model.py). A site without a signed model gets no such folder."""
+    from sovkit.bundle import build
+    from sovkit.models import verifier_image
+    from sovkit.serving.scenarios import scenario_site
+
+    wheel = tmp_path / "pip-25.3-py3-none-any.whl"
+    wheel.write_bytes(b"stand-in")
+    asked = []
+    monkeypatch.setattr(build, "cached_wheels", lambda lock, progress, what="": asked.append(lock) or [wheel])
+    site = scenario_site("signed")
+    reference = build.build_verifier_image(site, tmp_path / "bundle", lambda _: None)
+    assert reference == f"registry.dc.gov.example/sovkit/sovkit/model-verifier:{verifier_image.image_tag()}"
+    context = tmp_path / "bundle" / "images" / "model-verifier"
+    assert asked == [verifier_image.LOCK]
+    assert (context / "verify_weights.py").read_bytes() == verifier_image.VERIFIER.read_bytes()
+    assert (context / "requirements.txt").read_bytes() == verifier_image.LOCK.read_bytes()
+    assert [p.name for p in (context / "wheels").iterdir()] == [wheel.name]
+    unsigned = load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")
+    assert build.build_verifier_image(unsigned, tmp_path / "bundle", lambda _: None) is None
+    assert not (tmp_path / "bundle" / "images").exists()

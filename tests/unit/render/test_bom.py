@@ -87,6 +87,17 @@ def test_kubernetes_mode_lists_the_charts_images_for_the_accelerator():
     parts = components(document(load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")))
     assert parts["runtime:vllm"]["purl"] == "pkg:docker/vllm/vllm-openai@v0.32.0"
     assert parts["runtime:fetcher"]["type"] == "container"
+    assert "runtime:verifier" not in parts  # no model of za's is signed: no verify-model runs
+
+
+def test_a_kubernetes_site_with_a_signed_model_lists_the_weights_verifiers_image():
+    from sovkit.models import verifier_image
+    from sovkit.serving.scenarios import scenario_site
+
+    parts = components(document(scenario_site("signed")))
+    verifier = parts["runtime:verifier"]
+    assert (verifier["name"], verifier["version"]) == (verifier_image.REPOSITORY, verifier_image.image_tag())
+    assert verifier["purl"] == f"pkg:docker/{verifier_image.REPOSITORY}@{verifier_image.image_tag()}"
 
 
 def test_licences_are_spdx_ids_when_the_catalogue_gives_one_else_names():

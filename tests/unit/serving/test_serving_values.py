@@ -9,6 +9,9 @@ from sovkit.render.values import dump_values, render_values, split_source
 from sovkit.render.vllm_args import render_vllm
 from sovkit.serving import CHART_DIR
 from sovkit.serving.scenarios import SCENARIOS, scenario_text
+from sovkit.stacks import project_root
+
+ROOT = project_root()
 
 
 def test_split_source():
@@ -65,3 +68,25 @@ def test_scenarios_cover_what_the_issue_asks():
     multi = yaml.safe_load((CHART_DIR / "ci" / "multi-node-values.yaml").read_text())
     assert next(iter(multi["models"].values()))["nodesPerReplica"] == 2
     assert len(yaml.safe_load((CHART_DIR / "ci" / "two-models-values.yaml").read_text())["models"]) == 2
+
+
+def test_signed_models_carry_their_signature_in_the_store_and_their_signer():
+    from sovkit.serving.scenarios import scenario_site
+
+    site = scenario_site("signed")
+    models = render_values(site)["models"]
+    pem = (ROOT / "stacks" / "keys" / "sovkit-tiny-model.pem").read_text()
+    assert models["llama-3-1-8b"]["signature"] == "s3://sovkit/llama-3.1-8b-instruct-fp8/model.sig"  # the fetcher's
+    assert models["llama-3-1-8b"]["signer"] == models["mistral-nemo"]["signer"] == pem
+    assert "signature" not in models["qwen2-5-14b"] and "signer" not in models["qwen2-5-14b"]
+
+
+def test_a_path_stores_signature_is_read_in_the_claim(stacks):
+    from sovkit.render.values import signed
+
+    site = stacks["in-mh-pune"]
+    spec = site.serving.models["llama-3-1-8b"].model_copy(
+        update={"signature": "model.sig", "signer": "stacks/keys/sovkit-tiny-model.pem"})
+    assert signed(spec, site.residency.model_store, path_store=True)["signature"] == \
+        "/models/llama-3.1-8b-instruct-awq/model.sig"
+    assert signed(site.serving.models["sarvam-1"], site.residency.model_store, path_store=True) == {}
