@@ -4,7 +4,7 @@
 capabilities, seccomp and AppArmor profile. Calling runc directly takes 0.06 s a command instead of 0.15 s, which
 is most of a play's or a compliance run's time on the `local` site (a verify runs about 400 commands a host).
 Used by the play's connection (playbooks/connection_plugins/sovkit_podman.py) and the compliance suite's
-(sovkit/verify/podman_backend.py)."""
+(sovkit/hosts/runc_testinfra.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """playbooks/connection_plugins/sovkit_podman.py, the connection `sovkit up` reaches the local stack's hosts with:
 modules run pipelined, files go in and come back byte for byte, root goes through runc and any other user through
-podman exec, and a failing command's exit status and output come back. And sovkit/verify/podman_backend.py, the
+podman exec, and a failing command's exit status and output come back. And sovkit/hosts/runc_testinfra.py, the
 compliance suite's way to the same hosts: a command through runc sees the host exactly as through podman exec."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import testinfra
 import yaml
 
 from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
+from sovkit.hosts.runc_testinfra import RuncPodmanBackend
 from sovkit.render.inventory import LOCAL_CONNECTION
-from sovkit.verify.podman_backend import RuncPodmanBackend
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env
