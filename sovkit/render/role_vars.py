@@ -358,6 +358,9 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_weights_verifier_src": str(SOVKIT_PACKAGE / "models" / "verify_weights.py"),
         "vllm_service_signatures_dir": MODEL_SIGNATURES_DIR,
         "model_store_signatures_dir": MODEL_SIGNATURES_DIR,
+        # what the folder holds, and nothing else: a model out of the stack, or no longer signed, leaves none behind
+        "model_store_signature_files": sorted(f"{MODEL_SIGNATURES_DIR}/{name}.{kind}" for name, model in models.items()
+                                              if "signature" in model for kind in ("sig", "pem")),
         "monitoring_ca_cert_src": str(workspace.pki / "ca.crt"),  # the site CA signs every gateway's certificate
         "monitoring_node_exporter_listen": f"0.0.0.0:{ports.NODE_EXPORTER}",
         "monitoring_prometheus_listen": f"0.0.0.0:{ports.PROMETHEUS}",

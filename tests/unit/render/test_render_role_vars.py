@@ -237,3 +237,13 @@ def test_a_cpu_site_runs_no_gpu_exporter_and_opens_no_port_for_one(stack: str):
     assert all(v["monitoring_gpu_exporter_enabled"] is False for v in hosts)
     assert all(not v.get("monitoring_gpu_targets") for v in hosts)
     assert all(r["ports"] != "9400" for v in hosts for r in v["residency_network_inbound"])
+
+
+def test_the_signatures_folder_holds_exactly_each_signed_models_signature_and_signer():
+    """The model store role removes anything else there (a model out of the stack, or no longer signed)."""
+    variables = render_inventory(STACKS["Pulumi.local.yaml"])["all"]["vars"]
+    models, folder = variables["model_store_models"], variables["model_store_signatures_dir"]
+    signed = [name for name, model in models.items() if "signature" in model]
+    assert signed  # the local stack signs its models
+    assert variables["model_store_signature_files"] == sorted(
+        f"{folder}/{name}.{kind}" for name in signed for kind in ("pem", "sig"))
