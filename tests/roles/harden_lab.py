@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,17 @@ def local_stack(workdir: Path, cpu_workers: int = 1, control_planes: int = 1) ->
 # a host has does not change what it is checked against (in podman the play and the checks reach it by
 # name), and this range is one of the local stack's in-country CIDRs.
 HOSTS_NETWORK = NetworkSpec("sovkit-test-in", "198.51.100.0/24")
+
+
+@contextmanager
+def lone_host(lab: Lab, image_tag: str, name: str, address: str) -> Iterator[str]:
+    """One systemd host on the test network at `address`, removed afterwards."""
+    lab.add_network(HOSTS_NETWORK)
+    lab.start(HostSpec(name, image_tag, (Attachment(HOSTS_NETWORK.name, address),)))
+    try:
+        yield name
+    finally:
+        lab.stop(name)
 FIRST_ADDRESS = 40  # 198.51.100.40, .41, ... (the role scenarios use .5-.30)
 
 

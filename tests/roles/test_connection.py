@@ -16,12 +16,12 @@ import pytest
 import testinfra
 import yaml
 
-from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
+from sovkit.hosts import BuiltImage, Lab, Podman
 from sovkit.hosts.runc_testinfra import RuncPodmanBackend
 from sovkit.render.inventory import LOCAL_CONNECTION
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env
+from harden_lab import REPO_ROOT, ansible_env, lone_host
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
@@ -30,12 +30,8 @@ HOST = "sovkit-conn-host"
 
 @pytest.fixture(scope="module")
 def host(podman: Podman, host_image: BuiltImage, lab: Lab) -> Iterator[str]:
-    lab.add_network(HOSTS_NETWORK)
-    lab.start(HostSpec(HOST, host_image.tag, (Attachment(HOSTS_NETWORK.name, "198.51.100.39"),)))
-    try:
-        yield HOST
-    finally:
-        lab.stop(HOST)
+    with lone_host(lab, host_image.tag, HOST, "198.51.100.39") as name:
+        yield name
 
 
 def play(podman: Podman, workdir: Path, tasks: list[dict], user: str = "root") -> subprocess.CompletedProcess:

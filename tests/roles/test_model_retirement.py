@@ -16,11 +16,11 @@ import pytest
 import yaml
 
 from sovkit.converge import PlayRun
-from sovkit.hosts import Attachment, BuiltImage, HostSpec, Lab, Podman
+from sovkit.hosts import BuiltImage, Lab, Podman
 from sovkit.render.inventory import LOCAL_CONNECTION
 
 sys.path.insert(0, str(Path(__file__).parent))
-from harden_lab import HOSTS_NETWORK, REPO_ROOT, ansible_env
+from harden_lab import REPO_ROOT, ansible_env, lone_host
 
 pytestmark = [pytest.mark.hosts, pytest.mark.slow]
 
@@ -36,12 +36,8 @@ STAND_IN_UNIT = ("[Unit]\nDescription=a model server's stand-in\n[Service]\nExec
 
 @pytest.fixture(scope="module")
 def host(podman: Podman, host_image: BuiltImage, lab: Lab) -> Iterator[str]:
-    lab.add_network(HOSTS_NETWORK)
-    lab.start(HostSpec(HOST, host_image.tag, (Attachment(HOSTS_NETWORK.name, "198.51.100.41"),)))
-    try:
-        yield HOST
-    finally:
-        lab.stop(HOST)
+    with lone_host(lab, host_image.tag, HOST, "198.51.100.41") as name:
+        yield name
 
 
 def retire(podman: Podman, workdir: Path) -> PlayRun:
