@@ -128,9 +128,13 @@ class KubernetesPlatform(pulumi.ComponentResource):
         # take to fetch and load.
         before = [*guarded, *self.node_labels, self.monitoring, *(r for r in (self.device, self.lws) if r)]
         self.serving_timeout_s = cluster.release_timeout_s(args.serving_values)
+        # Not atomic: a model whose weights fail their fetch or signature check stops alone (its pod held in its
+        # init container, which says why), and `pulumi up` fails after the wait, while the other models serve (a
+        # rolling update takes no old pod down before its replacement is ready). An atomic release would uninstall
+        # every model of a first install, and roll back the others' upgrade, for one model's refusal.
         self.serving = k8s.helm.v3.Release(
             f"{name}-serving", name=SERVING_RELEASE, chart=args.chart_path, namespace=SERVING_NAMESPACE,
-            create_namespace=False, atomic=True, timeout=self.serving_timeout_s, values=args.serving_values,
+            create_namespace=False, atomic=False, timeout=self.serving_timeout_s, values=args.serving_values,
             opts=self._opts(depends_on=before))
         self.gateway = ClusterGateway(f"{name}-gateway", site, tenant_keys=args.tenant_keys, upstream_key=upstream_key,
                                       provider=self.provider, depends_on=[*guarded, self.serving],
