@@ -7,8 +7,8 @@
 # sees its standard input.)
 #
 # Where podman runs the container with runc, as sovkit's hosts do, the exec is `runc exec` on the
-# container podman made (sovkit/hosts/runc.py says why that is the same and faster). Anything else (another runtime,
-# a user other than root) goes through `podman exec -i`.
+# container podman made (sovkit/compliance/runc.py says why that is the same and faster). Anything
+# else (another runtime, a user other than root) goes through `podman exec -i`.
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from ansible.module_utils.common.text.converters import to_bytes, to_native
 from ansible.plugins.connection import ConnectionBase, ensure_connect
 from ansible.utils.display import Display
 
-from sovkit.hosts import runc
+from sovkit.compliance import runc
 
 DOCUMENTATION = """
 name: sovkit_podman

@@ -33,7 +33,7 @@ import pytest
 import testinfra
 import yaml
 
-from sovkit.hosts.runc_testinfra import RuncPodmanBackend
+from .runc import RuncPodmanBackend
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 # The start of a skip reason that says the check does not apply to this host. sovkit's recorder
