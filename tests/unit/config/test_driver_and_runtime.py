@@ -18,6 +18,11 @@ ZA_REPOSITORY = """  sovereign-ai:aptRepositories:
       url: https://mirror.dc.gov.example/nvidia-cuda/debian12/x86_64
       signingKey: /etc/sovkit/keys/nvidia-cuda-archive.asc
 """
+# the etcd snapshot store's credentials (an RKE2 site with an S3 state store)
+ETCD_CREDENTIALS = """  sovereign-ai:etcdSnapshotCredentials:
+    accessKeyId: {pulumiSecret: etcdSnapshotKeyId}
+    secretAccessKey: {pulumiSecret: etcdSnapshotSecret}
+"""
 
 
 def za(tmp_path: Path, *edits: tuple[str, str]) -> Path:
@@ -186,5 +191,6 @@ def test_an_existing_clusters_gpu_nodes_bring_their_own_driver(tmp_path):
     site = load_stack(za(tmp_path, (ZA_REPOSITORY, ""),
                          ("  sovereign-ai:rke2Version: v1.33.5+rke2r1\n",
                           "  sovereign-ai:kubeconfig: {file: /etc/sovkit/ministry.kubeconfig}\n"),
-                         ("  sovereign-ai:rke2ChecksumsSha256:", "  # sovereign-ai:rke2ChecksumsSha256:")))
+                         ("  sovereign-ai:rke2ChecksumsSha256:", "  # sovereign-ai:rke2ChecksumsSha256:"),
+                         (ETCD_CREDENTIALS, "")))
     assert site.platform.kubeconfig is not None and "nvidia" not in site.residency.apt_repositories
