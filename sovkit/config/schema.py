@@ -308,8 +308,7 @@ class PlatformSection(StrictModel):
     rke2_api_address: str | None = Field(
         None, description="kubernetes (RKE2): API address or name; default: first control plane's")
     etcd_snapshot_credentials: EtcdSnapshotCredentials | None = Field(
-        None, description="kubernetes (RKE2), s3:// stateBackend: the store's access key id and secret for etcd "
-                          "snapshots")
+        None, description="RKE2, s3:// stateBackend: the etcd snapshots' key id and secret")
     cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
     cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
     service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")
