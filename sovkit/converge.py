@@ -6,8 +6,9 @@
 2. What the plays need that is not in the stack is made or read on this machine: each tenant's key hash (from its
    key file, or the Pulumi secret in SOVKIT_TENANT_KEYS; a key never leaves this machine), the gateway's key to its
    model servers (made once, kept 0600 in the state folder), the serving chart's alert rules (through helm), an
-   RKE2 site's cluster token (made once, kept beside it). They go to the play in a 0600 variables file, never into a
-   log.
+   RKE2 site's cluster token (made once, kept beside it) and its etcd snapshot store's credentials (the Pulumi
+   secrets in SOVKIT_ETCD_SNAPSHOT_CREDENTIALS, or the files the stack names). They go to the play in a 0600
+   variables file, never into a log or the inventory.
 3. The run's own preconditions are checked with the rules the roles use (sovkit/config/checks.py): those secrets,
    and that this machine is inside the admin networks (or loading the firewall would cut its SSH session).
    Nothing is touched when one fails.
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 PLAYBOOK = "playbooks/site.yml"
 INVENTORY_ENV = "SOVKIT_INVENTORY"  # the inventory Pulumi rendered, with the addresses its cloud gave
 TENANT_KEYS_ENV = "SOVKIT_TENANT_KEYS"  # JSON {tenant: key} for tenants whose key is a Pulumi secret
+# JSON {accessKeyId, secretAccessKey}: the etcd snapshot store's credentials as the Pulumi program read them
+ETCD_CREDENTIALS_ENV = "SOVKIT_ETCD_SNAPSHOT_CREDENTIALS"
 UPSTREAM_KEY_LENGTH = 48  # characters: 36 random bytes as URL-safe base64
 
 
@@ -150,13 +153,55 @@ def cluster_token(workspace: SiteWorkspace) -> str:
     return secret_file(workspace.secrets / "rke2-token", nbytes=UPSTREAM_KEY_LENGTH * 3 // 4)
 
 
-def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str]) -> dict:
+def etcd_snapshot_credentials(site: SiteConfig, given: Mapping[str, str]) -> dict[str, str]:
+    """rke2-server's credentials for the etcd snapshot store, by the variable names etcd-s3 reads
+    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): each from `given` (by its field, accessKeyId or secretAccessKey: what
+    the Pulumi program read, or a rehearsal's own), else from the file the stack names on this machine; {} where no
+    snapshot goes to S3. Raises ConvergeError, naming the key and never the value, before anything runs."""
+    from sovkit.config.rke2 import snapshot_store
+    from sovkit.render.rke2 import SERVER_ENVIRONMENT_NAMES
+
+    creds = site.platform.etcd_snapshot_credentials
+    if snapshot_store(site) is None or creds is None:
+        return {}
+    out = {}
+    for field_name, ref, name in zip(("accessKeyId", "secretAccessKey"), (creds.access_key_id, creds.secret_access_key),
+                                     SERVER_ENVIRONMENT_NAMES, strict=True):
+        path = f"etcdSnapshotCredentials.{field_name}"
+        if field_name in given:
+            value = given[field_name]
+        elif ref.file:
+            try:
+                value = Path(ref.file).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                raise ConvergeError(
+                    f"{site.source}: {path}.file names {ref.file}, which cannot be read on this machine "
+                    f"({err.strerror}); allowed: a readable file holding it (mode 0600). "
+                    "Nothing was changed.") from None
+        else:
+            raise ConvergeError(
+                f"{site.source}: {path} is the Pulumi secret {ref.pulumi_secret}, which {ETCD_CREDENTIALS_ENV} does "
+                "not hold; run the converge through `pulumi up`, or name a file. Nothing was changed.")
+        for finding in checks.environment_value(value):
+            raise ConvergeError(f"{site.source}: {path} has {finding.found}; allowed: {finding.allowed}. "
+                                "Nothing was changed.")
+        out[name] = value
+    return out
+
+
+def play_variables(site: SiteConfig, workspace: SiteWorkspace, pulumi_keys: Mapping[str, str],
+                   etcd_credentials: Mapping[str, str] | None = None) -> dict:
     """What the plays need beyond the inventory: in hosts mode secrets and the alert rules (the chart's and the
-    hosts'), whose templates Ansible must not expand; on an RKE2 site its cluster token."""
+    hosts'), whose templates Ansible must not expand; on an RKE2 site its cluster token and rke2-server's
+    environment file (the etcd snapshot store's credentials, or "" where snapshots stay on the servers)."""
     if site.platform.mode != "hosts":
         from sovkit.config.rke2 import runs_rke2
+        from sovkit.render.rke2 import server_environment
 
-        return {"rke2_token": cluster_token(workspace)} if runs_rke2(site) else {}
+        if not runs_rke2(site):
+            return {}
+        return {"rke2_token": cluster_token(workspace), "rke2_server_environment": server_environment(
+            etcd_snapshot_credentials(site, etcd_credentials or {}))}
     from sovkit.render import alerting
     from sovkit.render.values import render_values
     from sovkit.serving import chart  # needs the helm binary (scripts/helm.sh)
@@ -224,21 +269,24 @@ def play_strategy(site: SiteConfig) -> dict[str, str]:
 
 
 def converge(site: SiteConfig, *, inventory: dict | None = None, workspace: SiteWorkspace | None = None,
-             pulumi_keys: Mapping[str, str] | None = None, extra_args: Sequence[str] = (),
+             pulumi_keys: Mapping[str, str] | None = None, etcd_credentials: Mapping[str, str] | None = None,
+             extra_args: Sequence[str] = (),
              in_lab: Callable[[list[str]], list[str]] | None = None, env: Mapping[str, str] | None = None,
              progress: Progress = lambda _: None, check: bool = True,
              log_name: str = "converge.log") -> ConvergeResult:
     """Converge the site's hosts, then (the whole play, hosts mode) gate the models that have a quality gate and
     grant them as the verdicts say. `inventory` defaults to the rendered one; `in_lab` wraps the ansible-playbook
     command line (and the gate's) to run it as a rehearsal's admin machine (whose addresses the rehearsal chose inside
-    the admin networks); `env` adds to the play's environment (podman's settings, an ssh configuration). Raises
-    ConvergeError before anything runs when a precondition fails, and after, when the play fails (`check`)."""
+    the admin networks); `env` adds to the play's environment (podman's settings, an ssh configuration);
+    `etcd_credentials` holds the etcd snapshot store's credentials by field where they are not files here (Pulumi's
+    secrets, a rehearsal's own). Raises ConvergeError before anything runs when a precondition fails, and after, when
+    the play fails (`check`)."""
     workspace = workspace or SiteWorkspace.of(site.name)
     inventory = inventory if inventory is not None else render_inventory(site, workspace=workspace)
     check_rendered(site, inventory)
     if in_lab is None:
         check_admitted(site, inventory)
-    variables = play_variables(site, workspace, pulumi_keys or {})
+    variables = play_variables(site, workspace, pulumi_keys or {}, etcd_credentials)
     variables_file = workspace.secrets / "play-variables.yml"
     variables_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(variables_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -307,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     given = os.environ.get(INVENTORY_ENV)
     inventory = yaml.safe_load(given) if given else None
     keys = json.loads(os.environ.get(TENANT_KEYS_ENV) or "{}")
+    etcd = json.loads(os.environ.get(ETCD_CREDENTIALS_ENV) or "{}")
     try:
-        result = converge(site, inventory=inventory, pulumi_keys=keys, progress=lambda line: print(line, flush=True))
+        result = converge(site, inventory=inventory, pulumi_keys=keys, etcd_credentials=etcd,
+                          progress=lambda line: print(line, flush=True))
     except ConvergeError as err:
         print(str(err), file=sys.stderr)
         return 1

@@ -378,6 +378,21 @@ def secret(value: object) -> list[Finding]:
     return []
 
 
+ENVIRONMENT_VALUE = re.compile(r"^[!#%&(-\[\]-_a-~]+$")  # printable ASCII but space " $ ' \\ and `
+
+
+def environment_value(value: object) -> list[Finding]:
+    """A credential written to a systemd EnvironmentFile (rke2-server's etcd snapshot store's): present, one line of
+    printable ASCII without a space, quote, backslash, $ or backquote, which systemd would read otherwise than written
+    (its value is never shown)."""
+    if not isinstance(value, str) or not value:
+        return [Finding("", "nothing", "the credential, one line")]
+    if not ENVIRONMENT_VALUE.fullmatch(value):
+        return [Finding("", f"{len(value)} characters with a space, quote, backslash, $, backquote, line break or "
+                        "non-ASCII character", "printable ASCII without those (an S3 access key id or secret key)")]
+    return []
+
+
 def admitted(address: object, admin_cidrs: Sequence[str]) -> list[Finding]:
     """The machine running the play is inside the admin networks, or loading the firewall would cut its own
     session. A fact of the run, not of the stack: the converge pipeline and the firewall role both check it."""

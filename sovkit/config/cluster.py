@@ -42,6 +42,10 @@ def secret_refs(site: SiteConfig) -> dict[str, SecretRef]:
     if creds is not None:
         refs["modelStoreCredentials.accessKeyId"] = creds.access_key_id
         refs["modelStoreCredentials.secretAccessKey"] = creds.secret_access_key
+    etcd = site.platform.etcd_snapshot_credentials
+    if etcd is not None:
+        refs["etcdSnapshotCredentials.accessKeyId"] = etcd.access_key_id
+        refs["etcdSnapshotCredentials.secretAccessKey"] = etcd.secret_access_key
     return refs
 
 

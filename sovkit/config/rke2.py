@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlparse
 
 from sovkit.config import checks
 from sovkit.config.schema import PROJECT
@@ -24,6 +26,28 @@ SUPERVISOR_PORT = 9345  # servers and agents register with the first server here
 def runs_rke2(site: SiteConfig) -> bool:
     """The kit bootstraps RKE2: kubernetes mode on hosts, with no existing cluster's kubeconfig."""
     return site.platform.mode == "kubernetes" and site.platform.kubeconfig is None
+
+
+@dataclass(frozen=True)
+class SnapshotStore:
+    """Where rke2-server copies etcd snapshots: the site's in-country S3 state store (its stateBackend)."""
+
+    endpoint: str
+    bucket: str
+    region: str | None
+
+
+def snapshot_store(site: SiteConfig) -> SnapshotStore | None:
+    """The S3 store etcd snapshots are copied to (etcd-s3): on an RKE2 site whose stateBackend is an s3:// store with
+    an endpoint (`state_backend` has judged it in-country, or it is waived); None where they stay on the nodes."""
+    if not runs_rke2(site):
+        return None
+    state = urlparse(site.residency.state_backend)
+    query = parse_qs(state.query)
+    endpoint = query.get("endpoint", [""])[0]
+    if state.scheme != "s3" or not endpoint:
+        return None
+    return SnapshotStore(endpoint, state.netloc, query.get("region", [None])[0])
 
 
 def artifacts_url(site: SiteConfig) -> str:
@@ -85,4 +109,29 @@ def rke2_inputs(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Probl
                       f"inCountryDomains: the cluster's API is reached in-country (this {kind} is not)")
 
 
-RULES = (rke2_inputs,)
+def etcd_snapshot_access(site: SiteConfig, plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """rke2-server copies etcd snapshots to the S3 state store with the stack's credentials (etcd-s3, written to
+    /etc/default/rke2-server): required exactly when it copies them there, refused where nothing would read them.
+    A pulumiSecret the file also holds in plain text is refused by cluster.model_store_access (cluster.secret_refs
+    names these too)."""
+    creds = site.platform.etcd_snapshot_credentials
+    store = snapshot_store(site)
+    if store is not None and creds is None:
+        yield Problem(_key("etcdSnapshotCredentials"), "nothing",
+                      f"the state store's access key id and secret access key (etcd snapshots go to bucket "
+                      f"{store.bucket} at {store.endpoint}), each as {{pulumiSecret: NAME}} or "
+                      "{file: /absolute/path}",
+                      fix="pulumi config set --secret NAME ...; then etcdSnapshotCredentials: {accessKeyId: "
+                          "{pulumiSecret: NAME}, secretAccessKey: {pulumiSecret: NAME2}}: rke2-server uploads "
+                          "each snapshot with them")
+    elif store is None and creds is not None:
+        why = ("its stateBackend is not an s3:// store with an endpoint: snapshots stay on the servers"
+               if runs_rke2(site) else "sovkit bootstraps no RKE2 on this site: mode hosts, or an existing cluster's "
+               "kubeconfig")
+        yield Problem(_key("etcdSnapshotCredentials"), "set",
+                      f"only on an RKE2 site whose stateBackend is an s3://...?endpoint= store ({why}; nothing would "
+                      "read them)",
+                      fix="remove etcdSnapshotCredentials")
+
+
+RULES = (rke2_inputs, etcd_snapshot_access)

@@ -137,11 +137,17 @@ def accelerators(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Prob
                 yield Problem(key(field_name), "nothing", f"the pinned {vendor} version to install")
 
 
+def installs_driver(site: SiteConfig) -> bool:
+    """The kit installs the GPU vendor's driver on the site's hosts (the accelerator role): in hosts mode on the
+    serving hosts, and in kubernetes mode on the GPU nodes of the cluster it bootstraps (playbooks/platform.yml). An
+    existing cluster's GPU nodes come with their driver (kubeconfig); a cpu site has none."""
+    return site.accelerator.accelerator != "cpu" and (site.platform.mode == "hosts" or rke2.runs_rke2(site))
+
+
 def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
     """Hosts mode installs the vendor's locked runtime on the site's driver: the driver branch must run the
-    device runtime the lock's wheels are built on (CUDA 13 needs 580), and come from a source the hosts read:
-    the branch Debian 12 carries, or the vendor's repository mirrored in-country. (Kubernetes mode serves the
-    chart's image on the GPU operator's driver.)"""
+    device runtime the lock's wheels are built on (CUDA 13 needs 580). Where the driver comes from is driver_source's
+    rule. (Kubernetes mode serves the chart's image on the host's driver.)"""
     name = site.accelerator.accelerator
     if site.platform.mode != "hosts" or name == "cpu":
         return
@@ -153,8 +159,6 @@ def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[P
     known, device = vendor(name), runtime.device_runtime(name)
     version = site.accelerator.accelerator_driver_version
     branch = runtime.driver_branch(version)
-    if version and branch is None:
-        yield Problem(key("acceleratorDriverVersion"), short(version), "a driver version, e.g. 580.95.05")
     toolkit = site.accelerator.accelerator_toolkit_version
     if device and toolkit and toolkit != device.release:
         yield Problem(key("acceleratorToolkitVersion"), short(toolkit),
@@ -174,19 +178,41 @@ def serving_runtime(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[P
                       f"{device.name} {device.release}, which needs it",
                       fix=f"Either install branch {minimum} or later from the vendor's repository mirrored "
                           f"in-country ({mirror}, a mirror of {known.driver_repository}){debian_path}")
-    elif debian and branch != debian and name not in site.residency.apt_repositories:
-        yield Problem(key("acceleratorDriverVersion"), short(version),
-                      f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository "
-                      f"mirrored in-country as {mirror}",
-                      fix=_mirror_repository(name))
+
+
+def driver_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
+    """Wherever the kit installs the driver (installs_driver: hosts mode, and the GPU nodes of an RKE2 cluster it
+    bootstraps), the role asks apt for the driver at the stack's version, from the sources os_baseline writes: the
+    branch Debian 12 carries, or the vendor's repository mirrored in-country (aptRepositories.<vendor>; the role's
+    package names follow the same choice, sovkit/render/role_vars.py accelerator_vars). A branch neither carries would
+    fail on the live hosts, after the hardening; it is refused here."""
+    name = site.accelerator.accelerator
+    if not installs_driver(site):
+        return
+    known = vendor(name)
+    if known.debian_driver_branch is None and known.driver_repository is None:
+        return  # the vendor registry names no driver source to check against (AMD: its role's own packages)
+    version = site.accelerator.accelerator_driver_version
+    branch = runtime.driver_branch(version)
+    if version and branch is None:
+        yield Problem(key("acceleratorDriverVersion"), short(version), "a driver version, e.g. 580.95.05")
+        return
+    debian, mirror = known.debian_driver_branch, f"aptRepositories.{name}"
+    if branch is None or name in site.residency.apt_repositories or branch == debian:
+        return
+    where = "on the serving hosts" if site.platform.mode == "hosts" else "on the cluster's GPU nodes"
+    yield Problem(key("acceleratorDriverVersion"), short(version),
+                  f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository mirrored "
+                  f"in-country as {mirror} (the kit installs the driver {where})",
+                  fix=_mirror_repository(name))
 
 
 def fabric_manager_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Problem]:
-    """Hosts mode installs NVIDIA Fabric Manager on hosts whose GPUs sit on an NVSwitch board (CUDA sees none of
-    them without it), at the driver's exact version. Debian does not carry it: only NVIDIA's repository, mirrored
-    in-country, does. (Kubernetes mode leaves it to the GPU operator.)"""
+    """Wherever the kit installs the driver (installs_driver), it installs NVIDIA Fabric Manager on hosts whose GPUs
+    sit on an NVSwitch board (CUDA sees none of them without it), at the driver's exact version. Debian does not carry
+    it: only NVIDIA's repository, mirrored in-country, does. (An existing cluster's nodes come with theirs.)"""
     name = site.accelerator.accelerator
-    if site.platform.mode != "hosts" or name == "cpu" or not vendor(name).fabric_manager_package:
+    if not installs_driver(site) or not vendor(name).fabric_manager_package:
         return
     boards = [f"{_node_path(site, n.name, n.role)} ({n.accelerator_count}x {n.accelerator_model})" for n in site.nodes
               if on_nvswitch_board(n.accelerator_model, n.accelerator_count)]
@@ -439,10 +465,11 @@ def existing_cluster(site: SiteConfig) -> Iterable[Problem]:
                       "existing cluster's nodes by node name", fix="list the cluster's nodes under hosts")
 
 
-RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, fabric_manager_source,
-                           check_models, check_licences, model_placement, hosts_mode_models, tenants, token_budgets,
-                           networks, in_country_services, alert_delivery, allowed_endpoints, state_backend, retention,
-                           platform, *cluster.RULES, *rke2.RULES, *signers.RULES, evaluation_gates, *hygiene.RULES)
+RULES: tuple[Rule, ...] = (provider_keys, key_files, accelerators, serving_runtime, driver_source,
+                           fabric_manager_source, check_models, check_licences, model_placement, hosts_mode_models,
+                           tenants, token_budgets, networks, in_country_services, alert_delivery, allowed_endpoints,
+                           state_backend, retention, platform, *cluster.RULES, *rke2.RULES, *signers.RULES,
+                           evaluation_gates, *hygiene.RULES)
 # Rules that need a coherent site (known models on placeable nodes): they run once the rules above pass.
 SITE_RULES: tuple[Rule, ...] = (model_fit,)
 

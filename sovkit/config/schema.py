@@ -154,11 +154,20 @@ class ApiKeyRef(SecretRef):
     """Where a tenant's API key lives. Never the key itself."""
 
 
-class ModelStoreCredentials(StrictModel):
-    """The S3 credentials the cluster's fetchers read the model store with (kubernetes mode); where each lives."""
+class S3Credentials(StrictModel):
+    """An S3-compatible store's access key id and secret access key; where each lives, never the values."""
 
     access_key_id: SecretRef = Field(description="The access key id (AWS_ACCESS_KEY_ID)")
     secret_access_key: SecretRef = Field(description="The secret access key (AWS_SECRET_ACCESS_KEY)")
+
+
+class ModelStoreCredentials(S3Credentials):
+    """The S3 credentials the cluster's fetchers read the model store with (kubernetes mode); where each lives."""
+
+
+class EtcdSnapshotCredentials(S3Credentials):
+    """The S3 credentials rke2-server copies etcd snapshots to the state store with (an RKE2 site whose stateBackend
+    is an s3:// store with an endpoint); where each lives. Given to rke2-server in /etc/default/rke2-server."""
 
 
 class TokenBudget(StrictModel):
@@ -298,6 +307,8 @@ class PlatformSection(StrictModel):
     # The API's address or name: in its certificate (tls-san), the servers' join and Pulumi's kubeconfig.
     rke2_api_address: str | None = Field(
         None, description="kubernetes (RKE2): API address or name; default: first control plane's")
+    etcd_snapshot_credentials: EtcdSnapshotCredentials | None = Field(
+        None, description="RKE2, s3:// stateBackend: the etcd snapshots' key id and secret")
     cis_profile: bool = Field(True, description="kubernetes: run RKE2 with its CIS profile")
     cluster_cidr: Cidr = Field("10.42.0.0/16", description="kubernetes: pod network")
     service_cidr: Cidr = Field("10.43.0.0/16", description="kubernetes: service network")

@@ -1,13 +1,13 @@
 """HostConfiguration: converges the site's machines through pulumi-command, with the one converge pipeline
 `sovkit up` and `sovkit rehearse` also run (`python -m sovkit.converge SITE`, which runs playbooks/site.yml).
 
-The play runs again exactly when its inputs change: `triggers` is a sha256 over the rendered inventory, the
-stack config, every file under roles/ and playbooks/ and (hosts mode) the tenant API keys it installs. A
-`pulumi up` with no change to those leaves the hosts alone. (pulumi-command also re-runs a Command whose other
-inputs change; the only others that can are `dir`, the checkout's absolute path, and the Python named in
-`create`, the checkout's .venv: running from a checkout in another folder re-runs the play, which is
-idempotent.) In kubernetes mode a second command reads the kubeconfig RKE2 wrote on the first control-plane
-node; its output is a Pulumi secret and is never logged.
+The play runs again exactly when its inputs change: `triggers` is a sha256 over the rendered inventory, the stack
+config, every file under roles/ and playbooks/, (hosts mode) the tenant API keys it installs and (an RKE2 site) the
+etcd snapshot store's credentials it writes. A `pulumi up` with no change to those leaves the hosts alone.
+(pulumi-command also re-runs a Command whose other inputs change; the only others that can are `dir`, the checkout's
+absolute path, and the Python named in `create`, the checkout's .venv: running from a checkout in another folder
+re-runs the play, which is idempotent.) In kubernetes mode a second command reads the kubeconfig RKE2 wrote on the
+first control-plane node; its output is a Pulumi secret and is never logged.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pulumi_command as command
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from sovkit.converge import INVENTORY_ENV, TENANT_KEYS_ENV
+from sovkit.converge import ETCD_CREDENTIALS_ENV, INVENTORY_ENV, TENANT_KEYS_ENV
 from sovkit.workspace import SiteWorkspace
 
 TYPE = "sovkit:hosts:HostConfiguration"
@@ -74,16 +74,18 @@ def source_files(root: Path) -> list[Path]:
 
 
 def config_hash(inventory: str, stack_config: Mapping[str, object], root: Path,
-                tenant_keys: Mapping[str, str] | None = None) -> str:
-    """sha256 over the inventory, the stack config, the roles and playbooks and (hosts mode) the tenant API keys
-    the play installs: the play's whole input. Keys enter as their own sha256 only, and a trigger made from them
-    is a Pulumi secret all the same."""
+                tenant_keys: Mapping[str, str] | None = None,
+                etcd_credentials: Mapping[str, str] | None = None) -> str:
+    """sha256 over the inventory, the stack config, the roles and playbooks, (hosts mode) the tenant API keys the
+    play installs and (an RKE2 site) the etcd snapshot store's credentials it writes: the play's whole input. Secrets
+    enter as their own sha256 only, and a trigger made from them is a Pulumi secret all the same."""
     digest = hashlib.sha256()
     digest.update(b"inventory\0" + inventory.encode() + b"\0")
     digest.update(b"config\0" + json.dumps(stack_config, sort_keys=True, default=str).encode() + b"\0")
-    if tenant_keys:
-        keys = {t: hashlib.sha256(k.encode()).hexdigest() for t, k in sorted(tenant_keys.items())}
-        digest.update(b"tenant-keys\0" + json.dumps(keys, sort_keys=True).encode() + b"\0")
+    for label, secrets in ((b"tenant-keys", tenant_keys), (b"etcd-snapshot-credentials", etcd_credentials)):
+        if secrets:
+            hashed = {t: hashlib.sha256(k.encode()).hexdigest() for t, k in sorted(secrets.items())}
+            digest.update(label + b"\0" + json.dumps(hashed, sort_keys=True).encode() + b"\0")
     for path in source_files(root):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
@@ -114,6 +116,9 @@ class HostConfigurationArgs(BaseModel):
     root: Path = Field(description="Project root: the play runs there, roles/ and playbooks/ are hashed there")
     tenant_keys: dict[str, Any] = Field(
         default_factory=dict, description="API keys (pulumi.Input[str]) held as Pulumi secrets, by tenant")
+    etcd_snapshot_credentials: dict[str, Any] = Field(
+        default_factory=dict, description="An RKE2 site's etcd snapshot store credentials (pulumi.Input[str], "
+                                          "secrets), by field: accessKeyId, secretAccessKey")
     fetch_kubeconfig: bool = Field(False, description="kubernetes mode: read RKE2's kubeconfig after the play")
 
 
@@ -123,15 +128,18 @@ class HostConfiguration(pulumi.ComponentResource):
     def __init__(self, name: str, args: HostConfigurationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(TYPE, name, None, opts)
         inventory = pulumi.Output.from_input(args.inventory)
-        if args.tenant_keys:  # secret inputs: the trigger made from them is a secret too
-            self.trigger = pulumi.Output.all(inventory, pulumi.Output.all(**args.tenant_keys)).apply(
-                lambda both: config_hash(both[0], args.stack_config, args.root, both[1]))
+        if args.tenant_keys or args.etcd_snapshot_credentials:  # secret inputs: the trigger made from them is too
+            self.trigger = pulumi.Output.all(inventory, pulumi.Output.all(**args.tenant_keys),
+                                             pulumi.Output.all(**args.etcd_snapshot_credentials)).apply(
+                lambda three: config_hash(three[0], args.stack_config, args.root, three[1], three[2]))
         else:
             self.trigger = inventory.apply(lambda text: config_hash(text, args.stack_config, args.root))
         environment: dict[str, pulumi.Input[str]] = {INVENTORY_ENV: inventory, "ANSIBLE_NOCOLOR": "1"}
-        if args.tenant_keys:
-            environment[TENANT_KEYS_ENV] = pulumi.Output.secret(
-                pulumi.Output.all(**args.tenant_keys).apply(lambda keys: json.dumps(keys, sort_keys=True)))
+        for variable, secrets in ((TENANT_KEYS_ENV, args.tenant_keys),
+                                  (ETCD_CREDENTIALS_ENV, args.etcd_snapshot_credentials)):
+            if secrets:
+                environment[variable] = pulumi.Output.secret(
+                    pulumi.Output.all(**secrets).apply(lambda values: json.dumps(values, sort_keys=True)))
         self.playbook = command.local.Command(
             f"{name}-site-play", create=playbook_command(args.site_name), dir=str(args.root),
             environment=environment, triggers=[self.trigger],

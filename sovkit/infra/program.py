@@ -101,6 +101,16 @@ def model_store_credentials(site: SiteConfig) -> dict[str, pulumi.Output[str]]:
                                                  "modelStoreCredentials.secretAccessKey")}
 
 
+def etcd_snapshot_credentials(site: SiteConfig) -> dict[str, pulumi.Output[str]]:
+    """An RKE2 site's etcd snapshot store credentials (etcdSnapshotCredentials), by field, as Pulumi secrets: handed
+    to the site play's converge, which writes them to rke2-server's environment file on the servers."""
+    creds = site.platform.etcd_snapshot_credentials
+    if creds is None:
+        return {}
+    return {"accessKeyId": read_secret(site, creds.access_key_id, "etcdSnapshotCredentials.accessKeyId"),
+            "secretAccessKey": read_secret(site, creds.secret_access_key, "etcdSnapshotCredentials.secretAccessKey")}
+
+
 def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = None) -> Program:
     """Create the site's resources from the validated site and the checkout at `root`."""
     pulumi.log.info(residency.check_backend(site, environ))
@@ -131,7 +141,8 @@ def build(site: SiteConfig, *, root: Path, environ: Mapping[str, str] | None = N
         inventory = inventory_yaml(site)
     hosts = HostConfiguration(site.name, HostConfigurationArgs(
         site_name=site.name, inventory=inventory, stack_config=stack_config(), root=root,
-        tenant_keys={} if kubernetes else tenant_keys(site, include_files=False), fetch_kubeconfig=kubernetes),
+        tenant_keys={} if kubernetes else tenant_keys(site, include_files=False),
+        etcd_snapshot_credentials=etcd_snapshot_credentials(site), fetch_kubeconfig=kubernetes),
         opts=pulumi.ResourceOptions(depends_on=[nodes]))
 
     serving_nodes = [n.name for n in site.serving_nodes()]

@@ -298,6 +298,12 @@ def substitutions(site: SiteConfig, hosts: Iterable[Machine] = ()) -> list[Subst
                                     "cluster token, and stops there", "the stand-in mirror does not carry RKE2's "
                                     "release (tests/roles/test_rke2_role.py proves the verification on a test-made "
                                     "set)"))
+            if site.platform.etcd_snapshot_credentials is not None:
+                out.append(Substitution("etcd snapshot credentials", "the state store's access key id and secret "
+                                        "(etcdSnapshotCredentials: the site's Pulumi secrets or files)",
+                                        "credentials made for the rehearsal, written to the servers' "
+                                        "/etc/default/rke2-server as on the site", "the site's secrets are not on "
+                                        "this machine; no RKE2 starts, so no snapshot is taken or uploaded"))
             if vendor != "cpu":
                 out.append(Substitution("GPU driver", f"the {vendor} driver on the cluster's GPU nodes",
                                         "not installed", "no accelerator here"))

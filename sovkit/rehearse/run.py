@@ -148,6 +148,18 @@ def tenant_keys(rehearsal: Rehearsal) -> dict[str, str]:
     return {tenant: secret_file(folder / f"{tenant}.key") for tenant in sorted(rehearsal.site.serving.tenants)}
 
 
+def etcd_snapshot_credentials(rehearsal: Rehearsal) -> dict[str, str]:
+    """The etcd snapshot store's credentials of an RKE2 site, made for the rehearsal (the site's Pulumi secrets and
+    files are not here), by field as the converge takes them: the servers get /etc/default/rke2-server as on the site.
+    No RKE2 starts here, so nothing uploads a snapshot with them (plan.substitutions). Made once, kept in the
+    rehearsal folder: the converge run again writes the same file."""
+    if rehearsal.site.platform.etcd_snapshot_credentials is None:
+        return {}
+    folder = rehearsal.folder / "keys"
+    return {"accessKeyId": secret_file(folder / "etcd-snapshot-access-key-id", nbytes=15),
+            "secretAccessKey": secret_file(folder / "etcd-snapshot-secret-access-key", nbytes=30)}
+
+
 def prepare_bundle(rehearsal: Rehearsal, progress: Progress) -> Path:
     """What the hosts install: for hosts mode the whole offline bundle of the CPU stand-in; for kubernetes mode the
     hardening's packages (no model server runs on its hosts)."""
@@ -291,15 +303,16 @@ def rehearse(site: SiteConfig, progress: Progress = lambda _: None, vm_names: It
         start_vms(rehearsal, rendered["all"]["vars"]["data_at_rest_paths"], host_bundle, vm_image, progress)
         site_hosts.start_hosts(podman, lab, rehearsal.plan, host_image, access, host_bundle, progress)
         place_path_store_weights(rehearsal)
-    keys = tenant_keys(rehearsal)
+    keys, etcd = tenant_keys(rehearsal), etcd_snapshot_credentials(rehearsal)
     env = {**podman.env(), "ANSIBLE_SSH_COMMON_ARGS": f"-F {access.config}"}
     with phases.timed("converge", progress):
         result = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
-                          in_lab=lab.argv, env=env, progress=progress)
+                          etcd_credentials=etcd, in_lab=lab.argv, env=env, progress=progress)
     rendered = result.inventory  # with the grants the quality gate left (hosts mode, gated models)
     with phases.timed("converge again", progress):  # idempotence, as Molecule proves it: nothing left to change
-        again = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys, in_lab=lab.argv,
-                         env=env, progress=progress, log_name="converge-again.log")
+        again = converge(site, inventory=rendered, workspace=rehearsal.workspace, pulumi_keys=keys,
+                         etcd_credentials=etcd, in_lab=lab.argv, env=env, progress=progress,
+                         log_name="converge-again.log")
     with phases.timed("verify", progress):
         # every host at once: each suite mostly waits on its SSH connection
         report = run_verify(rendered, rehearsal.workspace.compliance, jobs=len(rehearsal.plan.hosts),

@@ -9,11 +9,10 @@ rke2-cis-sysctl.conf), "Pod Security Standards", "Audit Policy" and "Etcd Snapsh
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qs, urlparse
 
 from sovkit import ports
 from sovkit.config import SiteConfig
-from sovkit.config.rke2 import ARTIFACTS, CHECKSUMS, IMAGES, TARBALL, api_address, artifacts_url
+from sovkit.config.rke2 import ARTIFACTS, CHECKSUMS, IMAGES, TARBALL, api_address, artifacts_url, snapshot_store
 from sovkit.config.site import Node
 from sovkit.render.cluster import node_labels
 
@@ -22,6 +21,10 @@ CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 TOKEN_FILE = f"{CONFIG_DIR}/token"  # the cluster token, 0600; config.yaml names it (token-file), never holds it
 AUDIT_POLICY_FILE = f"{CONFIG_DIR}/audit-policy.yaml"
 POD_SECURITY_FILE = f"{CONFIG_DIR}/pod-security.yaml"
+SERVER_ENVIRONMENT_FILE = "/etc/default/rke2-server"  # rke2-server.service's EnvironmentFile; root 0600, servers only
+# The names etcd-s3 reads its credentials from (docs.rke2.io "Etcd Snapshots", S3: --etcd-s3-access-key and
+# --etcd-s3-secret-key default to these variables); the kit keeps them out of config.yaml.
+SERVER_ENVIRONMENT_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 KUBECONFIG_FILE = f"{CONFIG_DIR}/rke2.yaml"  # what sovkit/infra/kubeconfig.py reads from the first server
 SYSCTL_FILE = "/etc/sysctl.d/60-rke2-cis.conf"  # the file name RKE2's CIS guide copies rke2-cis-sysctl.conf to
 STAGING_DIR = "/var/lib/sovkit/rke2"  # artifacts land here, per release, and are verified before anything unpacks
@@ -65,18 +68,26 @@ def etcd_snapshots(site: SiteConfig) -> dict:
     """etcd snapshots on schedule, kept on the node and, where the site keeps its Pulumi state in an in-country S3
     store (`sovkit validate` has judged its endpoint), copied there under etcd-snapshots/<site>. The state store,
     not the model store: a snapshot holds the cluster's secrets (encrypted), and the model store's credentials are
-    the fetchers'. Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in rke2-server's environment."""
+    the fetchers'. Credentials: the stack's etcdSnapshotCredentials, in rke2-server's environment
+    (server_environment)."""
     out: dict = {"etcd-snapshot-schedule-cron": SNAPSHOT_SCHEDULE, "etcd-snapshot-retention": SNAPSHOT_RETENTION}
-    state = urlparse(site.residency.state_backend)
-    query = parse_qs(state.query)
-    endpoint = query.get("endpoint", [""])[0]
-    if state.scheme != "s3" or not endpoint:
+    store = snapshot_store(site)
+    if store is None:
         return out
-    out.update({"etcd-s3": True, "etcd-s3-endpoint": endpoint, "etcd-s3-bucket": state.netloc,
+    out.update({"etcd-s3": True, "etcd-s3-endpoint": store.endpoint, "etcd-s3-bucket": store.bucket,
                 "etcd-s3-folder": f"etcd-snapshots/{site.name}"})
-    if query.get("region"):
-        out["etcd-s3-region"] = query["region"][0]
+    if store.region:
+        out["etcd-s3-region"] = store.region
     return out
+
+
+def server_environment(credentials: Mapping[str, str]) -> str:
+    """/etc/default/rke2-server, which the release's rke2-server.service reads (EnvironmentFile=-/etc/default/
+    rke2-server): the etcd snapshot store's credentials as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, the names
+    etcd-s3 reads; "" when the site copies no snapshot to S3 (the role then removes the file). The converge has
+    refused a value systemd would read otherwise than written (checks.environment_value: no space, quote, backslash
+    or $), so each is written as it is."""
+    return "".join(f"{name}={credentials[name]}\n" for name in SERVER_ENVIRONMENT_NAMES) if credentials else ""
 
 
 def servers(site: SiteConfig) -> list[Node]:
@@ -136,4 +147,5 @@ def artifacts(site: SiteConfig) -> dict:
             "staging_dir": f"{STAGING_DIR}/{site.platform.rke2_version}"}
 
 
-__all__ = ["ARTIFACTS", "artifacts", "audit_policy", "etcd_snapshots", "node_config", "pod_security"]
+__all__ = ["ARTIFACTS", "artifacts", "audit_policy", "etcd_snapshots", "node_config", "pod_security",
+           "server_environment"]

@@ -263,6 +263,7 @@ def rke2_vars(site: SiteConfig) -> dict:
         "rke2_images_dir": rke2.IMAGES_DIR,
         "rke2_config_dir": rke2.CONFIG_DIR,
         "rke2_token_file": rke2.TOKEN_FILE,
+        "rke2_server_environment_file": rke2.SERVER_ENVIRONMENT_FILE,
         "rke2_audit_policy_file": rke2.AUDIT_POLICY_FILE,
         "rke2_audit_policy": rke2.audit_policy(),
         "rke2_pod_security_file": rke2.POD_SECURITY_FILE,

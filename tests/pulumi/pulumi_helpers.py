@@ -16,6 +16,7 @@ def openstack_in_hosts_mode(config: dict[str, str]) -> dict[str, str]:
     del groups["control_plane"]
     del config["sovereign-ai:rke2Version"]
     for key in ("rke2ChecksumsSha256", "rke2Artifacts", "rke2ApiAddress", "rke2ArtifactsFolder",  # no RKE2
+                "etcdSnapshotCredentials",
                 "gatewayExposure", "gatewayHostname", "modelStoreLinkMbps", "modelStoreCredentials"):  # the cluster's
         config.pop(f"sovereign-ai:{key}", None)
     del config["sovereign-ai:acceleratorToolkitVersion"]  # hosts mode: the runtime lock brings CUDA

@@ -172,7 +172,8 @@ def test_every_object_valid_for_each_kubernetes_release_the_stack_allows(kuberne
 
 
 def _existing_cluster(config: dict[str, str]) -> dict[str, str]:
-    config = {k: v for k, v in config.items() if not k.startswith("sovereign-ai:rke2")}  # sovkit bootstraps none
+    config = {k: v for k, v in config.items()  # sovkit bootstraps no RKE2: no release, no etcd snapshots of its own
+              if not k.startswith(("sovereign-ai:rke2", "sovereign-ai:etcdSnapshotCredentials"))}
     return config | {"sovereign-ai:kubeconfig": json.dumps({"pulumiSecret": "ministryKubeconfig"}),
                      "sovereign-ai:ministryKubeconfig": "apiVersion: v1\nkind: Config\n# ministry-cluster-token\n"}
 
@@ -204,8 +205,9 @@ def test_existing_cluster_refuses_an_rke2_release(tmp_path):
     stack.write_text(text, encoding="utf-8")
     with pytest.raises(StackError) as err:
         load_stack(stack)
-    assert {(p.key_path, p.found) for p in err.value.problems} == {("sovereign-ai:rke2Version", "v1.33.5+rke2r1"),
-                                                                   ("sovereign-ai:rke2ChecksumsSha256", "set")}
+    assert {(p.key_path, p.found) for p in err.value.problems} == {
+        ("sovereign-ai:rke2Version", "v1.33.5+rke2r1"), ("sovereign-ai:rke2ChecksumsSha256", "set"),
+        ("sovereign-ai:etcdSnapshotCredentials", "set")}
 
 
 def test_bundle_lists_the_charts_the_mirror_must_carry(kubernetes_stack, sovkit_values):
@@ -219,3 +221,20 @@ def test_bundle_lists_the_charts_the_mirror_must_carry(kubernetes_stack, sovkit_
     installed = {(r.plain("chart").rsplit("/", 1)[1], r.plain("version"))
                  for r in kubernetes_stack.run.mocks.of_type(RELEASE) if r.plain("chart").startswith("oci://")}
     assert listed == installed
+
+
+def test_rke2_sites_hand_the_etcd_snapshot_credentials_to_the_site_play_as_a_secret(run_of):
+    """etcdSnapshotCredentials (Pulumi secrets here) reach the converge in its environment, secret, by field; the
+    play's trigger (secret too) changes with them, so a rotated key is written to the servers."""
+    from sovkit.converge import ETCD_CREDENTIALS_ENV
+    from sovkit.infra.testing import FAKE_KEY_PREFIX
+
+    for name in ("za-national-dc", "id-sulsel-cloud"):
+        run = run_of(name).run
+        play = run.mocks.named(f"{name}-site-play")
+        assert rpc.is_rpc_secret(play.inputs["environment"]) or rpc.is_rpc_secret(
+            play.inputs["environment"][ETCD_CREDENTIALS_ENV])
+        assert json.loads(play.plain("environment")[ETCD_CREDENTIALS_ENV]) == {
+            "accessKeyId": FAKE_KEY_PREFIX + "etcdSnapshotKeyId",
+            "secretAccessKey": FAKE_KEY_PREFIX + "etcdSnapshotSecret"}
+        assert "sitePlayTrigger" in run.secret_outputs

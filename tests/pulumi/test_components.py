@@ -286,3 +286,29 @@ def test_hosts_mode_tenant_key_is_part_of_the_trigger_and_keeps_it_secret(tree):
     assert one.outputs["trigger"] != two.outputs["trigger"]
     assert one.outputs["trigger"] == config_hash("all: {}\n", {}, tree, {"a": "sk-test-secret-one"})
     assert one.outputs["trigger"] != config_hash("all: {}\n", {}, tree)
+
+
+def test_etcd_snapshot_credentials_are_part_of_the_trigger_and_keep_it_secret(tree):
+    """A rotated etcd snapshot credential must reach rke2-server's environment: the play re-runs, the trigger
+    holding its digest is secret, and the converge reads it from its own environment variable."""
+    import pulumi
+
+    def play(secret):
+        def body():
+            made = HostConfiguration("t", HostConfigurationArgs(
+                site_name="t", inventory="all: {}\n", stack_config={}, root=tree,
+                etcd_snapshot_credentials={"accessKeyId": pulumi.Output.secret("k"),
+                                           "secretAccessKey": pulumi.Output.secret(secret)}))
+            pulumi.export("trigger", made.trigger)
+            return made
+        return body
+
+    one = run_program("local", play("etcd-secret-one"))
+    two = run_program("local", play("etcd-secret-two"))
+    assert "trigger" in one.secret_outputs and one.outputs["trigger"] != two.outputs["trigger"]
+    assert one.outputs["trigger"] == config_hash("all: {}\n", {}, tree, None,
+                                                 {"accessKeyId": "k", "secretAccessKey": "etcd-secret-one"})
+    environment = one.mocks.named("t-site-play").plain("environment")
+    assert json.loads(environment[hc.ETCD_CREDENTIALS_ENV]) == {"accessKeyId": "k",
+                                                                 "secretAccessKey": "etcd-secret-one"}
+    assert hc.TENANT_KEYS_ENV not in environment

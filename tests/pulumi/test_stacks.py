@@ -100,7 +100,11 @@ def test_site_play_command_and_trigger(shipped):
     assert inventory == shipped.run.outputs["inventory"]
     config, _, _ = stack_environment(ROOT / "stacks" / f"Pulumi.{site.name}.yaml")
     plain = {k: v for k, v in config.items() if k not in shipped.run.secret_values}
-    expected = config_hash(inventory, plain, ROOT)
+    # an RKE2 site's etcd snapshot store credentials (Pulumi secrets here) are inputs too, by their digest
+    etcd = site.platform.etcd_snapshot_credentials
+    given = {field: shipped.run.secret_values[f"sovereign-ai:{ref.pulumi_secret}"] for field, ref in (
+        ("accessKeyId", etcd.access_key_id), ("secretAccessKey", etcd.secret_access_key))} if etcd else None
+    expected = config_hash(inventory, plain, ROOT, None, given)
     assert play.plain("triggers") == [expected]
     assert shipped.run.outputs["sitePlayTrigger"] == expected
 

@@ -39,6 +39,8 @@ HOSTS = {"rke2-test-server": ("cp-01", "198.51.100.70"), "rke2-test-agent": ("gp
 MIRROR = "/srv/rke2-mirror"  # where the hosts see the test-made mirror folder, read-only
 TARBALL, IMAGES, CHECKSUMS = "rke2.linux-amd64.tar.gz", "rke2-images.linux-amd64.tar.zst", "sha256sum-amd64.txt"
 TOKEN = "t" * 48
+# rke2-server's environment as the converge renders it from za's etcdSnapshotCredentials (server_environment)
+ENVIRONMENT = "AWS_ACCESS_KEY_ID=AKIAZASNAPSHOTS0001\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCY/za-etcd\n"
 
 
 def sha256(data: bytes) -> str:
@@ -91,6 +93,7 @@ def play(podman: Podman, workdir: Path, case: str, pin: str, **overrides: object
     message is never folded across lines)."""
     local = {"ansible_connection": LOCAL_CONNECTION, "ansible_remote_tmp": "/root/.ansible/tmp"}
     hosts = {name: {**variables, **local, "ansible_host": name, "rke2_token": TOKEN,
+                    "rke2_server_environment": ENVIRONMENT,
                     "rke2_artifacts_url": f"file://{MIRROR}/{case}/", "rke2_checksums_sha256": pin,
                     "rke2_staging_dir": f"/var/lib/sovkit/rke2/{case}", "rke2_install_enabled": False, **overrides}
              for name, variables in rendered().items()}
@@ -172,6 +175,11 @@ def test_config_files_are_written_exactly_as_rendered(good, host):
             assert yaml.safe_load(read(path)) == expected
         else:
             assert on(podman, host, "test", "!", "-e", path) == ""
+    # the etcd snapshot store's credentials, in the file rke2-server.service reads: servers only, root 0600
+    if server:
+        assert read("/etc/default/rke2-server") == ENVIRONMENT
+    else:
+        assert on(podman, host, "test", "!", "-e", "/etc/default/rke2-server") == ""
     sysctls = read("/etc/sysctl.d/60-rke2-cis.conf", "644").splitlines()[1:]
     assert sysctls == [f"{k} = {v}" for k, v in sorted(variables["rke2_cis_sysctls"].items())]
     etcd = on(podman, host, "sh", "-c", "getent passwd etcd || true").strip()

@@ -102,6 +102,17 @@ def test_pulumi_hands_the_inventory_it_rendered(workspace: SiteWorkspace, monkey
     assert converge.main([]) == 2
 
 
+def test_pulumi_hands_the_etcd_snapshot_credentials_it_read(monkeypatch: pytest.MonkeyPatch):
+    """An RKE2 site's etcd snapshot store credentials come from SOVKIT_ETCD_SNAPSHOT_CREDENTIALS (Pulumi's secrets)."""
+    seen: dict = {}
+    monkeypatch.setattr(converge, "converge", lambda site, **kw: seen.update(site=site, **kw) or _Done())
+    monkeypatch.setenv(converge.ETCD_CREDENTIALS_ENV, '{"accessKeyId": "k1", "secretAccessKey": "s1"}')
+    monkeypatch.delenv(converge.TENANT_KEYS_ENV, raising=False)
+    monkeypatch.delenv(converge.INVENTORY_ENV, raising=False)
+    assert converge.main(["za-national-dc"]) == 0
+    assert seen["etcd_credentials"] == {"accessKeyId": "k1", "secretAccessKey": "s1"}
+
+
 class _Done:
     seconds = 1.0
     changed: dict = {}  # noqa: RUF012 - a stand-in result, read once

@@ -35,7 +35,8 @@ SERVING_ROLES = ("gateway", "model_store")  # run by serve.yml, on hosts-mode si
 # run by platform.yml, on RKE2 sites only (kubernetes mode, no kubeconfig): the variable that marks them
 RKE2_ROLES = {"rke2": "rke2_artifacts_url"}
 # What the converge pipeline adds for the roles' own checks (secrets): valid, so only the stack's inputs decide.
-RUN_FACTS = {"gateway_tenant_key_hashes": {}, "gateway_upstream_api_key": "u" * 48, "rke2_token": "t" * 48}
+RUN_FACTS = {"gateway_tenant_key_hashes": {}, "gateway_upstream_api_key": "u" * 48, "rke2_token": "t" * 48,
+             "rke2_server_environment": "AWS_ACCESS_KEY_ID=k\nAWS_SECRET_ACCESS_KEY=s\n"}
 
 
 def validate_verdict(path: Path) -> tuple[set[str] | None, object]:

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ZA = ROOT / "stacks" / "Pulumi.za-national-dc.yaml"
 TARBALL, IMAGES, CHECKSUMS = "rke2.linux-amd64.tar.gz", "rke2-images.linux-amd64.tar.zst", "sha256sum-amd64.txt"
 TOKEN = "t" * 48
+# what the converge renders from za's etcdSnapshotCredentials (sovkit/render/rke2.py server_environment)
+ENVIRONMENT = "AWS_ACCESS_KEY_ID=AKIAZASNAPSHOTS0001\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCY/za-etcd\n"
 
 
 def release(folder: Path, *, listed: tuple[str, ...] = (TARBALL, IMAGES)) -> str:
@@ -35,12 +37,26 @@ def release(folder: Path, *, listed: tuple[str, ...] = (TARBALL, IMAGES)) -> str
     return "sha256:" + hashlib.sha256(sums.encode()).hexdigest()
 
 
-def variables(tmp: Path, case: str, pin: str, node: str) -> dict:
+def etc_of(tmp: Path, node: str) -> Path:
+    return tmp / "etc" if node == "cp-01" else tmp / f"etc-{node}"
+
+
+def environment_file(tmp: Path, node: str) -> Path:
+    """Where /etc/default/rke2-server lands for `node` (its folder exists, as /etc/default does on a host)."""
+    return tmp / f"default-{node}" / "rke2-server"
+
+
+def variables(tmp: Path, case: str, pin: str, node: str, environment: str = ENVIRONMENT, *,
+              snapshots_to_s3: bool = True) -> dict:
     inventory = render_inventory(load_stack(ZA))
     host = next(h for g in inventory["all"]["children"].values() for n, h in g["hosts"].items() if n == node and h)
     out = {k: v for k, v in {**inventory["all"]["vars"], **host}.items() if k.startswith("rke2_")}
-    etc = tmp / "etc"
-    out.update({"rke2_token": TOKEN, "rke2_artifacts_url": f"file://{tmp / 'mirror' / case}/",
+    etc = etc_of(tmp, node)
+    if not snapshots_to_s3:  # a site whose state is a file:// path: its config.yaml has no etcd-s3
+        out["rke2_config"] = {k: v for k, v in out["rke2_config"].items() if not k.startswith("etcd-s3")}
+    out.update({"rke2_token": TOKEN, "rke2_server_environment": environment,
+                "rke2_server_environment_file": str(environment_file(tmp, node)),
+                "rke2_artifacts_url": f"file://{tmp / 'mirror' / case}/",
                 "rke2_checksums_sha256": pin, "rke2_staging_dir": str(tmp / "staging" / case),
                 "rke2_install_enabled": False, "rke2_cis_enabled": False, "rke2_config_dir": str(etc),
                 "rke2_token_file": str(etc / "token"), "rke2_audit_policy_file": str(etc / "audit-policy.yaml"),
@@ -49,9 +65,12 @@ def variables(tmp: Path, case: str, pin: str, node: str) -> dict:
     return out
 
 
-def play(tmp: Path, case: str, pin: str, node: str = "cp-01") -> dict:
+def play(tmp: Path, case: str, pin: str, node: str = "cp-01", environment: str = ENVIRONMENT, *,
+         snapshots_to_s3: bool = True) -> dict:
     """(exit status, {task: result}, recap) of the rke2 role on this machine."""
-    (tmp / "inventory.yml").write_text(yaml.safe_dump({"all": {"hosts": {"here": variables(tmp, case, pin, node)}}}))
+    environment_file(tmp, node).parent.mkdir(exist_ok=True)
+    (tmp / "inventory.yml").write_text(yaml.safe_dump(
+        {"all": {"hosts": {"here": variables(tmp, case, pin, node, environment, snapshots_to_s3=snapshots_to_s3)}}}))
     (tmp / "play.yml").write_text(yaml.safe_dump(
         [{"name": "rke2", "hosts": "all", "gather_facts": False, "roles": ["rke2"]}], sort_keys=False))
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
@@ -102,6 +121,44 @@ def test_the_files_are_written_exactly_as_rendered(tmp, good):
 
 def test_a_second_run_changes_nothing(good):
     assert good["second"]["rc"] == 0 and good["second"]["stats"]["changed"] == 0, good["second"]["stats"]
+
+
+def test_a_server_gets_the_etcd_snapshot_stores_credentials_in_rke2_servers_environment(tmp, good):
+    """za copies etcd snapshots to its S3 state store: /etc/default/rke2-server (the unit's EnvironmentFile) holds
+    exactly the rendered credentials, root 0600, written before RKE2 starts, and never shown in the play's output."""
+    written = environment_file(tmp, "cp-01")
+    assert written.read_text() == ENVIRONMENT
+    info = written.stat()
+    assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, 0, 0)
+    name = "rke2 : Write rke2-server's environment, the etcd snapshot store's credentials (servers; root only)"
+    assert good["first"]["tasks"][name]["changed"] is True and good["second"]["tasks"][name]["changed"] is False
+    assert "AKIAZASNAPSHOTS0001" not in json.dumps(good["first"]["tasks"])
+
+
+def test_an_agent_never_gets_rke2_servers_environment(tmp, good):
+    run = play(tmp, "good", good["pin"], node="gpu-01")
+    assert run["rc"] == 0, failure(run)
+    assert not environment_file(tmp, "gpu-01").exists()
+    assert yaml.safe_load((etc_of(tmp, "gpu-01") / "config.yaml").read_text())["node-name"] == "gpu-01"
+
+
+def test_a_server_whose_snapshots_stay_on_it_has_the_file_removed(tmp, good):
+    """Where no snapshot goes to S3 the converge renders an empty environment: a file left from before is removed."""
+    first = play(tmp, "good", good["pin"], node="cp-02")
+    assert first["rc"] == 0, failure(first)
+    assert environment_file(tmp, "cp-02").read_text() == ENVIRONMENT
+    emptied = play(tmp, "good", good["pin"], node="cp-02", environment="", snapshots_to_s3=False)
+    assert emptied["rc"] == 0, failure(emptied)
+    assert not environment_file(tmp, "cp-02").exists()
+    assert emptied["tasks"]["rke2 : Remove rke2-server's environment where no snapshot goes to S3 (servers)"]["changed"]
+
+
+def test_etcd_snapshots_to_s3_without_credentials_are_refused_before_anything_changes(tmp, good):
+    run = play(tmp, "good", good["pin"], node="cp-03", environment="")
+    assert run["rc"] != 0
+    assert ("config.yaml copies etcd snapshots to objects.dc.gov.example (etcd-s3) but rke2_server_environment holds "
+            "no credentials") in failure(run)
+    assert not etc_of(tmp, "cp-03").exists() and not environment_file(tmp, "cp-03").exists()
 
 
 @pytest.mark.parametrize(("case", "named", "spoil"), [

@@ -38,7 +38,10 @@ def test_a_gpu_site_says_where_its_driver_comes_from():
     assert driver_source(pune).startswith("the site's mirror of the vendor's repository (aptRepositories.nvidia: "
                                           "http://mirror.mh.gov.example/nvidia-cuda/debian12/x86_64)")
     za = load_stack(ROOT / "stacks" / "Pulumi.za-national-dc.yaml")
-    assert runtime_lock(za) is None and driver_source(za).startswith("Debian 12's non-free archive")
+    # kubernetes mode: no runtime lock; its GPU nodes' 570 driver from its mirror of NVIDIA's repository
+    assert runtime_lock(za) is None and driver_source(za).startswith(
+        "the site's mirror of the vendor's repository (aptRepositories.nvidia: "
+        "https://mirror.dc.gov.example/nvidia-cuda/debian12/x86_64)")
     assert driver_source(load_stack(ROOT / "stacks" / "Pulumi.local.yaml")) is None
 
 

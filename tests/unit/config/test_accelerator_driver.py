@@ -42,9 +42,10 @@ def test_an_nvswitch_site_with_the_repository_passes_and_its_host_gets_fabric_ma
     assert host["accelerator_fabric_manager_packages"] == ["nvidia-fabricmanager-580=580.95.05*"]
 
 
-def test_kubernetes_sites_leave_fabric_manager_to_the_gpu_operator():
-    za = load_stack(STACKS / "Pulumi.za-national-dc.yaml")  # 8x H100 SXM5, no aptRepositories
-    assert za.platform.mode == "kubernetes" and "nvidia" not in za.residency.apt_repositories
+def test_the_rke2_site_whose_gpu_nodes_the_kit_installs_has_nvidias_repository_for_fabric_manager():
+    """platform.yml runs the accelerator role on an RKE2 site's GPU nodes: Fabric Manager too (8x H100 SXM5)."""
+    za = load_stack(STACKS / "Pulumi.za-national-dc.yaml")
+    assert za.platform.mode == "kubernetes" and "nvidia" in za.residency.apt_repositories
 
 
 def test_pune_renders_the_names_of_nvidias_repository_pinned_to_its_driver_and_no_fabric_manager():

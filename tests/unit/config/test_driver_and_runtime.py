@@ -1,6 +1,7 @@
 """The compatibility of a hosts-mode GPU site's driver with its serving runtime, checked at validate: the runtime
-lock says which CUDA release its wheels are built on, NVIDIA's table says which driver branch runs it, and the
-driver must come from a source the hosts read (Debian 12's branch, or the vendor's repository mirrored in-country)."""
+lock says which CUDA release its wheels are built on, NVIDIA's table says which driver branch runs it; and wherever
+the kit installs the driver (hosts mode, the GPU nodes of an RKE2 cluster it bootstraps) it must come from a source the
+hosts read (Debian 12's branch, or the vendor's repository mirrored in-country)."""
 
 from pathlib import Path
 
@@ -9,8 +10,30 @@ from pune_variants import PUNE_REPOSITORY, STACKS, pune
 
 from sovkit.config import load_stack, runtime
 from sovkit.errors import StackError
+from sovkit.render.inventory import render_inventory
 
 PUNE_DRIVER = 'acceleratorDriverVersion: "580.95.05"'
+ZA_REPOSITORY = """  sovereign-ai:aptRepositories:
+    nvidia:
+      url: https://mirror.dc.gov.example/nvidia-cuda/debian12/x86_64
+      signingKey: /etc/sovkit/keys/nvidia-cuda-archive.asc
+"""
+# the etcd snapshot store's credentials (an RKE2 site with an S3 state store)
+ETCD_CREDENTIALS = """  sovereign-ai:etcdSnapshotCredentials:
+    accessKeyId: {pulumiSecret: etcdSnapshotKeyId}
+    secretAccessKey: {pulumiSecret: etcdSnapshotSecret}
+"""
+
+
+def za(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """za-national-dc (kubernetes, RKE2 bootstrapped by the kit, 2 x 8 H100 SXM5) with each (old, new) replaced once."""
+    text = (STACKS / "Pulumi.za-national-dc.yaml").read_text()
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path = tmp_path / "Pulumi.za-national-dc.yaml"
+    path.write_text(text)
+    return path
 
 
 def problems(path: Path) -> list:
@@ -48,7 +71,8 @@ def test_a_driver_debian_does_not_carry_needs_the_vendors_repository(tmp_path):
     found = problems(pune(tmp_path, (PUNE_REPOSITORY, "")))
     assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:acceleratorDriverVersion", "'580.95.05'")]
     assert found[0].allowed == ("branch 535 (what Debian 12 carries), or a branch from the vendor's repository "
-                                "mirrored in-country as aptRepositories.nvidia")
+                                "mirrored in-country as aptRepositories.nvidia (the kit installs the driver on the "
+                                "serving hosts)")
 
 
 def test_a_toolkit_other_than_the_runtimes_and_a_driver_that_is_no_version_are_refused(tmp_path):
@@ -63,7 +87,9 @@ def test_a_toolkit_other_than_the_runtimes_and_a_driver_that_is_no_version_are_r
 def test_the_runtimes_own_toolkit_passes_and_kubernetes_sites_are_left_to_their_images(tmp_path):
     site = load_stack(pune(tmp_path, (PUNE_DRIVER, PUNE_DRIVER + '\n  sovereign-ai:acceleratorToolkitVersion: "13.0"')))
     assert site.accelerator.accelerator_toolkit_version == "13.0"
-    za = load_stack(STACKS / "Pulumi.za-national-dc.yaml")  # 570 with CUDA 12.8: the GPU operator's driver
+    # 570 with CUDA 12.8: no runtime lock to match in kubernetes mode (the chart's image brings CUDA); the driver's
+    # source is checked all the same (below)
+    za = load_stack(STACKS / "Pulumi.za-national-dc.yaml")
     assert za.platform.mode == "kubernetes" and za.accelerator.accelerator_driver_version == "570.172.08"
 
 
@@ -121,3 +147,50 @@ def test_a_hosts_mode_amd_site_is_refused_until_a_lock_is_written_from_the_sites
     assert found[0].allowed == "in hosts mode, an accelerator whose serving runtime sovkit locks: cpu, nvidia"
     assert found[0].fix.startswith("its wheels come from AMD's ROCm wheel index (repo.radeon.com/rocm/manylinux)")
     assert "scripts/lock-runtime.py amd -- --index-url <mirror>" in found[0].fix
+
+
+# -- wherever the kit installs the driver: hosts mode, and the GPU nodes of the RKE2 cluster it bootstraps ----------
+def test_an_rke2_sites_gpu_driver_debian_does_not_carry_needs_the_vendors_repository_too(tmp_path):
+    """platform.yml runs the accelerator role on the cluster's GPU nodes: the same source rule as hosts mode. The 8x
+    H100 SXM5 boards also need Fabric Manager, which only NVIDIA's repository carries."""
+    found = problems(za(tmp_path, (ZA_REPOSITORY, "")))
+    assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:acceleratorDriverVersion", "'570.172.08'"),
+                                                      ("sovereign-ai:aptRepositories.nvidia", "nothing, with GPUs on "
+                                                       "an NVSwitch board at hosts.gpu-01 (8x H100-SXM5-80GB), "
+                                                       "hosts.gpu-02 (8x H100-SXM5-80GB)")]
+    assert found[0].allowed == ("branch 535 (what Debian 12 carries), or a branch from the vendor's repository "
+                                "mirrored in-country as aptRepositories.nvidia (the kit installs the driver on the "
+                                "cluster's GPU nodes)")
+    assert found[0].fix.startswith("mirror https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/ "
+                                   "in-country and name it aptRepositories.nvidia")
+
+
+def test_an_rke2_site_on_debians_branch_needs_no_repository_but_its_nvswitch_boards_still_do(tmp_path):
+    found = problems(za(tmp_path, (ZA_REPOSITORY, ""), ('"570.172.08"', '"535.261.03"')))
+    assert [p.key_path for p in found] == ["sovereign-ai:aptRepositories.nvidia"]
+
+
+def test_an_rke2_site_is_checked_for_a_driver_version_that_is_no_version(tmp_path):
+    found = problems(za(tmp_path, ('"570.172.08"', '"latest"')))
+    assert [(p.key_path, p.found, p.allowed) for p in found] == [
+        ("sovereign-ai:acceleratorDriverVersion", "'latest'", "a driver version, e.g. 580.95.05")]
+
+
+def test_the_rke2_gpu_nodes_are_given_the_repositorys_packages_pinned_to_the_driver_and_fabric_manager():
+    """What validate accepted is what the role installs: the repository's package names (the role does not choose)."""
+    inventory = render_inventory(load_stack(STACKS / "Pulumi.za-national-dc.yaml"))
+    site_vars, children = inventory["all"]["vars"], inventory["all"]["children"]
+    assert site_vars["accelerator_driver_packages"]["driver"][0] == "nvidia-driver-cuda=570.172.08*"
+    assert set(children["rke2_gpu_nodes"]["hosts"]) == {"gpu-01", "gpu-02"}
+    gpu = next(g["hosts"]["gpu-01"] for g in children.values() if g["hosts"].get("gpu-01"))
+    assert gpu["accelerator_fabric_manager_packages"] == ["nvidia-fabricmanager-570=570.172.08*"]
+
+
+def test_an_existing_clusters_gpu_nodes_bring_their_own_driver(tmp_path):
+    """With a kubeconfig the kit installs no driver: neither rule applies (the docs say the nodes need theirs)."""
+    site = load_stack(za(tmp_path, (ZA_REPOSITORY, ""),
+                         ("  sovereign-ai:rke2Version: v1.33.5+rke2r1\n",
+                          "  sovereign-ai:kubeconfig: {file: /etc/sovkit/ministry.kubeconfig}\n"),
+                         ("  sovereign-ai:rke2ChecksumsSha256:", "  # sovereign-ai:rke2ChecksumsSha256:"),
+                         (ETCD_CREDENTIALS, "")))
+    assert site.platform.kubeconfig is not None and "nvidia" not in site.residency.apt_repositories

@@ -207,13 +207,10 @@ def test_a_credential_in_a_url_is_refused_and_never_printed(tmp_path, stack, old
 
 
 def test_apt_repository_urls_are_checked_too(tmp_path):
-    repos = ("  sovereign-ai:aptRepositories:\n    cuda:\n      url: "
-             f"https://mirror.dc.gov.example/cuda?access_token={SECRET}\n"
-             "      suites: [/]\n      signingKey: /etc/sovkit/cuda.gpg\n")
-    registry = "  sovereign-ai:containerRegistry:"
-    path = edited(tmp_path, "za-national-dc", registry, repos + registry)
+    url = "https://mirror.dc.gov.example/nvidia-cuda/debian12/x86_64"
+    path = edited(tmp_path, "za-national-dc", url, f"{url}?access_token={SECRET}")
     error = problems(path)
-    assert [p.key_path for p in error.problems] == ["sovereign-ai:aptRepositories.cuda.url"]
+    assert [p.key_path for p in error.problems] == ["sovereign-ai:aptRepositories.nvidia.url"]
     assert SECRET not in str(error)
 
 

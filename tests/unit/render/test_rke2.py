@@ -1,6 +1,7 @@
 """RKE2's files for the two shipped kubernetes sites, checked exactly against the values of their stacks: each node's
 config.yaml, the audit policy, Pod Security admission, the CIS kernel parameters, where the artifacts come from and
-what pins them; the inventory's RKE2 groups; the cluster token the converge pipeline makes; the kubeconfig's server."""
+what pins them; the inventory's RKE2 groups; the cluster token the converge pipeline makes and rke2-server's
+environment (the etcd snapshot store's credentials); the kubeconfig's server."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from sovkit.config import load_stack
 from sovkit.config.rke2 import api_address, artifacts_url
-from sovkit.converge import cluster_token, play_variables
+from sovkit.config.schema import SecretRef
+from sovkit.converge import ConvergeError, cluster_token, etcd_snapshot_credentials, play_variables
 from sovkit.infra.kubeconfig import first_control_plane, point_at
 from sovkit.render import rke2
 from sovkit.render.cluster import ACCELERATOR_LABEL, ROLE_LABEL, device_chart
@@ -171,9 +173,66 @@ def test_hosts_mode_sites_have_no_rke2():
 
 def test_the_cluster_token_is_made_once_per_site(tmp_path):
     workspace = SiteWorkspace.of(ZA.name, tmp_path)
-    token = play_variables(ZA, workspace, {})["rke2_token"]
+    token = play_variables(ZA, workspace, {}, ETCD_GIVEN)["rke2_token"]
     assert len(token) >= 32 and token == cluster_token(workspace)
     assert (workspace.secrets / "rke2-token").stat().st_mode & 0o777 == 0o600
+
+
+# -- etcd snapshots to the state store: the credentials rke2-server reads from /etc/default/rke2-server ---------------
+ETCD_GIVEN = {"accessKeyId": "AKIAZASNAPSHOTS0001", "secretAccessKey": "wJalrXUtnFEMI/K7MDENG+bPxRfiCY/za-etcd"}
+
+
+def test_rke2_servers_environment_holds_the_snapshot_stores_credentials_under_etcd_s3s_names(tmp_path):
+    """What Pulumi read (SOVKIT_ETCD_SNAPSHOT_CREDENTIALS) becomes the file's exact content, by the names etcd-s3
+    reads; it travels in the play's 0600 variables file, never the inventory."""
+    variables = play_variables(ZA, SiteWorkspace.of(ZA.name, tmp_path), {}, ETCD_GIVEN)
+    assert variables["rke2_server_environment"] == ("AWS_ACCESS_KEY_ID=AKIAZASNAPSHOTS0001\n"
+                                                    "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCY/za-etcd\n")
+    inventory = render_inventory(ZA)
+    assert ETCD_GIVEN["secretAccessKey"] not in repr(inventory)
+    assert inventory["all"]["vars"]["rke2_server_environment_file"] == rke2.SERVER_ENVIRONMENT_FILE == \
+        "/etc/default/rke2-server"
+
+
+def test_the_credentials_may_be_files_on_this_machine(tmp_path):
+    key_id, secret = tmp_path / "etcd-key-id", tmp_path / "etcd-secret"
+    key_id.write_text("minio-etcd\n")
+    secret.write_text("s3cr3t-from-a-file\n")
+    creds = ZA.platform.etcd_snapshot_credentials.model_copy(update={
+        "access_key_id": SecretRef(file=str(key_id)), "secret_access_key": SecretRef(file=str(secret))})
+    site = dataclasses.replace(ZA, platform=ZA.platform.model_copy(update={"etcd_snapshot_credentials": creds}))
+    assert etcd_snapshot_credentials(site, {}) == {"AWS_ACCESS_KEY_ID": "minio-etcd",
+                                                   "AWS_SECRET_ACCESS_KEY": "s3cr3t-from-a-file"}
+    secret.unlink()
+    with pytest.raises(ConvergeError, match=r"etcdSnapshotCredentials\.secretAccessKey\.file names .*etcd-secret, "
+                                            r"which cannot be read"):
+        etcd_snapshot_credentials(site, {})
+
+
+def test_a_pulumi_secret_the_converge_was_not_given_is_refused_before_the_play(tmp_path):
+    with pytest.raises(ConvergeError, match=r"etcdSnapshotCredentials\.accessKeyId is the Pulumi secret "
+                                            r"etcdSnapshotKeyId, which SOVKIT_ETCD_SNAPSHOT_CREDENTIALS does not hold"):
+        play_variables(ZA, SiteWorkspace.of(ZA.name, tmp_path), {}, {})
+
+
+@pytest.mark.parametrize("bad", ["", "two words", 'a"quote', "a$dollar", "back\\slash", "two\nlines", "ünïcode"])
+def test_a_value_systemd_would_read_otherwise_is_refused_never_shown(bad):
+    with pytest.raises(ConvergeError) as caught:
+        etcd_snapshot_credentials(ZA, {**ETCD_GIVEN, "secretAccessKey": bad})
+    assert "etcdSnapshotCredentials.secretAccessKey has " in str(caught.value)
+    assert bad not in str(caught.value) or not bad
+
+
+def test_snapshots_kept_on_the_servers_need_no_environment(tmp_path):
+    """A file:// state store: no etcd-s3 in config.yaml, and rke2_server_environment empty (the role removes the
+    file)."""
+    res = ZA.residency.model_copy(update={"state_backend": "file:///srv/sovkit/pulumi-state"})
+    site = dataclasses.replace(ZA, residency=res, platform=ZA.platform.model_copy(
+        update={"etcd_snapshot_credentials": None}))
+    assert not {k for k in rke2.node_config(site, node(site, "cp-01")) if k.startswith("etcd-s3")}
+    assert play_variables(site, SiteWorkspace.of(site.name, tmp_path), {}, ETCD_GIVEN)["rke2_server_environment"] \
+        == ""
+    assert rke2.server_environment({}) == ""
 
 
 def test_nvidias_toolkit_configures_rke2s_containerd():
