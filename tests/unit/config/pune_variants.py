@@ -10,12 +10,17 @@ PUNE_REPOSITORY = """  sovereign-ai:aptRepositories:
 """
 
 
-def pune(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    """The stack file with each (old, new) replaced once, written under tmp_path; an `old` it lacks fails."""
-    text = (STACKS / "Pulumi.in-mh-pune.yaml").read_text()
+def stack_variant(tmp_path: Path, site: str, *edits: tuple[str, str]) -> Path:
+    """The shipped stack file of `site` with each (old, new) replaced once, written under tmp_path; an `old` it lacks
+    fails."""
+    text = (STACKS / f"Pulumi.{site}.yaml").read_text()
     for old, new in edits:
         assert old in text, old
         text = text.replace(old, new, 1)
-    path = tmp_path / "Pulumi.in-mh-pune.yaml"
+    path = tmp_path / f"Pulumi.{site}.yaml"
     path.write_text(text)
     return path
+
+
+def pune(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    return stack_variant(tmp_path, "in-mh-pune", *edits)

@@ -6,7 +6,7 @@ hosts read (Debian 12's branch, or the vendor's repository mirrored in-country).
 from pathlib import Path
 
 import pytest
-from pune_variants import PUNE_REPOSITORY, STACKS, pune
+from pune_variants import PUNE_REPOSITORY, STACKS, pune, stack_variant
 
 from sovkit.config import load_stack, runtime
 from sovkit.errors import StackError
@@ -27,13 +27,7 @@ ETCD_CREDENTIALS = """  sovereign-ai:etcdSnapshotCredentials:
 
 def za(tmp_path: Path, *edits: tuple[str, str]) -> Path:
     """za-national-dc (kubernetes, RKE2 bootstrapped by the kit, 2 x 8 H100 SXM5) with each (old, new) replaced once."""
-    text = (STACKS / "Pulumi.za-national-dc.yaml").read_text()
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / "Pulumi.za-national-dc.yaml"
-    path.write_text(text)
-    return path
+    return stack_variant(tmp_path, "za-national-dc", *edits)
 
 
 def problems(path: Path) -> list:

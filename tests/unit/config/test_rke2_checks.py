@@ -4,6 +4,7 @@ etcd snapshot store's credentials, which validate requires exactly where rke2-se
 from pathlib import Path
 
 import pytest
+from pune_variants import STACKS, stack_variant
 
 from sovkit.config import checks, load_stack
 from sovkit.config.rke2 import snapshot_store
@@ -43,22 +44,11 @@ def test_the_role_may_call_them():
 
 
 # -- etcdSnapshotCredentials: required exactly when rke2-server copies etcd snapshots to the S3 state store ----------
-STACKS = Path(__file__).parents[3] / "stacks"
 ETCD_CREDENTIALS = """  sovereign-ai:etcdSnapshotCredentials:
     accessKeyId: {pulumiSecret: etcdSnapshotKeyId}
     secretAccessKey: {pulumiSecret: etcdSnapshotSecret}
 """
 ZA_STATE = "  sovereign-ai:stateBackend: s3://pulumi-state?endpoint=objects.dc.gov.example&s3ForcePathStyle=true\n"
-
-
-def stack(tmp_path: Path, name: str, *edits: tuple[str, str]) -> Path:
-    text = (STACKS / f"Pulumi.{name}.yaml").read_text()
-    for old, new in edits:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path = tmp_path / f"Pulumi.{name}.yaml"
-    path.write_text(text)
-    return path
 
 
 def refused(path: Path) -> list[Problem]:
@@ -79,7 +69,7 @@ def test_the_shipped_rke2_sites_copy_snapshots_to_their_state_store_with_their_c
 
 @pytest.mark.parametrize("name", ["za-national-dc", "id-sulsel-cloud"])
 def test_an_rke2_site_with_an_s3_state_store_and_no_credentials_is_refused_naming_the_store(tmp_path, name):
-    [problem] = refused(stack(tmp_path, name, (ETCD_CREDENTIALS, "")))
+    [problem] = refused(stack_variant(tmp_path, name, (ETCD_CREDENTIALS, "")))
     assert (problem.key_path, problem.found) == ("sovereign-ai:etcdSnapshotCredentials", "nothing")
     store = snapshot_store(load_stack(STACKS / f"Pulumi.{name}.yaml"))
     assert f"etcd snapshots go to bucket {store.bucket} at {store.endpoint}" in problem.allowed
@@ -87,14 +77,14 @@ def test_an_rke2_site_with_an_s3_state_store_and_no_credentials_is_refused_namin
 
 
 def test_credentials_are_refused_where_snapshots_stay_on_the_servers(tmp_path):
-    [problem] = refused(stack(tmp_path, "za-national-dc",
+    [problem] = refused(stack_variant(tmp_path, "za-national-dc",
                               (ZA_STATE, "  sovereign-ai:stateBackend: file:///srv/sovkit/pulumi-state\n")))
     assert (problem.key_path, problem.found) == ("sovereign-ai:etcdSnapshotCredentials", "set")
     assert "snapshots stay on the servers" in problem.allowed and problem.fix == "remove etcdSnapshotCredentials"
 
 
 def test_a_file_state_store_needs_none(tmp_path):
-    site = load_stack(stack(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, ""),
+    site = load_stack(stack_variant(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, ""),
                             (ZA_STATE, "  sovereign-ai:stateBackend: file:///srv/sovkit/pulumi-state\n")))
     assert snapshot_store(site) is None and site.platform.etcd_snapshot_credentials is None
 
@@ -102,17 +92,17 @@ def test_a_file_state_store_needs_none(tmp_path):
 def test_credentials_are_refused_on_a_site_that_bootstraps_no_rke2(tmp_path):
     """A hosts-mode site (in-mh-pune, whose state is a file:// path) with them: nothing would read them."""
     mode = "  sovereign-ai:mode: hosts\n"
-    [problem] = refused(stack(tmp_path, "in-mh-pune", (mode, mode + ETCD_CREDENTIALS)))
+    [problem] = refused(stack_variant(tmp_path, "in-mh-pune", (mode, mode + ETCD_CREDENTIALS)))
     assert (problem.key_path, problem.found) == ("sovereign-ai:etcdSnapshotCredentials", "set")
     assert "sovkit bootstraps no RKE2 on this site" in problem.allowed
 
 
 def test_a_credential_as_a_file_passes_and_a_relative_path_is_refused(tmp_path):
     as_file = ETCD_CREDENTIALS.replace("{pulumiSecret: etcdSnapshotSecret}", "{file: /etc/sovkit/keys/etcd-secret}")
-    site = load_stack(stack(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, as_file)))
+    site = load_stack(stack_variant(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, as_file)))
     assert site.platform.etcd_snapshot_credentials.secret_access_key.file == "/etc/sovkit/keys/etcd-secret"
     relative = ETCD_CREDENTIALS.replace("{pulumiSecret: etcdSnapshotSecret}", "{file: keys/etcd-secret}")
-    problems = refused(stack(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, relative)))
+    problems = refused(stack_variant(tmp_path, "za-national-dc", (ETCD_CREDENTIALS, relative)))
     assert [p.key_path for p in problems] == ["sovereign-ai:etcdSnapshotCredentials.secretAccessKey"]
 
 
