@@ -128,14 +128,10 @@ def image(tmp_path_factory) -> tuple[str, dict[str, str]]:
     if os.geteuid() != 0 or not shutil.which("podman"):
         pytest.skip("building the verifier image needs root and podman (as sovkit's host image does)")
     from sovkit.bundle.build import BundleError, cached_wheels
-    from sovkit.hosts.image import ImageSpec
-    from sovkit.hosts.podman import Podman
+    from sovkit.hosts import Podman, ensure_image
 
     podman = Podman(tmp_path_factory.mktemp("podman"))
-    base = ImageSpec().tag
-    if not podman.image_exists(base):
-        pytest.skip(f"the stand-in base {base} (sovkit's host image) is not built on this machine: "
-                    "`sovkit rehearse local` or the role tests build it")
+    base = ensure_image(podman).tag  # sovkit's Debian 12 host image as the stand-in base, built once and cached
     try:
         wheels = cached_wheels(verifier_image.LOCK, lambda _: None, "the weights verifier image")
     except BundleError as err:
