@@ -32,8 +32,10 @@ from typing import Any, NoReturn
 import pytest
 import testinfra
 import yaml
+from testinfra.backend import base
+from testinfra.backend.podman import PodmanBackend
 
-from .runc import RuncPodmanBackend
+from .runc import exec_argv, runc_container
 
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 # The start of a skip reason that says the check does not apply to this host. sovkit's recorder
@@ -112,6 +114,23 @@ def target() -> tuple[str, dict[str, Any]]:
 def site(target: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     """The host's inventory variables over the roles' defaults: what the playbooks were given."""
     return {**role_defaults(), **target[1]}
+
+
+class RuncPodmanBackend(PodmanBackend):
+    """testinfra's podman:// backend, with each command started by runc itself where it can be (root, runc)."""
+
+    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
+        super().__init__(name, *args, **kwargs)
+        as_root = self.user in (None, "root", "0")
+        self.container = runc_container(["podman"], self.name) if as_root else None
+
+    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
+        if not self.container:
+            return super().run(command, *args, **kwargs)
+        cmd = self.get_command(command, *args)
+        out = self.run_local(shlex.join(exec_argv(self.container, ["/bin/sh", "-c"])) + " %s", cmd)
+        out.command = self.encode(cmd)
+        return out
 
 
 @pytest.fixture(scope="session")

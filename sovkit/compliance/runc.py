@@ -4,18 +4,14 @@
 capabilities, seccomp and AppArmor profile. Calling runc directly takes 0.06 s a command instead of 0.15 s, which
 is most of a play's or a compliance run's time on the `local` site (a verify runs about 400 commands a host).
 Here, beside the compliance suite, because the suite stands alone (pytest and testinfra, nothing else of sovkit);
-the play's connection to the same hosts uses it too (playbooks/connection_plugins/sovkit_podman.py)."""
+the play's connection to the same hosts uses it too (playbooks/connection_plugins/sovkit_podman.py), which
+loads it in every task's process: it imports the standard library only."""
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 from collections.abc import Sequence
-from typing import Any
-
-from testinfra.backend import base
-from testinfra.backend.podman import PodmanBackend
 
 RUNC_STATE_ROOT = "/run/runc"  # where runc keeps the state of rootful podman's containers
 
@@ -33,20 +29,3 @@ def runc_container(podman: Sequence[str], name: str) -> str | None:
 def exec_argv(container: str, command: Sequence[str]) -> list[str]:
     """The command line that runs `command` as root in the container."""
     return ["runc", "--root", RUNC_STATE_ROOT, "exec", "--user", "0:0", container, *command]
-
-
-class RuncPodmanBackend(PodmanBackend):
-    """testinfra's podman:// backend, with each command started by runc itself where it can be (root, runc)."""
-
-    def __init__(self, name: str, *args: Any, **kwargs: Any) -> None:
-        super().__init__(name, *args, **kwargs)
-        as_root = self.user in (None, "root", "0")
-        self.container = runc_container(["podman"], self.name) if as_root else None
-
-    def run(self, command: str, *args: str, **kwargs: Any) -> base.CommandResult:
-        if not self.container:
-            return super().run(command, *args, **kwargs)
-        cmd = self.get_command(command, *args)
-        out = self.run_local(shlex.join(exec_argv(self.container, ["/bin/sh", "-c"])) + " %s", cmd)
-        out.command = self.encode(cmd)
-        return out

@@ -1,7 +1,8 @@
 """playbooks/connection_plugins/sovkit_podman.py, the connection `sovkit up` reaches the local stack's hosts with:
 modules run pipelined, files go in and come back byte for byte, root goes through runc and any other user through
-podman exec, and a failing command's exit status and output come back. And sovkit/compliance/runc.py, the
-compliance suite's way to the same hosts: a command through runc sees the host exactly as through podman exec."""
+podman exec, and a failing command's exit status and output come back. And the RuncPodmanBackend of
+sovkit/compliance/conftest.py, the compliance suite's way to the same hosts: a command through runc sees the host
+exactly as through podman exec."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 import testinfra
 import yaml
 
-from sovkit.compliance.runc import RuncPodmanBackend
+from sovkit.compliance.conftest import RuncPodmanBackend
 from sovkit.hosts import BuiltImage, Lab, Podman
 from sovkit.render.inventory import LOCAL_CONNECTION
 
