@@ -383,23 +383,34 @@ def build_debian_mirror(packages: Path, target: Path, key: ArchiveKey, *,
     return MirrorLayout(**layout, packages=listed, changed=tuple(builder.changed))
 
 
-def build_flat_repository(target: Path, key: ArchiveKey, origin: str) -> Path:
-    """An empty flat repository (apt's `Suites: /`) at `target`, signed by `key`: the stand-in for a vendor's
-    repository the site mirrors in-country, whose packages are not reachable here. The hosts read it through the
-    site's own source entry, so a source apt cannot read or verify fails the rehearsal. Idempotent."""
+def build_vendor_repository(target: Path, key: ArchiveKey, origin: str, suites: Sequence[str] = ("/",),
+                            components: Sequence[str] = ()) -> Path:
+    """An empty repository at `target`, signed by `key`, laid out as the site's source names it: flat (apt's
+    `Suites: /`: Packages and Release at the top) or with suites and components (dists/<suite>/Release and
+    dists/<suite>/<component>/binary-<arch>/Packages). The stand-in for a vendor's repository the site mirrors
+    in-country, whose packages are not reachable here: the hosts read it through the site's own source entry, so a
+    source apt cannot read or verify fails the rehearsal. Idempotent."""
     target.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(target, key, (), ())
-    indexes = {"Packages": b"", "Packages.gz": gzip.compress(b"", mtime=0)}
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=target) as tmp:
-        for name, data in indexes.items():  # staged apart, so Release lists the indexes and not itself
-            (Path(tmp) / name).write_bytes(data)
-            builder.put(target / name, data)
-        release = _run(["apt-ftparchive", "-o", f"APT::FTPArchive::Release::Origin={origin}",
-                        "-o", f"APT::FTPArchive::Release::Label={origin}",
-                        "-o", "APT::FTPArchive::Release::Description=Rehearsal stand-in (no packages)",
-                        "release", "."], cwd=Path(tmp))
-    try:
-        builder._release(target, release)
-    finally:
-        key.stop_agent()
+    builder = _Builder(target, key, tuple(components), ARCHITECTURES)
+    empty = {"Packages": b"", "Packages.gz": gzip.compress(b"", mtime=0)}
+    for suite in suites:
+        flat = suite == "/"
+        dists = target if flat else target / "dists" / suite
+        indexes = empty if flat else {f"{component}/binary-{arch}/{name}": data for component in components
+                                      for arch in ARCHITECTURES for name, data in empty.items()}
+        fields = [] if flat else [f"Suite={suite}", f"Codename={suite}", f"Architectures={' '.join(ARCHITECTURES)}",
+                                  f"Components={' '.join(components)}"]
+        with tempfile.TemporaryDirectory(prefix=".staging-", dir=target) as tmp:
+            for name, data in indexes.items():  # staged apart, so Release lists the indexes and not itself
+                (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+                (Path(tmp) / name).write_bytes(data)
+                builder.put(dists / name, data)
+            options = [f"Origin={origin}", f"Label={origin}", "Description=Rehearsal stand-in (no packages)", *fields]
+            release = _run(["apt-ftparchive", *(arg for option in options
+                                                for arg in ("-o", f"APT::FTPArchive::Release::{option}")),
+                            "release", "."], cwd=Path(tmp))
+        try:
+            builder._release(dists, release)
+        finally:
+            key.stop_agent()
     return target

@@ -32,7 +32,7 @@ from sovkit.hosts.vm import VmImage, build_vm_image
 from sovkit.phases import Phases, Progress
 from sovkit.rehearse import hosts as site_hosts
 from sovkit.rehearse import pki, vms
-from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_flat_repository, make_archive_key
+from sovkit.rehearse.mirror import ArchiveKey, build_debian_mirror, build_vendor_repository, make_archive_key
 from sovkit.rehearse.plan import MAIL_RELAY, Machine, RehearsalPlan, plan
 from sovkit.rehearse.services import HttpSite, SmtpSink, StandIns, ensure_services_image, start_stand_ins
 from sovkit.render import role_vars, sandbox
@@ -198,7 +198,9 @@ def stand_ins(rehearsal: Rehearsal, bundle: Path) -> StandIns:
             sites.append(HttpSite(**common, roots=roots))
         elif service.purpose.startswith("vendor repository"):
             name = service.purpose.removeprefix("vendor repository ")
-            repository = build_flat_repository(folder / "vendor-repositories" / name, rehearsal.archive_key, name)
+            source = rehearsal.site.residency.apt_repositories[name]
+            repository = build_vendor_repository(folder / "vendor-repositories" / name, rehearsal.archive_key, name,
+                                                 source.suites, source.components)
             sites.append(HttpSite(**common, roots={service.path.rstrip("/") or "/": repository}))
         elif service.purpose.startswith("alert receiver"):
             sites.append(HttpSite(**common, sink=True))

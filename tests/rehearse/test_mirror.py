@@ -16,7 +16,7 @@ from sovkit.rehearse.mirror import (
     ArchiveKey,
     MirrorLayout,
     build_debian_mirror,
-    build_flat_repository,
+    build_vendor_repository,
     make_archive_key,
 )
 
@@ -177,11 +177,11 @@ def test_archive_key_kept(tmp_path: Path) -> None:
     assert first.keyring.read_bytes()[:1] != b"-"  # binary, as Signed-By wants
 
 
-def test_a_vendor_repository_stand_in_is_an_empty_flat_repository_signed_by_the_key(tmp_path: Path,
+def test_a_flat_vendor_repository_stand_in_is_empty_and_signed_by_the_key(tmp_path: Path,
                                                                                       key: ArchiveKey) -> None:
     """apt reads `Suites: /` sources at <url>/InRelease and <url>/Packages: both are there, the index is empty,
     Release lists it, and the signature verifies with the archive key alone. A second build rewrites nothing."""
-    repository = build_flat_repository(tmp_path / "nvidia", key, "nvidia")
+    repository = build_vendor_repository(tmp_path / "nvidia", key, "nvidia")
     assert (repository / "Packages").read_bytes() == b"" == gzip.decompress((repository / "Packages.gz").read_bytes())
     release = (repository / "Release").read_text()
     assert "Origin: nvidia" in release and " Packages.gz\n" in release.split("SHA256:", 1)[1]
@@ -192,5 +192,25 @@ def test_a_vendor_repository_stand_in_is_an_empty_flat_repository_signed_by_the_
     assert subprocess.run(["gpgv", "--keyring", str(other.keyring), str(repository / "InRelease")],
                           capture_output=True).returncode != 0
     before = tree(repository)
-    build_flat_repository(repository, key, "nvidia")
+    build_vendor_repository(repository, key, "nvidia")
+    assert tree(repository) == before
+
+
+def test_a_vendor_repository_with_suites_is_stood_in_with_the_same_suites_and_components(tmp_path: Path,
+                                                                                         key: ArchiveKey) -> None:
+    """AMD's amdgpu repository is read as `Suites: jammy`, `Components: main`: apt fetches dists/jammy/InRelease
+    and dists/jammy/main/binary-amd64/Packages, so the stand-in has exactly those, with Release naming the suite and
+    the component, signed by the key. A second build rewrites nothing."""
+    repository = build_vendor_repository(tmp_path / "amd", key, "amd", ["jammy"], ["main"])
+    index = repository / "dists" / "jammy" / "main" / "binary-amd64"
+    assert (index / "Packages").read_bytes() == b"" == gzip.decompress((index / "Packages.gz").read_bytes())
+    release = (repository / "dists" / "jammy" / "Release").read_text()
+    assert {"Origin: amd", "Suite: jammy", "Codename: jammy", "Components: main", "Architectures: amd64"} <= set(
+        release.splitlines())
+    assert " main/binary-amd64/Packages.gz\n" in release.split("SHA256:", 1)[1]
+    assert not (repository / "Packages").exists() and not (repository / "InRelease").exists()
+    assert subprocess.run(["gpgv", "--keyring", str(key.keyring), str(repository / "dists" / "jammy" / "InRelease")],
+                          capture_output=True).returncode == 0
+    before = tree(repository)
+    build_vendor_repository(repository, key, "amd", ["jammy"], ["main"])
     assert tree(repository) == before
