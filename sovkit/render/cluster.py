@@ -51,19 +51,25 @@ MONITORING_CHART = ChartPin("kube-prometheus-stack", "85.1.3", MONITORING_NAMESP
 LWS_CHART = ChartPin("lws", "0.7.0", LWS_NAMESPACE)
 
 # How long a model's pod may take to answer /health: fetching its weights over the stated link (with a margin for
-# a store serving several nodes), loading them onto the accelerators, and the engine's own start (image, CUDA/ROCm
+# a store serving several nodes), verifying a signed model's weights (the verify-model init container reads and
+# hashes every file again), loading them onto the accelerators, and the engine's own start (image, CUDA/ROCm
 # initialisation, graph capture).
 FETCH_MARGIN = 2.0
+# bench/bench_verify_weights.py measures the verification from the page cache; this allows for a node's disk at
+# about 200 MiB/s, slower than the hashing.
+VERIFY_S_PER_GIB = 5.0
 LOAD_S_PER_GIB = 2.0
 ENGINE_START_S = 300
 HELM_MINIMUM_S = 600
 
 
-def start_budget_s(weights_gib: float, link_mbps: int) -> int:
+def start_budget_s(weights_gib: float, link_mbps: int, *, verified: bool = False) -> int:
     """Seconds one pod of a model of `weights_gib` may take to start when it fetches its weights at `link_mbps`
-    megabits per second: the chart's startup probe gives it this long."""
+    megabits per second (and, `verified`, checks them against their signature): the chart's startup probe and the
+    Helm wait give it this long."""
     fetch_s = weights_gib * 2**30 * 8 / (link_mbps * 1_000_000)
-    return math.ceil(FETCH_MARGIN * fetch_s + LOAD_S_PER_GIB * weights_gib + ENGINE_START_S)
+    verify_s = VERIFY_S_PER_GIB * weights_gib if verified else 0.0
+    return math.ceil(FETCH_MARGIN * fetch_s + verify_s + LOAD_S_PER_GIB * weights_gib + ENGINE_START_S)
 
 
 def release_timeout_s(values: dict) -> int:

@@ -82,6 +82,7 @@ def render_values(site: SiteConfig) -> dict:
     for served, spec in site.serving.models.items():
         launch = render_vllm(site, served, host="0.0.0.0", port=PORT)  # pods listen on their own address
         plan = launch.plan
+        signature = signed(spec, store, path_store)
         source, endpoint_of = split_source(spec.source)
         endpoint = endpoint or endpoint_of
         model: dict = {
@@ -97,10 +98,12 @@ def render_values(site: SiteConfig) -> dict:
             "weightsSizeLimit": f"{math.ceil(plan.weights_gib * 1.1) + 1}Gi",
             "apiKeySecret": api_key_secret(served),
             "nodeSelector": role_selector(site, plan.node_role),
-            # fetched over the stated link and loaded before /health answers (the Helm wait derives from it)
-            "startupSeconds": start_budget_s(plan.weights_gib, site.platform.model_store_link_mbps),
+            # fetched over the stated link, verified if signed, and loaded before /health answers (the Helm wait
+            # derives from it)
+            "startupSeconds": start_budget_s(plan.weights_gib, site.platform.model_store_link_mbps,
+                                             verified=bool(signature)),
         }
-        model.update(signed(spec, store, path_store))
+        model.update(signature)
         if vendor != "cpu":
             model["tolerations"] = [{"key": _gpu_resource(vendor), "operator": "Exists", "effect": "NoSchedule"}]
         models[served] = model

@@ -112,6 +112,21 @@ def test_start_budget_of_a_29_gb_model():
     assert cluster.start_budget_s(gib, 1000) > 600  # more than the chart's old 300 s Helm default twice over
 
 
+def test_a_signed_models_start_budget_counts_the_verifiers_second_reading_of_its_weights():
+    """The verify-model init container reads and hashes every file again before vLLM starts: 5 s a GiB more
+    (a node's disk at about 200 MiB/s; bench/bench_verify_weights.py measures the hashing itself). The signed
+    scenario's models get it, and a model proven by its revision alone does not."""
+    gib = 29e9 / 2**30
+    assert cluster.start_budget_s(gib, 1000, verified=True) == 954 == 819 + 135
+    signed = yaml.safe_load((CHART_DIR / "ci" / "signed-values.yaml").read_text(encoding="utf-8"))["models"]
+    unsigned = yaml.safe_load((CHART_DIR / "ci" / "multi-node-values.yaml").read_text(encoding="utf-8"))["models"]
+    # Mistral NeMo 12B over 16 GPUs in both scenarios, about 22.8 GiB of weights: signed in one only.
+    assert signed["mistral-nemo"]["args"] == unsigned["mistral-nemo"]["args"]
+    assert "signature" in signed["mistral-nemo"] and "signature" not in unsigned["mistral-nemo"]
+    assert signed["mistral-nemo"]["startupSeconds"] - unsigned["mistral-nemo"]["startupSeconds"] == 114
+    assert "signature" not in signed["qwen2-5-14b"]
+
+
 def test_no_leader_worker_set_controller_without_a_spanning_model(kubernetes_stack, sovkit_values):
     assert not cluster.spans_nodes(sovkit_values(kubernetes_stack.name))
     assert not [r for r in kubernetes_stack.run.mocks.of_type(RELEASE) if r.plain("name") == "lws"]
