@@ -184,23 +184,29 @@ def driver_source(site: SiteConfig, _plain_keys: frozenset[str]) -> Iterable[Pro
     """Wherever the kit installs the driver (installs_driver: hosts mode, and the GPU nodes of an RKE2 cluster it
     bootstraps), the role asks apt for the driver at the stack's version, from the sources os_baseline writes: the
     branch Debian 12 carries, or the vendor's repository mirrored in-country (aptRepositories.<vendor>; the role's
-    package names follow the same choice, sovkit/render/role_vars.py accelerator_vars). A branch neither carries would
-    fail on the live hosts, after the hardening; it is refused here."""
+    package names follow the same choice, sovkit/render/role_vars.py accelerator_vars). A branch neither carries, or
+    a vendor whose drivers Debian 12 does not carry at all (AMD) without its repository, would fail on the live hosts,
+    after the hardening; it is refused here."""
     name = site.accelerator.accelerator
     if not installs_driver(site):
         return
     known = vendor(name)
-    if known.debian_driver_branch is None and known.driver_repository is None:
-        return  # the vendor registry names no driver source to check against (AMD: its role's own packages)
     version = site.accelerator.accelerator_driver_version
     branch = runtime.driver_branch(version)
     if version and branch is None:
         yield Problem(key("acceleratorDriverVersion"), short(version), "a driver version, e.g. 580.95.05")
         return
     debian, mirror = known.debian_driver_branch, f"aptRepositories.{name}"
-    if branch is None or name in site.residency.apt_repositories or branch == debian:
-        return
     where = "on the serving hosts" if site.platform.mode == "hosts" else "on the cluster's GPU nodes"
+    if name in site.residency.apt_repositories:
+        return
+    if debian is None:  # Debian 12 carries none of this vendor's drivers (AMD's amdgpu-dkms)
+        yield Problem(key(mirror), "nothing",
+                      f"the vendor's driver repository mirrored in-country as {mirror}: Debian 12 carries no "
+                      f"{known.title} driver, and the kit installs it {where}", fix=_mirror_repository(name))
+        return
+    if branch is None or branch == debian:
+        return
     yield Problem(key("acceleratorDriverVersion"), short(version),
                   f"branch {debian} (what Debian 12 carries), or a branch from the vendor's repository mirrored "
                   f"in-country as {mirror} (the kit installs the driver {where})",

@@ -47,6 +47,7 @@ class Vendor:
     driver_minimum_branch: dict[int, int] = field(default_factory=dict)  # runtime major release -> oldest driver
     debian_driver_branch: int | None = None  # the driver branch Debian 12 carries
     driver_repository: str | None = None  # the vendor's own repository, for a site to mirror in-country
+    driver_epoch: int | None = None  # the epoch the vendor's packages carry before the driver's release (AMD: 1)
     # What a serving host installs, by source ("debian": Debian 12's archive, "repository": the vendor's own):
     # kind ("module": the DKMS source built for the running kernel, "pinned": versioned with the driver, "unpinned":
     # versioned apart from it) -> package names.
@@ -66,8 +67,9 @@ class Vendor:
         repository or Debian's archive: "module" (the DKMS source, built for the running kernel) and "driver" (the
         rest), each pinned to `version` where its source versions it with the driver."""
         packages = self.driver_packages.get("repository" if repository else "debian", {})
-        module = [f"{name}={version}*" for name in packages.get("module", ())]
-        driver = [f"{name}={version}*" for name in packages.get("pinned", ())]
+        pin = f"{self.driver_epoch}:{version}" if self.driver_epoch is not None and repository else version
+        module = [f"{name}={pin}*" for name in packages.get("module", ())]
+        driver = [f"{name}={pin}*" for name in packages.get("pinned", ())]
         return {"module": module, "driver": driver + list(packages.get("unpinned", ()))}
 
     def fabric_manager_install(self, version: str, branch: int) -> list[str]:
@@ -108,6 +110,7 @@ def vendor(name: str) -> Vendor:
         device_runtime_name=device_runtime.get("name"), device_runtime_package=device_runtime.get("package"),
         driver_minimum_branch={int(k): int(v) for k, v in (driver.get("minimum_branch") or {}).items()},
         debian_driver_branch=driver.get("debian_branch"), driver_repository=driver.get("repository"),
+        driver_epoch=driver.get("epoch"),
         driver_packages={source: {kind: tuple(names) for kind, names in kinds.items()}
                          for source, kinds in (driver.get("packages") or {}).items()},
         kernel_module=driver.get("kernel_module"), persistence_service=driver.get("persistence_service"),

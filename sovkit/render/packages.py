@@ -12,6 +12,7 @@ from sovkit.config.vendors import vendor, vendor_names
 
 APT_MODULES = ("ansible.builtin.apt", "apt")
 VENDOR_TASK_FILES = set(vendor_names())  # roles/accelerator: tasks/<vendor>.yml count for that vendor only
+DRIVER_TASK_FILE = "driver"  # roles/accelerator: the GPU driver, whose names are the vendor's data
 INSTALLING_STATES = (None, "present", "latest", "fixed")
 NESTED = ("block", "rescue", "always")
 
@@ -50,9 +51,12 @@ def role_apt_packages(roles_dir: Path, accelerator: str = "cpu") -> dict[str, tu
         for task_file in sorted((role / "tasks").glob("*.yml")):
             if task_file.stem in VENDOR_TASK_FILES and task_file.stem != accelerator:
                 continue
+            driver = task_file.stem == DRIVER_TASK_FILE
+            if driver and not vendor(accelerator).driver_packages:
+                continue  # a CPU site installs no driver
             for task in _tasks(yaml.safe_load(task_file.read_text(encoding="utf-8")) or []):
-                names.update(_installed_names(task, task_file.stem in VENDOR_TASK_FILES))
-            if task_file.stem == accelerator:
+                names.update(_installed_names(task, driver or task_file.stem in VENDOR_TASK_FILES))
+            if driver:
                 # The driver's names are vendor data, rendered into the role: those Debian's archive carries.
                 names.update(name for kind in vendor(accelerator).driver_packages.get("debian", {}).values()
                              for name in kind)

@@ -63,6 +63,10 @@ def _amd(c: dict) -> None:
     c[f"{PROJECT}:accelerator"] = "amd"
     c[f"{PROJECT}:acceleratorDriverVersion"] = "6.12.12"
     c[f"{PROJECT}:acceleratorToolkitVersion"] = "6.4.1"
+    # the nodes' amdgpu-dkms comes from AMD's repository only (sovkit/data/vendors/amd.yaml)
+    c[f"{PROJECT}:aptRepositories"] = {"amd": {"url": "https://mirror.dc.gov.example/amdgpu/6.4.1/ubuntu",
+                                               "suites": ["jammy"], "components": ["main"],
+                                               "signingKey": "/etc/sovkit/keys/rocm-archive.asc"}}
     c[f"{PROJECT}:hosts"] = _gpu_hosts("MI210-64GB", 4)
     c[f"{PROJECT}:models"] = {"seallm-v3-7b": _model("seallm-v3-7b-chat", "none", 16384, tp=1, replicas=2,
                                                     languages=("id", "en"))}

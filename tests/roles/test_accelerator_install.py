@@ -1,9 +1,10 @@
-"""The accelerator role installs the driver for real: its tasks exactly as roles/accelerator/tasks/container.yml and
-nvidia.yml write them, run by ansible-playbook on this machine (a local connection) with in-mh-pune's rendered
-variables. The tasks that would change this machine (apt, systemd, modprobe) run through a recorder that returns
-what they were asked, with their arguments templated as Ansible templates them; `uname -r` runs for real; what
-nvidia-smi and rocm-smi print is given as the registered result (composed from their documented CSV formats: no GPU
-is here). The container facts are given as a podman host's setup reports them."""
+"""The accelerator role installs the driver for real: its tasks exactly as roles/accelerator/tasks/container.yml,
+driver.yml and the vendor's file write them, run by ansible-playbook on this machine (a local connection) with
+in-mh-pune's and id-sulsel-cloud's rendered variables. The tasks that would change this machine (apt, systemd,
+modprobe) run through a recorder that returns what they were asked, with their arguments templated as Ansible
+templates them; `uname -r` runs for real; what nvidia-smi and rocm-smi print is given as the registered result
+(composed from their documented CSV formats: no GPU is here). The container facts are given as a podman host's setup
+reports them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sovkit.render.inventory import render_inventory
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ROOT / "roles" / "accelerator" / "tasks"
 PUNE = ROOT / "stacks" / "Pulumi.in-mh-pune.yaml"
+ID = ROOT / "stacks" / "Pulumi.id-sulsel-cloud.yaml"
 # Modules that would change this machine: the recorder answers in their place.
 CHANGING = ("ansible.builtin.apt", "ansible.builtin.systemd_service", "community.general.modprobe")
 RECORDER = '''from ansible.plugins.action import ActionBase
@@ -35,9 +37,11 @@ class ActionModule(ActionBase):
         return result
 '''
 READ_GPUS = "Read the GPUs the driver sees"
+READ_ROCM = "Read the GPUs ROCm sees, and the memory of each"
+ROCM_SMI = "Install rocm-smi, which reads the GPUs (Debian 12's main; ROCm's libraries come with the runtime)"
 HEADERS = "Install the running kernel's headers (real hosts; a container shares the machine's kernel)"
 MODULE = "Install the kernel module's DKMS source, built for the running kernel (real hosts; a container cannot build)"
-DRIVER = "Install the CUDA driver, nvidia-smi, the GPU firmware and the persistence daemon"
+DRIVER = "Install the driver's user space (the vendor's driver libraries, its GPU tools and firmware)"
 FABRIC = "Install NVIDIA Fabric Manager at the driver's version (NVSwitch boards)"
 LOAD = "Load the driver, a no-op once it is loaded (real hosts; a container cannot load a module)"
 PERSISTENCE = "Run the persistence daemon, now and at boot (the GPUs stay initialised between model servers)"
@@ -61,7 +65,7 @@ def recorded(task: dict) -> dict:
 
 
 def rendered_host(stack: Path) -> dict:
-    """The accelerator variables sovkit renders for the stack's one GPU host (site-wide and the host's own)."""
+    """The accelerator variables sovkit renders for the stack's first GPU host (site-wide and the host's own)."""
     inventory = render_inventory(load_stack(stack))
     host = next(iter(inventory["all"]["children"]["gpu_worker"]["hosts"].values()))
     return {k: v for k, v in {**inventory["all"]["vars"], **host}.items() if k.startswith("accelerator_")}
@@ -104,9 +108,13 @@ def nvidia_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
              "pune-ai-01-in-podman": {**pune, **PODMAN,
                                       "accelerator_nvidia_gpus": nvidia_smi(4, "NVIDIA L40S", 46068)},
              "hgx-h200": {**h200, **REAL_HOST, "accelerator_nvidia_gpus": nvidia_smi(8, "NVIDIA H200", 143771)}}
-    tasks = [recorded(t) for name in ("container.yml", "nvidia.yml") for t in yaml.safe_load((TASKS / name).read_text())
-             if t["name"] != READ_GPUS]  # its output is given: accelerator_nvidia_gpus
-    return run_play(tmp_path, hosts, tasks)
+    return run_play(tmp_path, hosts, vendor_tasks("nvidia.yml", READ_GPUS))
+
+
+def vendor_tasks(vendor_file: str, read_gpus: str) -> list[dict]:
+    """The tasks main.yml imports for a GPU host, in its order, but the one that reads the GPUs (given instead)."""
+    return [recorded(t) for name in ("container.yml", "driver.yml", vendor_file)
+            for t in yaml.safe_load((TASKS / name).read_text()) if t["name"] != read_gpus]
 
 
 def asked(outcome: dict, task: str, host: str) -> dict:
@@ -184,3 +192,26 @@ def test_an_amd_host_is_refused_unless_rocm_smi_shows_exactly_the_counted_gpus_w
     assert outcome["other-memory"]["msg"] == refusal.format(
         host="other-memory", finding="[7]: found card7 with 65520 MiB; allowed: a MI300X-192GB with 196288 MiB (the "
                                      "memory the planner sized the models against)")
+
+
+def test_an_amd_gpu_node_asks_apt_for_amdgpu_dkms_with_amds_epoch_then_rocm_smi_and_loads_amdgpu(tmp_path):
+    """id-sulsel-cloud's MI210 nodes (the platform play runs this role on an RKE2 cluster's GPU nodes): the headers,
+    then amdgpu-dkms from AMD's repository pinned with its epoch, no user-space driver package, rocm-smi from Debian,
+    the amdgpu module loaded, and the 4 MI210 rocm-smi shows checked. No persistence daemon: AMD has none."""
+    expected = {"accelerator_expected_count": 4, "accelerator_expected_model": "MI210-64GB",
+                "accelerator_expected_memory_mib": accelerator_catalogue()["MI210-64GB"]["memory_mib"]}
+    gpus = {"stdout": ROCM_CSV + "".join(f"card{i},{expected['accelerator_expected_memory_mib'] * 2**20},0\n"
+                                         for i in range(4))}
+    id_node = rendered_host(ID)
+    assert {k: id_node[k] for k in expected} == expected
+    outcome = run_play(tmp_path, {"id-gpu": {**id_node, **REAL_HOST, "accelerator_amd_gpus": gpus}},
+                       vendor_tasks("amd.yml", READ_ROCM))
+    assert asked(outcome, HEADERS, "id-gpu")["name"] == f"linux-headers-{os.uname().release}"
+    assert asked(outcome, MODULE, "id-gpu")["name"] == ["amdgpu-dkms=1:6.12.12*"]
+    assert outcome[DRIVER]["id-gpu"].get("skipped")
+    assert asked(outcome, ROCM_SMI, "id-gpu") == {"name": "rocm-smi", "state": "present", "install_recommends": False}
+    assert asked(outcome, LOAD, "id-gpu") == {"name": "amdgpu", "state": "present"}
+    names = list(outcome)
+    assert names.index(HEADERS) < names.index(MODULE) < names.index(LOAD) < names.index(CHECK)
+    assert PERSISTENCE not in outcome
+    assert not outcome[CHECK]["id-gpu"].get("failed"), outcome[CHECK]["id-gpu"]

@@ -136,7 +136,8 @@ def test_a_hosts_mode_amd_site_is_refused_until_a_lock_is_written_from_the_sites
     """No AMD lock ships: vLLM's ROCm wheels come from AMD's own index, which the site mirrors."""
     found = problems(pune(tmp_path, ("sovereign-ai:accelerator: nvidia", "sovereign-ai:accelerator: amd"),
                           ("model: L40S-48GB", "model: MI300X-192GB"), ("quantization: awq", "quantization: none"),
-                          (PUNE_DRIVER, 'acceleratorDriverVersion: "6.12.12"')))
+                          (PUNE_DRIVER, 'acceleratorDriverVersion: "6.12.12"'),
+                          (PUNE_REPOSITORY, PUNE_REPOSITORY.replace("nvidia:", "amd:"))))
     assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:accelerator", "amd")]
     assert found[0].allowed == "in hosts mode, an accelerator whose serving runtime sovkit locks: cpu, nvidia"
     assert found[0].fix.startswith("its wheels come from AMD's ROCm wheel index (repo.radeon.com/rocm/manylinux)")
@@ -188,3 +189,36 @@ def test_an_existing_clusters_gpu_nodes_bring_their_own_driver(tmp_path):
                          ("  sovereign-ai:rke2ChecksumsSha256:", "  # sovereign-ai:rke2ChecksumsSha256:"),
                          (ETCD_CREDENTIALS, "")))
     assert site.platform.kubeconfig is not None and "nvidia" not in site.residency.apt_repositories
+
+
+# -- AMD: Debian 12 carries no amdgpu DKMS driver, so every AMD site the kit installs the driver on mirrors AMD's ------
+ID_REPOSITORY = """  sovereign-ai:aptRepositories:
+    amd:
+      url: https://mirror.cloud.go.example/amdgpu/6.4.1/ubuntu
+      suites: [jammy]
+      components: [main]
+      signingKey: /etc/sovkit/keys/rocm-archive.asc
+"""
+
+
+def test_an_amd_rke2_site_without_amds_repository_is_refused_whatever_its_driver_release(tmp_path):
+    """id-sulsel-cloud's MI210 nodes get amdgpu-dkms from AMD's repository: without its mirror, any release fails."""
+    for release in ('"6.12.12"', '"6.8.5"'):
+        found = problems(stack_variant(tmp_path, "id-sulsel-cloud", (ID_REPOSITORY, ""),
+                                       ('"6.12.12"', release)))
+        assert [(p.key_path, p.found) for p in found] == [("sovereign-ai:aptRepositories.amd", "nothing")]
+        assert found[0].allowed == ("the vendor's driver repository mirrored in-country as aptRepositories.amd: "
+                                    "Debian 12 carries no AMD Instinct (ROCm) driver, and the kit installs it on the "
+                                    "cluster's GPU nodes")
+
+
+def test_the_amd_gpu_nodes_are_given_amdgpu_dkms_pinned_with_amds_epoch_from_amds_jammy_suite():
+    """AMD versions amdgpu-dkms 1:<driver release>.<ROCm>-<build>: the pin carries the epoch, or apt matches no
+    version. The hosts read AMD's repository at the suite and component the stack names."""
+    inventory = render_inventory(load_stack(STACKS / "Pulumi.id-sulsel-cloud.yaml"))
+    site_vars, children = inventory["all"]["vars"], inventory["all"]["children"]
+    assert site_vars["accelerator_driver_packages"] == {"module": ["amdgpu-dkms=1:6.12.12*"], "driver": []}
+    assert site_vars["accelerator_kernel_module"] == "amdgpu"
+    assert set(children["rke2_gpu_nodes"]["hosts"]) == set(children["gpu_worker"]["hosts"])
+    amd_source = next(s for s in site_vars["os_baseline_apt_sources"] if "amdgpu" in s["uris"])
+    assert (amd_source["suites"], amd_source["components"]) == (["jammy"], ["main"])
