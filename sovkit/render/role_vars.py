@@ -36,6 +36,9 @@ DATA_PATHS = HOST_DATA_PATHS
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
+# hosts mode: each model server's environment file, root only, beside the key the gateway presents to them all
+MODEL_SERVER_CONFIG_DIR = "/etc/sovkit/vllm"
+MODEL_SERVER_HOME = "/var/lib/sovkit/vllm"  # each model server's working folder (its caches) is <served name> here
 # the GPU exporter and the budget keeper are copied to the hosts from here
 SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]
 MODEL_SIGNATURES_DIR = "/etc/sovkit/model-signatures"  # each signed model's <model>.sig and <model>.pem, on a host
@@ -328,6 +331,9 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_requirements": runtime.requirements(site),
         "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
         "vllm_service_refused_loopback_ports": sorted(ports.MONITORING),
+        "vllm_service_config_dir": MODEL_SERVER_CONFIG_DIR,
+        "vllm_service_gateway_key_file": f"{MODEL_SERVER_CONFIG_DIR}/api-key.env",
+        "vllm_service_home": MODEL_SERVER_HOME,
         # grants the quality gate withholds, by the gate reports in the site's state folder (sovkit/render/gate.py)
         **gateway_vars(site, {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
                        withheld_grants(site, read_reports(site, workspace.gate))),
