@@ -291,11 +291,12 @@ def model_devices(rehearsal: Rehearsal, inventory: dict) -> tuple[list[str], lis
     engine, but the units are the site's own)."""
     found, failures = [], []
     models = inventory["all"]["vars"]["vllm_service_models"]
+    config_dir = inventory["all"]["vars"]["vllm_service_config_dir"]
     hosts = inventory_hosts(inventory)
     for node in rehearsal.site.serving_nodes():
         machine = rehearsal.host(node.name)
         for served, given in (hosts[node.name].get("vllm_service_devices") or {}).items():
-            env = rehearsal.on(machine, "cat", f"/etc/sovkit/vllm/{served}.env")
+            env = rehearsal.on(machine, "cat", f"{config_dir}/{served}.env")
             allow = rehearsal.on(machine, "systemctl", "show", "--property=DeviceAllow,DevicePolicy",
                                  f"sovkit-vllm-{served}.service")
             wanted_env = [f"{k}={v}" for k, v in given["env"].items()]

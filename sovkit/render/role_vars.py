@@ -36,6 +36,10 @@ DATA_PATHS = HOST_DATA_PATHS
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
+# hosts mode: each model server's environment file, root only, beside the key the gateway presents to them all
+MODEL_SERVER_CONFIG_DIR = "/etc/sovkit/vllm"
+MODEL_SERVER_HOME = "/var/lib/sovkit/vllm"  # each model server's working folder (its caches) is <served name> here
+SYSTEMD_UNIT_DIR = "/etc/systemd/system"  # where the roles write the kit's own units
 # the GPU exporter and the budget keeper are copied to the hosts from here
 SOVKIT_PACKAGE = Path(__file__).resolve().parents[1]
 MODEL_SIGNATURES_DIR = "/etc/sovkit/model-signatures"  # each signed model's <model>.sig and <model>.pem, on a host
@@ -328,6 +332,11 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_requirements": runtime.requirements(site),
         "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
         "vllm_service_refused_loopback_ports": sorted(ports.MONITORING),
+        "vllm_service_config_dir": MODEL_SERVER_CONFIG_DIR,
+        "vllm_service_gateway_key_file": f"{MODEL_SERVER_CONFIG_DIR}/api-key.env",
+        "vllm_service_home": MODEL_SERVER_HOME,
+        # what the role keeps for the served models, and nothing else: a model out of the stack leaves none behind
+        **model_server_files(models),
         # grants the quality gate withholds, by the gate reports in the site's state folder (sovkit/render/gate.py)
         **gateway_vars(site, {name: f"127.0.0.1:{m['port']}" for name, m in models.items()},
                        withheld_grants(site, read_reports(site, workspace.gate))),
@@ -384,6 +393,22 @@ def serving_models(site: SiteConfig) -> dict:
         models[served] = {"port": launch.port, "args": launch.args, "env": launch.env, "path": launch.model_path,
                           "source": spec.source, "revision": spec.revision, **signed_by(spec)}
     return models
+
+
+def model_server_files(models: Mapping[str, Mapping]) -> dict[str, list[str]]:
+    """The paths the vllm_service role keeps for `models` (served name -> its rendered model, as
+    `serving_models` gives): each one's unit, environment file and working folder, and each signed one's weights
+    verification. The role removes any other of their kind it finds on the host (retire_stale.yml)."""
+    units = sandbox.services()
+    return {
+        "vllm_service_unit_files": sorted(
+            f"{SYSTEMD_UNIT_DIR}/{units['model_server'].format(model=name)}" for name in models),
+        "vllm_service_env_files": sorted(f"{MODEL_SERVER_CONFIG_DIR}/{name}.env" for name in models),
+        "vllm_service_model_dirs": sorted(f"{MODEL_SERVER_HOME}/{name}" for name in models),
+        "vllm_service_verification_unit_files": sorted(
+            f"{SYSTEMD_UNIT_DIR}/{units['weights_verifier'].format(model=name)}"
+            for name, model in models.items() if "signature" in model),
+    }
 
 
 def is_signed(spec: ModelSpec) -> bool:

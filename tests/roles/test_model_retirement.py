@@ -18,6 +18,7 @@ import yaml
 from sovkit.converge import PlayRun
 from sovkit.hosts import BuiltImage, Lab, Podman
 from sovkit.render.inventory import LOCAL_CONNECTION
+from sovkit.render.role_vars import model_server_files
 
 sys.path.insert(0, str(Path(__file__).parent))
 from harden_lab import REPO_ROOT, ansible_env, lone_host
@@ -45,7 +46,8 @@ def retire(podman: Podman, workdir: Path) -> PlayRun:
     (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory))
     signed = [f"{SIGNATURES}/kept.pem", f"{SIGNATURES}/kept.sig"]  # as sovkit/render/role_vars.py renders them
     play = [{"hosts": "all", "gather_facts": False,
-             "vars": {"vllm_service_models": STACK_MODELS, "model_store_signature_files": signed},
+             "vars": {"vllm_service_models": STACK_MODELS, "model_store_signature_files": signed,
+                      **model_server_files(STACK_MODELS)},  # what the role keeps, as sovkit renders it
              "tasks": [{"ansible.builtin.include_role": {"name": role, "tasks_from": "retire_stale"}}
                        for role in ("vllm_service", "model_store")]}]
     (workdir / "play.yml").write_text(yaml.safe_dump(play))
@@ -79,6 +81,9 @@ def test_a_model_out_of_the_stack_leaves_nothing_and_an_unsigned_one_no_verifica
     states = podman("exec", HOST, "systemctl", "is-active", "sovkit-vllm-retired.service", "sovkit-vllm-kept.service",
                     check=False).split()
     assert states == ["inactive", "active"]  # the retired server stopped; the served one untouched
+    wanted = podman("exec", HOST, "sh", "-c", "ls -1 /etc/systemd/system/multi-user.target.wants/ | grep sovkit-vllm-",
+                    check=False).split()
+    assert wanted == ["sovkit-vllm-kept.service"]  # the retired server disabled before its unit went
     assert podman("exec", HOST, "systemctl", "show", "-p", "NeedDaemonReload", "--value",
                   "sovkit-vllm-kept.service").strip() == "no"  # systemd reloaded after the removals
 

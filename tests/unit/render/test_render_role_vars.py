@@ -1,9 +1,11 @@
 """The role variables sovkit renders: each is the stack's value (or derived from it here, once), per host where it
 differs by host, and each input a role checks is named with its check and stack key."""
 
+import fnmatch
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sovkit.config import load_stack
 from sovkit.config.checks import CHECKS
@@ -247,3 +249,58 @@ def test_the_signatures_folder_holds_exactly_each_signed_models_signature_and_si
     assert signed  # the local stack signs its models
     assert variables["model_store_signature_files"] == sorted(
         f"{folder}/{name}.{kind}" for name in signed for kind in ("pem", "sig"))
+
+
+
+VLLM_SERVICE = ROOT / "roles" / "vllm_service"
+# The role's templates (by src) and folders, written once per model by units.yml, and the rendered list of each.
+WRITTEN_PER_MODEL = {"etc/systemd/system/sovkit-vllm@.service.j2": "vllm_service_unit_files",
+                     "etc/sovkit/vllm/model.env.j2": "vllm_service_env_files",
+                     "etc/systemd/system/sovkit-verify-weights@.service.j2": "vllm_service_verification_unit_files",
+                     "directory": "vllm_service_model_dirs"}
+
+
+def templated(variables: dict, value: object, **extra: object) -> object:
+    """`value` from a task of the vllm_service role, templated as Ansible does with the role's defaults under
+    `variables`."""
+    from ansible.template import Templar, trust_as_template
+
+    merged = {**yaml.safe_load((VLLM_SERVICE / "defaults" / "main.yml").read_text()), **variables, **extra}
+    return Templar(variables=merged).template(trust_as_template(value) if isinstance(value, str) else value)
+
+
+def tasks_of(name: str) -> list[dict]:
+    return yaml.safe_load((VLLM_SERVICE / "tasks" / name).read_text())
+
+
+def written_per_model(variables: dict) -> dict[str, list[str]]:
+    """What units.yml writes for each model (a template by its src, or a folder), its loops and paths templated."""
+    out: dict[str, list[str]] = {}
+    for task in tasks_of("units.yml"):
+        module = task.get("ansible.builtin.template") or task.get("ansible.builtin.file")
+        if not module or "loop" not in task or module.get("state", "directory") != "directory":
+            continue
+        out[module.get("src", "directory")] = sorted(
+            templated(variables, module.get("dest") or module["path"], item=item)
+            for item in templated(variables, task["loop"]))
+    return out
+
+
+@pytest.mark.parametrize("stack", sorted(n for n, s in STACKS.items() if s.platform.mode == "hosts"))
+def test_the_model_servers_files_kept_are_those_the_role_writes(stack: str):
+    """retire_stale.yml removes every model server's unit, environment, working folder and weights verification
+    that these lists do not name: they are exactly what units.yml writes, for each model (each signed one's
+    verification), and what retire_stale.yml looks for on the host finds each of them."""
+    variables = render_inventory(STACKS[stack])["all"]["vars"]
+    models = variables["vllm_service_models"]
+    assert written_per_model(variables) == {kind: variables[name] for kind, name in WRITTEN_PER_MODEL.items()}
+    assert len(variables["vllm_service_unit_files"]) == len(models)
+    assert len(variables["vllm_service_verification_unit_files"]) == sum("signature" in m for m in models.values())
+    searched = [(templated(variables, find["paths"]), find.get("patterns", "*"))
+                for find in (t["ansible.builtin.find"] for t in tasks_of("retire_stale.yml")
+                             if "ansible.builtin.find" in t)]
+    for name in WRITTEN_PER_MODEL.values():
+        for path in map(Path, variables[name]):
+            assert any(str(path.parent) == folder and fnmatch.fnmatch(path.name, pattern)
+                       for folder, pattern in searched), (name, str(path))
+    assert variables["vllm_service_gateway_key_file"] not in variables["vllm_service_env_files"]
