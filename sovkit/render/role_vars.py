@@ -38,6 +38,8 @@ APT_KEYRING_DIR = "/etc/apt/keyrings"
 RUNTIME_VENV = "/opt/sovkit/vllm"  # hosts mode: the serving runtime, installed from the lock by vllm_service
 # hosts mode: each model server's environment file, root only, beside the key the gateway presents to them all
 MODEL_SERVER_CONFIG_DIR = "/etc/sovkit/vllm"
+# an underscore, which no served name (a slug) has: no model's <name>.env can be this file
+MODEL_SERVER_GATEWAY_KEY_FILE = f"{MODEL_SERVER_CONFIG_DIR}/gateway_key.env"
 MODEL_SERVER_HOME = "/var/lib/sovkit/vllm"  # each model server's working folder (its caches) is <served name> here
 SYSTEMD_UNIT_DIR = "/etc/systemd/system"  # where the roles write the kit's own units
 # the GPU exporter and the budget keeper are copied to the hosts from here
@@ -333,7 +335,7 @@ def serve_vars(site: SiteConfig, workspace: SiteWorkspace) -> dict:
         "vllm_service_egress_rules": f"{SERVICE_RULES_DIR}/model-servers.nft",
         "vllm_service_refused_loopback_ports": sorted(ports.MONITORING),
         "vllm_service_config_dir": MODEL_SERVER_CONFIG_DIR,
-        "vllm_service_gateway_key_file": f"{MODEL_SERVER_CONFIG_DIR}/api-key.env",
+        "vllm_service_gateway_key_file": MODEL_SERVER_GATEWAY_KEY_FILE,
         "vllm_service_home": MODEL_SERVER_HOME,
         # what the role keeps for the served models, and nothing else: a model out of the stack leaves none behind
         **model_server_files(models),

@@ -303,4 +303,7 @@ def test_the_model_servers_files_kept_are_those_the_role_writes(stack: str):
         for path in map(Path, variables[name]):
             assert any(str(path.parent) == folder and fnmatch.fnmatch(path.name, pattern)
                        for folder, pattern in searched), (name, str(path))
-    assert variables["vllm_service_gateway_key_file"] not in variables["vllm_service_env_files"]
+    # no served name (a slug: letters, digits, '-') can name the gateway's key file as its environment
+    key_file = Path(variables["vllm_service_gateway_key_file"])
+    assert key_file.parent == Path(variables["vllm_service_config_dir"]) and "_" in key_file.stem
+    assert str(key_file) not in variables["vllm_service_env_files"]
