@@ -59,6 +59,7 @@ def variables(tmp: Path, case: str, pin: str, node: str, environment: str = ENVI
                 "rke2_artifacts_url": f"file://{tmp / 'mirror' / case}/",
                 "rke2_checksums_sha256": pin, "rke2_staging_dir": str(tmp / "staging" / case),
                 "rke2_install_enabled": False, "rke2_cis_enabled": False, "rke2_config_dir": str(etc),
+                "rke2_config_file": str(etc / "config.yaml"),
                 "rke2_token_file": str(etc / "token"), "rke2_audit_policy_file": str(etc / "audit-policy.yaml"),
                 "rke2_pod_security_file": str(etc / "pod-security.yaml"), "rke2_install_prefix": str(tmp / "usr"),
                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable})
