@@ -131,7 +131,8 @@ def test_a_server_gets_the_etcd_snapshot_stores_credentials_in_rke2_servers_envi
     assert written.read_text() == ENVIRONMENT
     info = written.stat()
     assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, 0, 0)
-    name = "rke2 : Write rke2-server's environment, the etcd snapshot store's credentials (servers; root only)"
+    name = ("rke2 : SOV-KUBE-005 | PATCH | rke2-server's environment: the etcd snapshot store's credentials "
+            "(servers; root only)")
     assert good["first"]["tasks"][name]["changed"] is True and good["second"]["tasks"][name]["changed"] is False
     assert "AKIAZASNAPSHOTS0001" not in json.dumps(good["first"]["tasks"])
 
@@ -151,7 +152,8 @@ def test_a_server_whose_snapshots_stay_on_it_has_the_file_removed(tmp, good):
     emptied = play(tmp, "good", good["pin"], node="cp-02", environment="", snapshots_to_s3=False)
     assert emptied["rc"] == 0, failure(emptied)
     assert not environment_file(tmp, "cp-02").exists()
-    assert emptied["tasks"]["rke2 : Remove rke2-server's environment where no snapshot goes to S3 (servers)"]["changed"]
+    removed = "rke2 : SOV-KUBE-005 | PATCH | Remove rke2-server's environment where no snapshot goes to S3 (servers)"
+    assert emptied["tasks"][removed]["changed"]
 
 
 def test_etcd_snapshots_to_s3_without_credentials_are_refused_before_anything_changes(tmp, good):
