@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import pytest
 import testinfra
@@ -42,6 +42,9 @@ ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 # (sovkit/verify/plugin.py) reads it; a standalone run shows it in the skip reason, as readable to an auditor.
 NOT_APPLICABLE = "not applicable: "
 CONTAINER_TYPES = {"podman", "docker", "lxc", "container-other", "systemd-nspawn", "containerd"}
+# Where systemd-sysctl reads sysctl files at boot, lowest precedence first: a file in an earlier folder is replaced by
+# one of the same name in a later folder, and all are applied in the order of their names (sysctl.d(5)).
+SYSCTL_DIRS = ("/usr/lib/sysctl.d", "/lib/sysctl.d", "/usr/local/lib/sysctl.d", "/run/sysctl.d", "/etc/sysctl.d")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -178,6 +181,33 @@ def host_python(host: testinfra.host.Host) -> Callable[..., str]:
         argv = " ".join(shlex.quote(str(a)) for a in args)
         return host.check_output(f"{as_user}python3 -c {shlex.quote(script)} {argv}")
     return run
+
+
+class BootSysctls(NamedTuple):
+    files: int  # how many sysctl files boot applies
+    values: dict[str, tuple[str, str]]  # {key: (the value boot leaves it at, the file that sets it last)}
+
+
+@pytest.fixture(scope="session")
+def boot_sysctls(host: testinfra.host.Host) -> BootSysctls:
+    """What systemd-sysctl sets each key to at boot, read from every sysctl file in the order it applies them: a
+    file that sorts after another resets what that one set. Read once per host, for every check that needs it."""
+    # every file at once (one round trip), each after a "==> path" line
+    listing = host.check_output(f"for d in {' '.join(SYSCTL_DIRS)}; do for f in $d/*.conf; do "
+                                "[ -f \"$f\" ] && echo \"==> $f\" && cat \"$f\"; done; done; true")
+    files: dict[str, list[str]] = {}
+    for line in listing.splitlines():
+        if line.startswith("==> "):
+            lines = files[line[4:].rsplit("/", 1)[1]] = []  # a later folder replaces a file of the same name
+        else:
+            lines.append(line)
+    boot: dict[str, tuple[str, str]] = {}
+    for name in sorted(files):
+        for line in files[name]:
+            key, sep, value = line.strip().lstrip("-").partition("=")
+            if sep and not line.lstrip().startswith(("#", ";")):
+                boot[key.strip()] = (value.strip(), name)
+    return BootSysctls(len(files), boot)
 
 
 @pytest.fixture

@@ -210,35 +210,16 @@ def test_kernel_sysctl(sysctls, site, evidence, name):
     assert sysctls.get(name) == str(site["os_baseline_sysctl_kernel"][name])
 
 
-# Where systemd-sysctl reads sysctl files at boot, lowest precedence first: a file in an earlier folder is replaced by
-# one of the same name in a later folder, and all are applied in the order of their names (sysctl.d(5)).
-SYSCTL_DIRS = ("/usr/lib/sysctl.d", "/lib/sysctl.d", "/usr/local/lib/sysctl.d", "/run/sysctl.d", "/etc/sysctl.d")
-
-
 @pytest.mark.control("SOV-OS-005")
-def test_the_kits_sysctls_are_what_boot_applies(host, site, in_container, evidence):
+def test_the_kits_sysctls_are_what_boot_applies(boot_sysctls, site, in_container, evidence):
     """At boot every sysctl file is applied in the order of its name, so a file that sorts after the kit's (Debian's
     99-protect-links.conf, say) silently resets what the kit set. The boot-time value of each of the kit's keys,
     read from the files as systemd-sysctl reads them, is the kit's (CIS 1.5.x, 3.3.x)."""
-    # every file at once (one round trip), each after a "==> path" line
-    listing = host.check_output(f"for d in {' '.join(SYSCTL_DIRS)}; do for f in $d/*.conf; do "
-                                "[ -f \"$f\" ] && echo \"==> $f\" && cat \"$f\"; done; done; true")
-    files: dict[str, list[str]] = {}
-    for line in listing.splitlines():
-        if line.startswith("==> "):
-            lines = files[line[4:].rsplit("/", 1)[1]] = []  # a later folder replaces a file of the same name
-        else:
-            lines.append(line)
-    boot: dict[str, tuple[str, str]] = {}
-    for name in sorted(files):
-        for line in files[name]:
-            key, sep, value = line.strip().lstrip("-").partition("=")
-            if sep and not line.lstrip().startswith(("#", ";")):
-                boot[key.strip()] = (value.strip(), name)
+    boot = boot_sysctls.values
     # a container gets no kernel sysctl file (they are not namespaced): there, the network ones
     wanted = {**site["os_baseline_sysctl_net"], **({} if in_container else site["os_baseline_sysctl_kernel"])}
     wrong = {k: boot.get(k) for k, v in wanted.items() if boot.get(k, ("",))[0] != str(v)}
-    evidence(f"{len(files)} files; not the kit's at boot: {wrong}")
+    evidence(f"{boot_sysctls.files} files; not the kit's at boot: {wrong}")
     assert wrong == {}
 
 

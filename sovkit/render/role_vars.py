@@ -268,6 +268,7 @@ def rke2_vars(site: SiteConfig) -> dict:
         "rke2_install_prefix": rke2.INSTALL_PREFIX,
         "rke2_images_dir": rke2.IMAGES_DIR,
         "rke2_config_dir": rke2.CONFIG_DIR,
+        "rke2_config_file": rke2.CONFIG_FILE,
         "rke2_token_file": rke2.TOKEN_FILE,
         "rke2_server_environment_file": rke2.SERVER_ENVIRONMENT_FILE,
         "rke2_audit_policy_file": rke2.AUDIT_POLICY_FILE,

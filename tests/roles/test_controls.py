@@ -26,7 +26,7 @@ from sovkit.verify.runner import inventory_hosts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ROLES = ("os_baseline", "residency_network", "residency_time_dns", "audit_logging", "data_at_rest", "gateway",
-         "monitoring", "vllm_service")
+         "monitoring", "vllm_service", "rke2")
 SUITE = REPO_ROOT / "sovkit" / "compliance"
 CONTROL_ID = re.compile(r"^SOV-[A-Z]+-\d{3}$")
 # Modules a validation (-000) task may use: they read facts or assert, never change anything.

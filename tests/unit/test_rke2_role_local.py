@@ -2,8 +2,10 @@
 connection) with za-national-dc's rendered variables, every path it writes moved under a temporary folder and the
 CIS concern (a system user, kernel parameters) off: the test-made release is fetched from a file:// mirror, verified
 (good), refused naming the file (missing, tampered, tampered checksum file, not listed), the configuration files
-are written exactly as rendered, and a second run changes nothing. The podman-host version, with the CIS concern
-on, is tests/roles/test_rke2_role.py."""
+are written exactly as rendered, and a second run changes nothing. The compliance suite's checks of those files
+(SOV-KUBE-001..005, sovkit/compliance/test_platform_rke2.py) pass on what the role wrote, through testinfra's local
+backend, and fail once a file is loosened. The podman-host version, with the CIS concern on, is
+tests/roles/test_rke2_role.py."""
 
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+import testinfra
 import yaml
 
 from sovkit.config import load_stack
@@ -59,9 +63,14 @@ def variables(tmp: Path, case: str, pin: str, node: str, environment: str = ENVI
                 "rke2_artifacts_url": f"file://{tmp / 'mirror' / case}/",
                 "rke2_checksums_sha256": pin, "rke2_staging_dir": str(tmp / "staging" / case),
                 "rke2_install_enabled": False, "rke2_cis_enabled": False, "rke2_config_dir": str(etc),
+                "rke2_config_file": str(etc / "config.yaml"),
                 "rke2_token_file": str(etc / "token"), "rke2_audit_policy_file": str(etc / "audit-policy.yaml"),
                 "rke2_pod_security_file": str(etc / "pod-security.yaml"), "rke2_install_prefix": str(tmp / "usr"),
                 "ansible_connection": "local", "ansible_python_interpreter": sys.executable})
+    # config.yaml names the moved files, as it names the rendered ones on a node (what SOV-KUBE-002..004 check)
+    moved = {"token-file": "rke2_token_file", "audit-policy-file": "rke2_audit_policy_file",
+             "pod-security-admission-config-file": "rke2_pod_security_file"}
+    out["rke2_config"] = {k: out[moved[k]] if k in moved else v for k, v in out["rke2_config"].items()}
     return out
 
 
@@ -119,6 +128,66 @@ def test_the_files_are_written_exactly_as_rendered(tmp, good):
     assert not (tmp / "usr").exists()  # nothing installed: rke2_install_enabled is off
 
 
+@pytest.fixture(scope="module")
+def checks(pytestconfig: pytest.Config) -> ModuleType:
+    """The suite's module of RKE2 checks, imported once its markers are known (its conftest registers them)."""
+    from sovkit.compliance import conftest
+    conftest.pytest_configure(pytestconfig)
+    from sovkit.compliance import test_platform_rke2
+    return test_platform_rke2
+
+
+def suite(checks: ModuleType, site: dict) -> dict[str, str]:
+    """The compliance suite's checks of the role's files (SOV-KUBE-001..005) on this machine, through testinfra's local
+    backend, with `site` as the host's variables: {check: "passed", or why it failed}. The server-only checks run
+    where the variables say a server (their fixture would find them not applicable elsewhere)."""
+    host, seen = testinfra.get_host("local://"), []
+    modes, config = checks.stat_paths(host, checks.rke2_paths(site)), checks.read_yaml(host, site["rke2_config_file"])
+    roots_alone = checks.test_rke2_files_are_roots_alone
+    runs = {f"{roots_alone.__name__}[{v}]": (roots_alone, modes, site, seen.append, v) for v in checks.ROOT_ONLY}
+    for check in (checks.test_config_yaml_runs_the_cis_profile, checks.test_config_yaml_reads_the_token_from_its_file,
+                  checks.test_config_yaml_is_what_the_stack_renders):
+        runs[check.__name__] = (check, config, site, seen.append)
+    runs["test_snapshot_credentials_only_where_snapshots_go_to_s3"] = (
+        checks.test_snapshot_credentials_only_where_snapshots_go_to_s3, modes, site, None, seen.append)
+    runs["test_config_yaml_holds_no_snapshot_credentials"] = (
+        checks.test_config_yaml_holds_no_snapshot_credentials, config, site, None, seen.append)
+    if site["rke2_server"]:
+        for check in (checks.test_audit_policy_is_roots_alone, checks.test_pod_security_file_is_roots_alone):
+            runs[check.__name__] = (check, modes, site, None, seen.append)
+        for check in (checks.test_audit_policy_is_what_the_stack_renders,
+                      checks.test_pod_security_is_what_the_stack_renders):
+            runs[check.__name__] = (check, host, site, None, seen.append)
+        for check in (checks.test_config_yaml_gives_the_api_server_its_audit_policy_and_log,
+                      checks.test_config_yaml_gives_the_api_server_its_pod_security):
+            runs[check.__name__] = (check, config, site, None, seen.append)
+    out = {}
+    for name, (check, *args) in runs.items():
+        try:
+            check(*args)
+            out[name] = "passed"
+        except AssertionError as err:
+            out[name] = f"failed: {str(err).splitlines()[0]}"
+    assert TOKEN not in repr(seen) and "AKIAZASNAPSHOTS0001" not in repr(seen)  # no secret in the evidence
+    return out
+
+
+def test_the_compliance_suite_passes_the_servers_files_and_fails_a_loosened_one(tmp, good, checks):
+    site = variables(tmp, "good", good["pin"], "cp-01")
+    found = suite(checks, site)
+    assert len(found) == 14 and found == dict.fromkeys(found, "passed"), found
+    token, config = Path(site["rke2_token_file"]), yaml.safe_load(Path(site["rke2_config_file"]).read_text())
+    token.chmod(0o644)
+    site["rke2_config"] = {**config, "profile": "none", "token": TOKEN}  # as if config.yaml were rendered so
+    try:
+        loosened = suite(checks, site)
+    finally:
+        token.chmod(0o600)
+    assert {k for k, v in loosened.items() if v != "passed"} == {
+        "test_rke2_files_are_roots_alone[rke2_token_file]", "test_config_yaml_is_what_the_stack_renders"}
+    assert TOKEN not in repr(loosened)
+
+
 def test_a_second_run_changes_nothing(good):
     assert good["second"]["rc"] == 0 and good["second"]["stats"]["changed"] == 0, good["second"]["stats"]
 
@@ -130,16 +199,19 @@ def test_a_server_gets_the_etcd_snapshot_stores_credentials_in_rke2_servers_envi
     assert written.read_text() == ENVIRONMENT
     info = written.stat()
     assert (info.st_mode & 0o777, info.st_uid, info.st_gid) == (0o600, 0, 0)
-    name = "rke2 : Write rke2-server's environment, the etcd snapshot store's credentials (servers; root only)"
+    name = ("rke2 : SOV-KUBE-005 | PATCH | rke2-server's environment: the etcd snapshot store's credentials "
+            "(servers; root only)")
     assert good["first"]["tasks"][name]["changed"] is True and good["second"]["tasks"][name]["changed"] is False
     assert "AKIAZASNAPSHOTS0001" not in json.dumps(good["first"]["tasks"])
 
 
-def test_an_agent_never_gets_rke2_servers_environment(tmp, good):
+def test_an_agent_never_gets_rke2_servers_environment(tmp, good, checks):
     run = play(tmp, "good", good["pin"], node="gpu-01")
     assert run["rc"] == 0, failure(run)
     assert not environment_file(tmp, "gpu-01").exists()
     assert yaml.safe_load((etc_of(tmp, "gpu-01") / "config.yaml").read_text())["node-name"] == "gpu-01"
+    found = suite(checks, variables(tmp, "good", good["pin"], "gpu-01"))  # the absent environment file included
+    assert len(found) == 8 and found == dict.fromkeys(found, "passed"), found
 
 
 def test_a_server_whose_snapshots_stay_on_it_has_the_file_removed(tmp, good):
@@ -150,7 +222,8 @@ def test_a_server_whose_snapshots_stay_on_it_has_the_file_removed(tmp, good):
     emptied = play(tmp, "good", good["pin"], node="cp-02", environment="", snapshots_to_s3=False)
     assert emptied["rc"] == 0, failure(emptied)
     assert not environment_file(tmp, "cp-02").exists()
-    assert emptied["tasks"]["rke2 : Remove rke2-server's environment where no snapshot goes to S3 (servers)"]["changed"]
+    removed = "rke2 : SOV-KUBE-005 | PATCH | Remove rke2-server's environment where no snapshot goes to S3 (servers)"
+    assert emptied["tasks"][removed]["changed"]
 
 
 def test_etcd_snapshots_to_s3_without_credentials_are_refused_before_anything_changes(tmp, good):
