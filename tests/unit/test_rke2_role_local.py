@@ -205,9 +205,18 @@ def test_a_server_gets_the_etcd_snapshot_stores_credentials_in_rke2_servers_envi
     assert "AKIAZASNAPSHOTS0001" not in json.dumps(good["first"]["tasks"])
 
 
+REMOVED_ENVIRONMENT = ("rke2 : SOV-KUBE-005 | PATCH | Remove rke2-server's environment where no snapshot goes to "
+                       "S3, and from agents")
+
+
 def test_an_agent_never_gets_rke2_servers_environment(tmp, good, checks):
+    """Not even one left from before (a node that was a server): the credentials live on servers only."""
+    stale = environment_file(tmp, "gpu-01")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text(ENVIRONMENT)
     run = play(tmp, "good", good["pin"], node="gpu-01")
     assert run["rc"] == 0, failure(run)
+    assert run["tasks"][REMOVED_ENVIRONMENT]["changed"]
     assert not environment_file(tmp, "gpu-01").exists()
     assert yaml.safe_load((etc_of(tmp, "gpu-01") / "config.yaml").read_text())["node-name"] == "gpu-01"
     found = suite(checks, variables(tmp, "good", good["pin"], "gpu-01"))  # the absent environment file included
@@ -222,7 +231,7 @@ def test_a_server_whose_snapshots_stay_on_it_has_the_file_removed(tmp, good):
     emptied = play(tmp, "good", good["pin"], node="cp-02", environment="", snapshots_to_s3=False)
     assert emptied["rc"] == 0, failure(emptied)
     assert not environment_file(tmp, "cp-02").exists()
-    removed = "rke2 : SOV-KUBE-005 | PATCH | Remove rke2-server's environment where no snapshot goes to S3 (servers)"
+    removed = REMOVED_ENVIRONMENT
     assert emptied["tasks"][removed]["changed"]
 
 
