@@ -25,7 +25,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
@@ -203,11 +203,19 @@ def boot_sysctls(host: testinfra.host.Host) -> BootSysctls:
             lines.append(line)
     boot: dict[str, tuple[str, str]] = {}
     for name in sorted(files):
-        for line in files[name]:
-            key, sep, value = line.strip().lstrip("-").partition("=")
-            if sep and not line.lstrip().startswith(("#", ";")):
-                boot[key.strip()] = (value.strip(), name)
+        boot.update((key, (value, name)) for key, value in sysctl_assignments(files[name]).items())
     return BootSysctls(len(files), boot)
+
+
+def sysctl_assignments(lines: Iterable[str]) -> dict[str, str]:
+    """{key: value} of a sysctl file's lines as sysctl.d(5) reads them: `key = value`, a leading '-' (ignore a
+    missing key) dropped, '#' and ';' lines comments; a later line of a key wins."""
+    found = {}
+    for line in lines:
+        key, sep, value = line.strip().lstrip("-").partition("=")
+        if sep and not line.lstrip().startswith(("#", ";")):
+            found[key.strip()] = value.strip()
+    return found
 
 
 @pytest.fixture

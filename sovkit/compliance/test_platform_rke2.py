@@ -18,7 +18,7 @@ import shlex
 import pytest
 import yaml
 
-from .conftest import not_applicable
+from .conftest import not_applicable, sysctl_assignments
 
 # playbooks/platform.yml runs the rke2 role on the hosts of these inventory groups (sovkit/render/inventory.py)
 RKE2_GROUPS = ("rke2_servers", "rke2_agents")
@@ -221,11 +221,7 @@ def test_cis_kernel_parameters_file(host, modes, site, evidence):
     """The CIS profile's kernel parameters are written to their sysctl file (root 0644), exactly the stack's."""
     path = site["rke2_sysctl_file"]
     assert _is(modes.get(path), "regular", 0o644), f"{path} is {_shown(modes.get(path))}, not root:root 0644"
-    written = {}
-    for line in host.file(path).content_string.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith(("#", ";")):
-            written[key.strip()] = value.strip()
+    written = sysctl_assignments(host.file(path).content_string.splitlines())
     evidence(f"{path}: {_shown(modes.get(path))}; {written}")
     assert written == {k: str(v) for k, v in site["rke2_cis_sysctls"].items()}
 
